@@ -1,0 +1,3 @@
+from debsync.cli import main
+
+main()

@@ -1,0 +1,296 @@
+"""The normalised model every connector produces and every other module reads.
+
+Records are frozen pydantic models. Validation is strict where a silent coercion could cost
+money (a float amount is rejected, never coerced) and normalising where the same fact arrives
+in many spellings (phone numbers become E.164, e-mail addresses are normalised, VAT numbers
+lose their dots and spaces).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from enum import StrEnum
+from functools import cache, lru_cache
+from typing import Annotated, Any, Self
+
+import phonenumbers
+from babel.numbers import get_currency_precision, list_currencies
+from email_validator import EmailNotValidError, validate_email
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
+
+DEFAULT_CURRENCY = "EUR"
+DEFAULT_PHONE_REGION = "NL"
+
+
+class DebtorKind(StrEnum):
+    """Who the debtor is in law: consumer rules (WIK, veertiendagenbrief) differ from B2B."""
+
+    BUSINESS = "business"
+    CONSUMER = "consumer"
+    UNKNOWN = "unknown"
+
+
+class InvoiceState(StrEnum):
+    """Whether an invoice is in the bookkeeping program's open set."""
+
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+class Language(StrEnum):
+    """Language of debtor-facing texts."""
+
+    NL = "nl"
+    EN = "en"
+
+
+_FROZEN = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
+
+
+@cache
+def _known_currencies() -> frozenset[str]:
+    return frozenset(list_currencies())
+
+
+@cache
+def currency_exponent(code: str) -> int:
+    """Number of minor-unit digits of an ISO 4217 currency (EUR 2, JPY 0, KWD 3)."""
+    return int(get_currency_precision(code))
+
+
+@cache
+def _quantum(code: str) -> Decimal:
+    return Decimal(1).scaleb(-currency_exponent(code))
+
+
+def _check_currency(value: str) -> str:
+    code = value.strip().upper()
+    if code not in _known_currencies():
+        raise ValueError(f"{value!r} is not an ISO 4217 currency code")
+    return code
+
+
+Currency = Annotated[str, AfterValidator(_check_currency)]
+
+
+def _no_float(value: Any) -> Any:
+    if isinstance(value, float):
+        raise ValueError("amounts must be Decimal, int or str; a float is rejected, not coerced")
+    return value
+
+
+Amount = Annotated[Decimal, BeforeValidator(_no_float), Field(allow_inf_nan=False)]
+
+
+def quantize(amount: Decimal, currency: str) -> Decimal:
+    """Round to the currency's minor unit, half up (the convention of Dutch invoices)."""
+    try:
+        return amount.quantize(_quantum(currency), rounding=ROUND_HALF_UP)
+    except InvalidOperation as exc:  # pragma: no cover - only absurdly large amounts
+        raise ValueError(f"amount {amount} cannot be represented in {currency}") from exc
+
+
+def to_minor(amount: Decimal, currency: str) -> int:
+    """Exact integer minor units, the form the store keeps (no float ever touches money)."""
+    return int(amount.scaleb(currency_exponent(currency)))
+
+
+def from_minor(minor: int, currency: str) -> Decimal:
+    return Decimal(minor).scaleb(-currency_exponent(currency))
+
+
+class Money(BaseModel):
+    """A Decimal amount with its ISO 4217 currency, quantised to the currency's minor unit."""
+
+    model_config = _FROZEN
+
+    amount: Amount
+    currency: Currency = DEFAULT_CURRENCY
+
+    @model_validator(mode="after")
+    def _quantise(self) -> Self:
+        object.__setattr__(self, "amount", quantize(self.amount, self.currency))
+        return self
+
+    @classmethod
+    def of(cls, amount: Decimal | int | str, currency: str = DEFAULT_CURRENCY) -> Money:
+        return cls(amount=Decimal(amount), currency=currency)
+
+    @property
+    def minor(self) -> int:
+        return to_minor(self.amount, self.currency)
+
+    def __str__(self) -> str:
+        return f"{self.currency} {self.amount}"
+
+
+@lru_cache(maxsize=65536)
+def normalise_email(value: str) -> str:
+    """Syntax check and normalisation only: no DNS look-ups (the daemon may run offline).
+
+    Cached: a daemon sees the same addresses every sync, and the check is the costliest part
+    of validating a debtor.
+    """
+    try:
+        return validate_email(value, check_deliverability=False).normalized
+    except EmailNotValidError as exc:
+        raise ValueError(f"invalid e-mail address: {exc}") from None
+
+
+@lru_cache(maxsize=65536)
+def normalise_phone(value: str, region: str = DEFAULT_PHONE_REGION) -> str:
+    """Parse a Dutch or international number and return it in E.164 (+31612345678)."""
+    try:
+        parsed = phonenumbers.parse(value, region)
+    except phonenumbers.NumberParseException as exc:
+        raise ValueError(f"invalid phone number: {exc}") from None
+    if not phonenumbers.is_valid_number(parsed):
+        raise ValueError("invalid phone number: not a valid number for its country")
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def normalise_iban(value: str) -> str:
+    """Compact upper-case IBAN after the ISO 13616 mod-97 check."""
+    text = re.sub(r"\s", "", value).upper()
+    if not re.fullmatch(r"[A-Z]{2}\d{2}[A-Z0-9]{11,30}", text):
+        raise ValueError("IBAN must look like NL91ABNA0417164300")
+    digits = "".join(str(int(ch, 36)) for ch in text[4:] + text[:4])
+    if int(digits) % 97 != 1:
+        raise ValueError("IBAN check digits do not match")
+    return text
+
+
+Email = Annotated[str, AfterValidator(normalise_email)]
+Phone = Annotated[str, AfterValidator(normalise_phone)]
+
+_KVK = re.compile(r"^\d{8}$")
+_VAT = re.compile(r"^[A-Z]{2}[0-9A-Z+*]{2,13}$")
+_POSTCODE_NL = re.compile(r"^(\d{4})\s*([A-Za-z]{2})$")
+
+
+class Address(BaseModel):
+    """Postal address; Dutch postcodes are normalised to ``1234 AB``."""
+
+    model_config = _FROZEN
+
+    lines: tuple[str, ...] = ()
+    postcode: str = ""
+    city: str = ""
+    country: str = "NL"
+
+    @field_validator("country")
+    @classmethod
+    def _country(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z]{2}", value):
+            raise ValueError("country must be an ISO 3166 alpha-2 code such as NL")
+        return value.upper()
+
+    @model_validator(mode="after")
+    def _postcode(self) -> Self:
+        if self.country == "NL" and self.postcode:
+            match = _POSTCODE_NL.match(self.postcode)
+            if not match:
+                raise ValueError(f"{self.postcode!r} is not a Dutch postcode (1234 AB)")
+            object.__setattr__(self, "postcode", f"{match[1]} {match[2].upper()}")
+        return self
+
+
+class Debtor(BaseModel):
+    """A customer who owes money, keyed by the connector's external id."""
+
+    model_config = _FROZEN
+
+    external_id: str = Field(min_length=1)
+    name: str = Field(min_length=1)
+    kind: DebtorKind = DebtorKind.UNKNOWN
+    emails: tuple[Email, ...] = ()
+    phones: tuple[Phone, ...] = ()
+    language: Language = Language.NL
+    address: Address | None = None
+    kvk: str | None = None
+    vat: str | None = None
+    iban: str | None = None
+
+    @field_validator("kvk", mode="before")
+    @classmethod
+    def _kvk(cls, value: object) -> object:
+        if value in (None, ""):
+            return None
+        text = str(value).replace(" ", "").replace(".", "")
+        if not _KVK.match(text):
+            raise ValueError("KvK number must be 8 digits")
+        return text
+
+    @field_validator("vat", mode="before")
+    @classmethod
+    def _vat(cls, value: object) -> object:
+        if value in (None, ""):
+            return None
+        text = re.sub(r"[\s.\-]", "", str(value)).upper()
+        if not _VAT.match(text):
+            raise ValueError("VAT number must start with a country code, e.g. NL123456789B01")
+        return text
+
+    @field_validator("iban", mode="before")
+    @classmethod
+    def _iban(cls, value: object) -> object:
+        if value in (None, ""):
+            return None
+        return normalise_iban(str(value))
+
+
+class Invoice(BaseModel):
+    """An open (or once open) sales invoice or credit note.
+
+    ``total`` and ``open_amount`` share the invoice's currency. A negative total is a credit
+    note; it is synced like any invoice and never dunned.
+    """
+
+    model_config = _FROZEN
+
+    external_id: str = Field(min_length=1)
+    number: str = Field(min_length=1)
+    debtor_id: str = Field(min_length=1)
+    issue_date: date
+    due_date: date
+    total: Money
+    open_amount: Money
+    payment_reference: str | None = None
+    payment_url: str | None = None
+    direct_debit: bool = False
+    has_document: bool = False
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.total.currency != self.open_amount.currency:
+            raise ValueError(
+                f"total is in {self.total.currency} but open_amount in {self.open_amount.currency}"
+            )
+        if self.due_date < self.issue_date:
+            raise ValueError(f"due date {self.due_date} is before issue date {self.issue_date}")
+        return self
+
+    @property
+    def currency(self) -> str:
+        return self.total.currency
+
+
+class Payment(BaseModel):
+    """A payment the bookkeeping program reports against one invoice."""
+
+    model_config = _FROZEN
+
+    external_id: str = Field(min_length=1)
+    invoice_id: str = Field(min_length=1)
+    paid_on: date
+    amount: Money
