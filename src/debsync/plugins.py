@@ -1,0 +1,200 @@
+"""The plugin host: built-ins and entry points, loaded one at a time, behind a typed facade.
+
+Built-in connectors and actions are ordinary plugin modules listed in ``DEFAULT_PLUGINS`` and
+registered through the same hooks as third-party ones, so they are present even when an
+installed plugin is broken. Third-party plugins come from the ``debsync`` entry-point group;
+each is imported on its own, and one that fails to import, or whose registration fails, is
+reported as broken while the rest runs. Core code asks this module for types and never calls
+``pm.hook`` itself.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import os
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any, Literal
+
+import pluggy
+from pydantic import BaseModel
+
+from debsync import hookspecs
+from debsync.actions.base import Action
+from debsync.connectors.base import Connector
+from debsync.errors import PluginError
+
+PROJECT = "debsync"
+ENTRY_POINT_GROUP = "debsync"
+DISABLE_ENV = "DEBSYNC_DISABLE_PLUGINS"
+
+DEFAULT_PLUGINS: tuple[str, ...] = ("debsync.connectors.csv",)
+
+_TYPE_NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
+
+PluginStatus = Literal["loaded", "broken", "disabled"]
+
+
+@dataclass
+class PluginInfo:
+    """What ``debsync plugins`` shows for one plugin."""
+
+    name: str
+    builtin: bool
+    status: PluginStatus = "loaded"
+    version: str | None = None
+    error: str | None = None
+    connectors: list[str] = field(default_factory=list)
+    actions: list[str] = field(default_factory=list)
+
+
+def disabled_from_env() -> frozenset[str]:
+    """Plugin names listed (comma-separated) in ``DEBSYNC_DISABLE_PLUGINS``."""
+    raw = os.environ.get(DISABLE_ENV, "")
+    return frozenset(name.strip() for name in raw.split(",") if name.strip())
+
+
+def _qualname(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+class Plugins:
+    """Loads plugins and answers typed questions about what they registered.
+
+    :param entry_points: load the ``debsync`` entry-point group (tests usually pass ``False``).
+    :param extra: plugin objects (modules or instances) registered after the built-ins, as
+        ``(name, plugin)`` pairs; tests and embedders use it.
+    :param disabled: plugin names to block; defaults to ``DEBSYNC_DISABLE_PLUGINS``.
+    """
+
+    def __init__(
+        self,
+        *,
+        entry_points: bool = True,
+        extra: Iterable[tuple[str, object]] = (),
+        disabled: Iterable[str] | None = None,
+    ) -> None:
+        self._pm = pluggy.PluginManager(PROJECT)
+        self._pm.add_hookspecs(hookspecs)
+        self._disabled = frozenset(disabled) if disabled is not None else disabled_from_env()
+        self.infos: dict[str, PluginInfo] = {}
+        self._connectors: dict[str, type[Connector[Any]]] = {}
+        self._actions: dict[str, type[Action[Any]]] = {}
+        for module_name in DEFAULT_PLUGINS:
+            self._add(module_name, builtin=True, load=partial(importlib.import_module, module_name))
+        for name, plugin in extra:
+            self._add(name, builtin=False, load=partial(_identity, plugin))
+        if entry_points:
+            for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+                version = ep.dist.version if ep.dist is not None else None
+                self._add(ep.name, builtin=False, load=ep.load, version=version)
+
+    # -- loading -------------------------------------------------------------------------
+
+    def _add(
+        self,
+        name: str,
+        *,
+        builtin: bool,
+        load: Callable[[], object],
+        version: str | None = None,
+    ) -> None:
+        info = PluginInfo(name=name, builtin=builtin, version=version)
+        self.infos[name] = info
+        if name in self._disabled:
+            info.status = "disabled"
+            self._pm.set_blocked(name)
+            return
+        try:
+            plugin = load()
+            self._pm.register(plugin, name=name)
+        except Exception as exc:  # a broken plugin must not take the daemon down
+            info.status, info.error = "broken", _describe(exc)
+            return
+        try:
+            self._pm.check_pending()
+            connectors, actions = self._collect(plugin)
+        except Exception as exc:
+            self._pm.unregister(plugin)
+            info.status, info.error = "broken", _describe(exc)
+            return
+        for cls in connectors:
+            self._connectors[cls.type_name] = cls
+            info.connectors.append(cls.type_name)
+        for action_cls in actions:
+            self._actions[action_cls.type_name] = action_cls
+            info.actions.append(action_cls.type_name)
+
+    def _collect(
+        self, plugin: object
+    ) -> tuple[list[type[Connector[Any]]], list[type[Action[Any]]]]:
+        """Run one plugin's registration hooks; all its types register, or none do."""
+        connectors: list[type[Connector[Any]]] = []
+        actions: list[type[Action[Any]]] = []
+
+        def register_connector(cls: type[Connector[Any]]) -> None:
+            _check_class(cls, Connector, "connector")
+            _check_unique(cls, "connector", self._connectors, connectors)
+            connectors.append(cls)
+
+        def register_action(cls: type[Action[Any]]) -> None:
+            _check_class(cls, Action, "action")
+            _check_unique(cls, "action", self._actions, actions)
+            actions.append(cls)
+
+        for caller, register in (
+            (self._pm.hook.debsync_register_connectors, register_connector),
+            (self._pm.hook.debsync_register_actions, register_action),
+        ):
+            for impl in caller.get_hookimpls():
+                if impl.plugin is plugin:  # this plugin's implementation only
+                    offered = {"register": register}
+                    impl.function(**{arg: offered[arg] for arg in impl.argnames})
+        return connectors, actions
+
+    # -- the typed facade -----------------------------------------------------------------
+
+    def connector_types(self) -> dict[str, type[Connector[Any]]]:
+        return dict(sorted(self._connectors.items()))
+
+    def action_types(self) -> dict[str, type[Action[Any]]]:
+        return dict(sorted(self._actions.items()))
+
+    def broken(self) -> list[PluginInfo]:
+        return [info for info in self.infos.values() if info.status == "broken"]
+
+
+def _identity(plugin: object) -> object:
+    return plugin
+
+
+def _check_class(cls: object, base: type, kind: str) -> None:
+    if not (isinstance(cls, type) and issubclass(cls, base)):
+        raise PluginError(f"register() got {cls!r}, which is not a {base.__name__} subclass")
+    type_name = getattr(cls, "type_name", None)
+    if not isinstance(type_name, str) or not _TYPE_NAME.match(type_name):
+        raise PluginError(
+            f"{kind} class {_qualname(cls)} needs a type_name of lowercase letters, digits, "
+            f"'-' or '_' (got {type_name!r})"
+        )
+    settings = getattr(cls, "Settings", None)
+    if not (isinstance(settings, type) and issubclass(settings, BaseModel)):
+        raise PluginError(f"{kind} class {_qualname(cls)} needs a pydantic Settings model")
+
+
+def _check_unique(
+    cls: type[Any], kind: str, registered: dict[str, type[Any]], pending: list[type[Any]]
+) -> None:
+    for other in [registered.get(cls.type_name), *pending]:
+        if other is not None and other.type_name == cls.type_name:
+            raise PluginError(
+                f"duplicate {kind} type {cls.type_name!r}: registered by both "
+                f"{_qualname(other)} and {_qualname(cls)}"
+            )
