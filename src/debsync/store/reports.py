@@ -1,0 +1,128 @@
+"""Read-only reports over the store: what ``debsync status`` shows.
+
+Aging is computed in SQL with date bounds bound as parameters, so the same query runs on
+SQLite and PostgreSQL and stays fast for a hundred thousand open invoices.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+
+from debsync.model import from_minor
+from debsync.store import Store
+from debsync.store.schema import connector_state, invoices, sync_rejects, sync_runs
+
+AGING_BUCKETS = ("not_due", "0-30", "31-60", "61-90", ">90")
+"""Days past due: ``not_due`` is due today or later; ``0-30`` is 1 to 30 days past due."""
+
+
+@dataclass
+class CurrencyTotals:
+    open_invoices: int = 0
+    open_amount: Decimal = Decimal(0)
+    overdue_amount: Decimal = Decimal(0)
+    aging: dict[str, Decimal] = field(default_factory=dict)
+    aging_counts: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class RejectRow:
+    kind: str
+    ref: str
+    reason: str
+    dropped: bool
+
+
+@dataclass
+class InstanceStatus:
+    instance: str
+    type: str | None
+    open_invoices: int = 0
+    totals: dict[str, CurrencyTotals] = field(default_factory=dict)
+    last_sync: datetime | None = None
+    last_attempt: datetime | None = None
+    last_error: str | None = None
+    last_run_status: str | None = None
+    rejects: list[RejectRow] = field(default_factory=list)
+
+
+def _bucket_bounds(today: date) -> list[tuple[str, Any]]:
+    due = invoices.c.due_date
+    d30, d60, d90 = (today - timedelta(days=n) for n in (30, 60, 90))
+    return [
+        ("not_due", due >= today),
+        ("0-30", sa.and_(due < today, due >= d30)),
+        ("31-60", sa.and_(due < d30, due >= d60)),
+        ("61-90", sa.and_(due < d60, due >= d90)),
+        (">90", due < d90),
+    ]
+
+
+def instance_status(store: Store, instances: dict[str, str], today: date) -> list[InstanceStatus]:
+    """Status per configured instance (name → type), plus instances only the store knows."""
+    buckets = _bucket_bounds(today)
+    columns: list[Any] = [
+        invoices.c.instance,
+        invoices.c.currency,
+        sa.func.count().label("n"),
+        sa.func.sum(invoices.c.open_minor).label("open"),
+    ]
+    for name, condition in buckets:
+        columns.append(
+            sa.func.sum(sa.case((condition, invoices.c.open_minor), else_=0)).label(name)
+        )
+        columns.append(sa.func.sum(sa.case((condition, 1), else_=0)).label(f"n{name}"))
+    with store.engine.connect() as conn:
+        states = {row.instance: row for row in conn.execute(sa.select(connector_state))}
+        runs = {
+            row.id: row
+            for row in conn.execute(
+                sa.select(sync_runs.c.id, sync_runs.c.status).where(
+                    sync_runs.c.id.in_([s.last_run_id for s in states.values() if s.last_run_id])
+                )
+            )
+        }
+        aggregates = conn.execute(
+            sa.select(*columns)
+            .where(invoices.c.state == "open")
+            .group_by(invoices.c.instance, invoices.c.currency)
+        ).mappings()
+        result: dict[str, InstanceStatus] = {
+            name: InstanceStatus(instance=name, type=type_name)
+            for name, type_name in instances.items()
+        }
+        for name, state in states.items():
+            status = result.setdefault(name, InstanceStatus(instance=name, type=state.type))
+            status.last_sync = state.last_success_at
+            status.last_attempt = state.last_attempt_at
+            status.last_error = state.last_error
+            if state.last_run_id in runs:
+                status.last_run_status = runs[state.last_run_id].status
+                status.rejects = [
+                    RejectRow(r.kind, r.ref, r.reason, r.dropped)
+                    for r in conn.execute(
+                        sa.select(sync_rejects)
+                        .where(sync_rejects.c.run_id == state.last_run_id)
+                        .order_by(sync_rejects.c.id)
+                    )
+                ]
+        for row in aggregates:
+            status = result.setdefault(
+                row["instance"], InstanceStatus(instance=row["instance"], type=None)
+            )
+            currency = row["currency"]
+            totals = CurrencyTotals(
+                open_invoices=row["n"],
+                open_amount=from_minor(row["open"], currency),
+                aging={name: from_minor(row[name], currency) for name, _ in buckets},
+                aging_counts={name: row[f"n{name}"] for name, _ in buckets},
+            )
+            totals.overdue_amount = totals.open_amount - totals.aging["not_due"]
+            status.totals[currency] = totals
+            status.open_invoices += totals.open_invoices
+    return sorted(result.values(), key=lambda s: s.instance)

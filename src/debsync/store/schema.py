@@ -1,0 +1,180 @@
+"""The store's tables (SQLAlchemy Core). Migrations in ``migrations/`` create exactly these;
+``tests/test_store.py`` checks that the two never drift apart.
+
+Records are keyed by (connector instance, external id). Money is kept as exact integer minor
+units beside its ISO currency, so no float ever touches an amount, in SQLite or PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC in and out, also on SQLite (which has no timezone type)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store; use timezone-aware UTC")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+# SQLite only autoincrements an INTEGER PRIMARY KEY; PostgreSQL gets a 64-bit identity.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+connector_state = Table(
+    "connector_state",
+    metadata,
+    Column("instance", String(64), primary_key=True),
+    Column("type", String(64), nullable=False),
+    Column("cursor", JSON, nullable=True),
+    Column("snapshot_started_at", UTCDateTime, nullable=True),
+    Column("last_attempt_at", UTCDateTime, nullable=True),
+    Column("last_success_at", UTCDateTime, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("last_run_id", Id, nullable=True),
+)
+
+sync_runs = Table(
+    "sync_runs",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("instance", String(64), nullable=False, index=True),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime, nullable=True),
+    Column("status", String(16), nullable=False),  # running | ok | failed | interrupted
+    Column("snapshot", Boolean, nullable=False),
+    Column("pages", Integer, nullable=False, default=0),
+    Column("counts", JSON, nullable=False),
+    Column("error", Text, nullable=True),
+)
+
+sync_rejects = Table(
+    "sync_rejects",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("run_id", Id, ForeignKey("sync_runs.id", ondelete="CASCADE"), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("ref", String(255), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("invoice_id", String(255), nullable=True),
+    Column("dropped", Boolean, nullable=False),
+    Index(None, "run_id"),
+)
+
+debtors = Table(
+    "debtors",
+    metadata,
+    Column("instance", String(64), primary_key=True),
+    Column("external_id", String(255), primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("emails", JSON, nullable=False),
+    Column("phones", JSON, nullable=False),
+    Column("language", String(2), nullable=False),
+    Column("address", JSON, nullable=True),
+    Column("kvk", String(16), nullable=True),
+    Column("vat", String(32), nullable=True),
+    Column("iban", String(34), nullable=True),
+    Column("fingerprint", LargeBinary(16), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+invoices = Table(
+    "invoices",
+    metadata,
+    Column("instance", String(64), primary_key=True),
+    Column("external_id", String(255), primary_key=True),
+    Column("number", String(255), nullable=False),
+    Column("debtor_id", String(255), nullable=False),
+    Column("issue_date", Date, nullable=False),
+    Column("due_date", Date, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("total_minor", BigInteger, nullable=False),
+    Column("open_minor", BigInteger, nullable=False),
+    Column("payment_reference", String(255), nullable=True),
+    Column("payment_url", Text, nullable=True),
+    Column("direct_debit", Boolean, nullable=False),
+    Column("has_document", Boolean, nullable=False),
+    Column("state", String(8), nullable=False),  # open | closed
+    Column("closed_at", UTCDateTime, nullable=True),
+    Column("fingerprint", LargeBinary(16), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index(None, "instance", "state", "due_date"),
+    Index(None, "instance", "debtor_id"),
+)
+
+payments = Table(
+    "payments",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("instance", String(64), nullable=False),
+    # NULL for payments debsync derived from a lower open amount or a closed invoice.
+    Column("external_id", String(255), nullable=True),
+    Column("invoice_id", String(255), nullable=False),
+    Column("paid_on", Date, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("amount_minor", BigInteger, nullable=False),
+    Column("source", String(16), nullable=False),  # connector | derived
+    Column("recorded_at", UTCDateTime, nullable=False),
+    UniqueConstraint("instance", "external_id"),
+    Index(None, "instance", "invoice_id"),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("at", UTCDateTime, nullable=False),
+    Column("instance", String(64), nullable=False),
+    Column("debtor_id", String(255), nullable=True),
+    Column("invoice_id", String(255), nullable=True),
+    Column("kind", String(64), nullable=False),
+    Column("run_id", Id, nullable=True),
+    Column("data", JSON, nullable=False),
+    Index(None, "instance", "debtor_id"),
+    Index(None, "instance", "invoice_id"),
+)
