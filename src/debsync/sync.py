@@ -1,0 +1,724 @@
+"""The sync engine: runs one connector instance and keeps the store's copy of its open items.
+
+Guarantees, whatever the connector:
+
+* Each page and its cursor commit in one transaction. An incremental sync interrupted after
+  page N resumes from page N's cursor. A full snapshot interrupted part-way is run again from
+  its start: pages already committed re-apply as no-ops, so nothing is lost or doubled, and
+  invoices are only ever closed by a snapshot that was seen whole.
+* A record identical to the stored one writes nothing and logs nothing.
+* An invoice that left the open set (absent from a complete snapshot, or listed in
+  ``Page.closed``) is closed and its remaining amount recorded as paid; a lower open amount is a
+  partial payment. Connectors with the ``"payments"`` capability report payments themselves, so
+  nothing is derived for them.
+* A bad record is a reject: counted, stored with the run and shown by ``debsync status``; it
+  never stops a page. An invoice rejected in a snapshot is never closed for being "absent".
+* A snapshot that would close most open invoices at once (an empty or truncated export, a
+  wrong file) is refused unless the operator allows it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime
+from typing import Any, NamedTuple
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from debsync.clock import Clock, local_date, system_clock
+from debsync.config import Config, ConnectorInstance
+from debsync.connectors.base import Connector, ConnectorContext, Page, Reject
+from debsync.errors import ConnectorError, FatalConnectorError
+from debsync.model import Debtor, Invoice, Payment, from_minor, to_minor
+from debsync.store import Store
+from debsync.store.schema import (
+    connector_state,
+    debtors,
+    events,
+    invoices,
+    payments,
+    sync_rejects,
+    sync_runs,
+)
+
+log = logging.getLogger("debsync.sync")
+
+MASS_CLOSE_MIN_OPEN = 20
+MASS_CLOSE_FRACTION = 0.5
+
+
+class MassCloseRefused(FatalConnectorError):
+    """A snapshot would close more than half of the open invoices; an operator must confirm."""
+
+
+@dataclass
+class SyncCounts:
+    debtors_new: int = 0
+    debtors_changed: int = 0
+    invoices_new: int = 0
+    invoices_changed: int = 0
+    invoices_closed: int = 0
+    invoices_reopened: int = 0
+    partial_payments: int = 0
+    payments_new: int = 0
+    invoices_seen: int = 0
+    rejects: int = 0
+
+    @property
+    def writes(self) -> int:
+        return sum(v for k, v in asdict(self).items() if k not in ("invoices_seen", "rejects"))
+
+
+@dataclass
+class SyncResult:
+    instance: str
+    run_id: int
+    snapshot: bool
+    ok: bool = False
+    pages: int = 0
+    counts: SyncCounts = field(default_factory=SyncCounts)
+    rejects: list[Reject] = field(default_factory=list)
+    error: str | None = None
+
+
+class _Known(NamedTuple):
+    """What the engine remembers of a stored invoice to detect changes without re-reading it."""
+
+    fingerprint: bytes
+    state: str
+    open_minor: int
+    currency: str
+    debtor_id: str
+    number: str
+
+
+ProgressCallback = Callable[[SyncResult], None]
+
+
+def build_connector(instance: ConnectorInstance, config: Config, clock: Clock) -> Connector[Any]:
+    context = ConnectorContext(instance=instance.name, config_dir=config.directory, clock=clock)
+    return instance.cls(instance.name, instance.settings, context)
+
+
+def _fingerprint(data: str) -> bytes:
+    return hashlib.blake2b(data.encode(), digest_size=16).digest()
+
+
+def _invoice_row(invoice: Invoice) -> dict[str, Any]:
+    currency = invoice.currency
+    return {
+        "number": invoice.number,
+        "debtor_id": invoice.debtor_id,
+        "issue_date": invoice.issue_date,
+        "due_date": invoice.due_date,
+        "currency": currency,
+        "total_minor": to_minor(invoice.total.amount, currency),
+        "open_minor": to_minor(invoice.open_amount.amount, currency),
+        "payment_reference": invoice.payment_reference,
+        "payment_url": invoice.payment_url,
+        "direct_debit": invoice.direct_debit,
+        "has_document": invoice.has_document,
+    }
+
+
+def _debtor_row(debtor: Debtor) -> dict[str, Any]:
+    return {
+        "name": debtor.name,
+        "kind": debtor.kind.value,
+        "emails": list(debtor.emails),
+        "phones": list(debtor.phones),
+        "language": debtor.language.value,
+        "address": debtor.address.model_dump(mode="json") if debtor.address else None,
+        "kvk": debtor.kvk,
+        "vat": debtor.vat,
+        "iban": debtor.iban,
+    }
+
+
+def _amount(minor: int, currency: str) -> str:
+    return str(from_minor(minor, currency))
+
+
+class SyncEngine:
+    """Applies connector pages to the store. One engine per store; stateless between runs."""
+
+    def __init__(self, store: Store, *, clock: Clock = system_clock) -> None:
+        self.store = store
+        self.clock = clock
+
+    async def run(
+        self,
+        instance: ConnectorInstance,
+        connector: Connector[Any],
+        *,
+        allow_mass_close: bool = False,
+        progress: ProgressCallback | None = None,
+    ) -> SyncResult:
+        """Sync one connector instance; never raises for connector or record failures: the
+        outcome, including the error, is in the returned result and in the store."""
+        started = self.clock()
+        with self.store.engine.begin() as conn:
+            state = self._prepare_state(conn, instance, started)
+            incremental = (
+                "incremental" in connector.capabilities
+                and state["cursor"] is not None
+                and state["snapshot_started_at"] is None
+            )
+            run_id = self._start_run(conn, instance.name, started, snapshot=not incremental)
+            known_debtors: dict[str, bytes] = dict(
+                conn.execute(
+                    sa.select(debtors.c.external_id, debtors.c.fingerprint).where(
+                        debtors.c.instance == instance.name
+                    )
+                ).all()
+            )
+            known_invoices = {
+                row[0]: _Known(*row[1:])
+                for row in conn.execute(
+                    sa.select(
+                        invoices.c.external_id,
+                        invoices.c.fingerprint,
+                        invoices.c.state,
+                        invoices.c.open_minor,
+                        invoices.c.currency,
+                        invoices.c.debtor_id,
+                        invoices.c.number,
+                    ).where(invoices.c.instance == instance.name)
+                )
+            }
+        result = SyncResult(instance=instance.name, run_id=run_id, snapshot=not incremental)
+        apply = _PageWriter(
+            instance=instance.name,
+            run_id=run_id,
+            clock=self.clock,
+            derive_payments="payments" not in connector.capabilities,
+            known_debtors=known_debtors,
+            known_invoices=known_invoices,
+            counts=result.counts,
+        )
+        seen: set[str] = set()
+        complete = False
+        try:
+            async for page in connector.fetch(state["cursor"] if incremental else None):
+                if page.snapshot_complete and incremental:
+                    raise FatalConnectorError(
+                        f"connector {connector.type_name!r} marked an incremental page as "
+                        "snapshot_complete; only a full snapshot (cursor None) can be complete"
+                    )
+                if complete:
+                    raise FatalConnectorError(
+                        f"connector {connector.type_name!r} yielded a page after the snapshot "
+                        "was complete"
+                    )
+                with self.store.engine.begin() as conn:
+                    apply.page(conn, page)
+                    self._save_cursor(conn, instance.name, page, snapshot=not incremental)
+                apply.committed()
+                seen.update(inv.external_id for inv in page.invoices)
+                seen.update(r.invoice_id for r in page.rejects if r.invoice_id)
+                result.pages += 1
+                result.rejects.extend(page.rejects)
+                complete = page.snapshot_complete
+                if progress:
+                    progress(result)
+            if not incremental and not complete:
+                raise FatalConnectorError(
+                    f"connector {connector.type_name!r} ended a full snapshot without a page "
+                    "marked snapshot_complete; nothing was closed"
+                )
+            if complete:
+                with self.store.engine.begin() as conn:
+                    apply.close_absent(conn, seen, allow_mass_close=allow_mass_close)
+                    conn.execute(
+                        sa.update(connector_state)
+                        .where(connector_state.c.instance == instance.name)
+                        .values(snapshot_started_at=None)
+                    )
+                apply.committed()
+        except ConnectorError as exc:
+            result.error = f"{type(exc).__name__}: {exc}"
+        except Exception as exc:  # a connector bug must not take the daemon down
+            log.exception("sync %s: unexpected error", instance.name)
+            result.error = f"unexpected {type(exc).__name__}: {exc}"
+        else:
+            result.ok = True
+        self._finish_run(result)
+        if progress:
+            progress(result)
+        return result
+
+    def _prepare_state(
+        self, conn: Connection, instance: ConnectorInstance, now: datetime
+    ) -> dict[str, Any]:
+        # A run still marked running belongs to a process that died; single-process SQLite
+        # deployments reach here only after such a crash.
+        conn.execute(
+            sa.update(sync_runs)
+            .where(sync_runs.c.instance == instance.name, sync_runs.c.status == "running")
+            .values(status="interrupted", finished_at=now)
+        )
+        row = (
+            conn.execute(
+                sa.select(connector_state).where(connector_state.c.instance == instance.name)
+            )
+            .mappings()
+            .first()
+        )
+        if row is None:
+            conn.execute(
+                sa.insert(connector_state).values(
+                    instance=instance.name, type=instance.type_name, last_attempt_at=now
+                )
+            )
+            return {"cursor": None, "snapshot_started_at": None}
+        if row["type"] != instance.type_name:
+            raise FatalConnectorError(
+                f"instance {instance.name!r} was synced as type {row['type']!r} and is now "
+                f"configured as {instance.type_name!r}; use a new instance name"
+            )
+        conn.execute(
+            sa.update(connector_state)
+            .where(connector_state.c.instance == instance.name)
+            .values(last_attempt_at=now)
+        )
+        return dict(row)
+
+    def _start_run(self, conn: Connection, instance: str, now: datetime, *, snapshot: bool) -> int:
+        run_id = conn.execute(
+            sa.insert(sync_runs)
+            .values(
+                instance=instance,
+                started_at=now,
+                status="running",
+                snapshot=snapshot,
+                pages=0,
+                counts={},
+            )
+            .returning(sync_runs.c.id)
+        ).scalar_one()
+        return int(run_id)
+
+    def _save_cursor(self, conn: Connection, instance: str, page: Page, *, snapshot: bool) -> None:
+        values: dict[str, Any] = {"cursor": page.cursor}
+        if snapshot:
+            values["snapshot_started_at"] = sa.func.coalesce(
+                connector_state.c.snapshot_started_at, self.clock()
+            )
+        conn.execute(
+            sa.update(connector_state)
+            .where(connector_state.c.instance == instance)
+            .values(**values)
+        )
+
+    def _finish_run(self, result: SyncResult) -> None:
+        now = self.clock()
+        status = "ok" if result.ok else "failed"
+        with self.store.engine.begin() as conn:
+            conn.execute(
+                sa.update(sync_runs)
+                .where(sync_runs.c.id == result.run_id)
+                .values(
+                    finished_at=now,
+                    status=status,
+                    pages=result.pages,
+                    counts=asdict(result.counts),
+                    error=result.error,
+                )
+            )
+            values: dict[str, Any] = {"last_error": result.error, "last_run_id": result.run_id}
+            if result.ok:
+                values["last_success_at"] = now
+            conn.execute(
+                sa.update(connector_state)
+                .where(connector_state.c.instance == result.instance)
+                .values(**values)
+            )
+        if result.ok:
+            log.info(
+                "sync %s: ok, %d page(s), %d write(s), %d reject(s)",
+                result.instance,
+                result.pages,
+                result.counts.writes,
+                result.counts.rejects,
+            )
+        else:
+            log.warning("sync %s: failed: %s", result.instance, result.error)
+
+
+_INVOICE_UPDATE = (
+    sa.update(invoices)
+    .where(
+        invoices.c.instance == sa.bindparam("k_instance"),
+        invoices.c.external_id == sa.bindparam("k_external_id"),
+    )
+    .execution_options(synchronize_session=False)
+)
+_DEBTOR_UPDATE = sa.update(debtors).where(
+    debtors.c.instance == sa.bindparam("k_instance"),
+    debtors.c.external_id == sa.bindparam("k_external_id"),
+)
+
+
+class _PageWriter:
+    """Turns one page into batched inserts, updates and events inside the caller's
+    transaction; the in-memory view of the store advances only once that transaction commits."""
+
+    def __init__(
+        self,
+        *,
+        instance: str,
+        run_id: int,
+        clock: Clock,
+        derive_payments: bool,
+        known_debtors: dict[str, bytes],
+        known_invoices: dict[str, _Known],
+        counts: SyncCounts,
+    ) -> None:
+        self.instance = instance
+        self.run_id = run_id
+        self.clock = clock
+        self.derive_payments = derive_payments
+        self.known_debtors = known_debtors
+        self.known_invoices = known_invoices
+        self.counts = counts
+        self._pending_debtors: dict[str, bytes] = {}
+        self._pending_invoices: dict[str, _Known] = {}
+        self._pending_counts: dict[str, int] = {}
+        self._known_payments: set[str] | None = None
+        self._pending_payments: set[str] = set()
+
+    # -- bookkeeping of what is committed -------------------------------------------------
+
+    def _count(self, name: str, n: int = 1) -> None:
+        self._pending_counts[name] = self._pending_counts.get(name, 0) + n
+
+    def committed(self) -> None:
+        self.known_debtors.update(self._pending_debtors)
+        self.known_invoices.update(self._pending_invoices)
+        if self._known_payments is not None:
+            self._known_payments |= self._pending_payments
+        for name, n in self._pending_counts.items():
+            setattr(self.counts, name, getattr(self.counts, name) + n)
+        self._pending_debtors, self._pending_invoices = {}, {}
+        self._pending_payments, self._pending_counts = set(), {}
+
+    def _event(
+        self,
+        kind: str,
+        now: datetime,
+        *,
+        debtor_id: str | None,
+        invoice_id: str | None = None,
+        **data: Any,
+    ) -> dict[str, Any]:
+        return {
+            "at": now,
+            "instance": self.instance,
+            "debtor_id": debtor_id,
+            "invoice_id": invoice_id,
+            "kind": kind,
+            "run_id": self.run_id,
+            "data": data,
+        }
+
+    # -- one page -------------------------------------------------------------------------
+
+    def page(self, conn: Connection, page: Page) -> None:
+        now = self.clock()
+        today = local_date(now)
+        new_events: list[dict[str, Any]] = []
+        new_payments: list[dict[str, Any]] = []
+        self._debtors(conn, page.debtors, now, new_events)
+        self._invoices(conn, page.invoices, now, today, new_events, new_payments)
+        if page.payments:
+            self._payments(conn, page.payments, now, new_events, new_payments)
+        if page.closed:
+            self._close(conn, page.closed, "closed by the source", now, new_events, new_payments)
+        if page.rejects:
+            conn.execute(
+                sa.insert(sync_rejects),
+                [
+                    {
+                        "run_id": self.run_id,
+                        "kind": r.kind,
+                        "ref": r.ref[:255],
+                        "reason": r.reason,
+                        "invoice_id": r.invoice_id,
+                        "dropped": r.dropped,
+                    }
+                    for r in page.rejects
+                ],
+            )
+            for r in page.rejects:
+                log.warning("sync %s: rejected %s %s: %s", self.instance, r.kind, r.ref, r.reason)
+            self._count("rejects", len(page.rejects))
+        if new_payments:
+            conn.execute(sa.insert(payments), new_payments)
+        if new_events:
+            conn.execute(sa.insert(events), new_events)
+        self._count("invoices_seen", len(page.invoices))
+
+    def _debtors(
+        self, conn: Connection, records: list[Debtor], now: datetime, out: list[dict[str, Any]]
+    ) -> None:
+        inserts, updates = [], []
+        for debtor in records:
+            row = _debtor_row(debtor)
+            fingerprint = _fingerprint(debtor.model_dump_json())
+            ext = debtor.external_id
+            before = self._pending_debtors.get(ext) or self.known_debtors.get(ext)
+            if before == fingerprint:
+                continue
+            row["fingerprint"] = fingerprint
+            row["updated_at"] = now
+            if before is None:
+                inserts.append(
+                    {"instance": self.instance, "external_id": ext, "created_at": now, **row}
+                )
+                out.append(self._event("debtor.created", now, debtor_id=ext))
+                self._count("debtors_new")
+            else:
+                updates.append({"k_instance": self.instance, "k_external_id": ext, **row})
+                out.append(self._event("debtor.changed", now, debtor_id=ext))
+                self._count("debtors_changed")
+            self._pending_debtors[ext] = fingerprint
+        if inserts:
+            conn.execute(sa.insert(debtors), inserts)
+        if updates:
+            conn.execute(_DEBTOR_UPDATE, updates)
+
+    def _invoices(
+        self,
+        conn: Connection,
+        records: list[Invoice],
+        now: datetime,
+        today: date,
+        out: list[dict[str, Any]],
+        new_payments: list[dict[str, Any]],
+    ) -> None:
+        inserts, updates = [], []
+        for invoice in records:
+            row = _invoice_row(invoice)
+            fingerprint = _fingerprint(repr(tuple(row.values())))
+            ext = invoice.external_id
+            before = self._pending_invoices.get(ext) or self.known_invoices.get(ext)
+            if before is not None and before.fingerprint == fingerprint and before.state == "open":
+                continue
+            row.update(fingerprint=fingerprint, state="open", closed_at=None, updated_at=now)
+            currency, open_minor = row["currency"], row["open_minor"]
+            debtor_id = invoice.debtor_id
+            if before is None:
+                inserts.append(
+                    {"instance": self.instance, "external_id": ext, "created_at": now, **row}
+                )
+                out.append(
+                    self._event(
+                        "invoice.opened",
+                        now,
+                        debtor_id=debtor_id,
+                        invoice_id=ext,
+                        number=invoice.number,
+                        due_date=invoice.due_date.isoformat(),
+                        currency=currency,
+                        total=_amount(row["total_minor"], currency),
+                        open=_amount(open_minor, currency),
+                    )
+                )
+                self._count("invoices_new")
+            else:
+                updates.append({"k_instance": self.instance, "k_external_id": ext, **row})
+                self._describe_change(before, invoice, row, now, today, out, new_payments)
+            self._pending_invoices[ext] = _Known(
+                fingerprint, "open", open_minor, currency, debtor_id, invoice.number
+            )
+        if inserts:
+            conn.execute(sa.insert(invoices), inserts)
+        if updates:
+            conn.execute(_INVOICE_UPDATE, updates)
+
+    def _describe_change(
+        self,
+        before: _Known,
+        invoice: Invoice,
+        row: dict[str, Any],
+        now: datetime,
+        today: date,
+        out: list[dict[str, Any]],
+        new_payments: list[dict[str, Any]],
+    ) -> None:
+        ext, debtor_id, currency = invoice.external_id, invoice.debtor_id, row["currency"]
+        old_open = before.open_minor if before.state == "open" else None
+        if before.state != "open":
+            out.append(
+                self._event(
+                    "invoice.reopened",
+                    now,
+                    debtor_id=debtor_id,
+                    invoice_id=ext,
+                    open=_amount(row["open_minor"], currency),
+                    currency=currency,
+                )
+            )
+            self._count("invoices_reopened")
+            return
+        paid = (old_open or 0) - row["open_minor"]
+        if before.currency == currency and paid > 0 and row["open_minor"] >= 0:
+            out.append(
+                self._event(
+                    "invoice.partially_paid",
+                    now,
+                    debtor_id=debtor_id,
+                    invoice_id=ext,
+                    currency=currency,
+                    paid=_amount(paid, currency),
+                    open_before=_amount(before.open_minor, currency),
+                    open=_amount(row["open_minor"], currency),
+                )
+            )
+            if self.derive_payments:
+                new_payments.append(self._derived_payment(ext, paid, currency, today, now))
+            self._count("partial_payments")
+        else:
+            out.append(
+                self._event(
+                    "invoice.changed",
+                    now,
+                    debtor_id=debtor_id,
+                    invoice_id=ext,
+                    currency=currency,
+                    open_before=_amount(before.open_minor, before.currency),
+                    open=_amount(row["open_minor"], currency),
+                )
+            )
+            self._count("invoices_changed")
+
+    def _derived_payment(
+        self, invoice_id: str, minor: int, currency: str, today: date, now: datetime
+    ) -> dict[str, Any]:
+        return {
+            "instance": self.instance,
+            "external_id": None,
+            "invoice_id": invoice_id,
+            "paid_on": today,
+            "currency": currency,
+            "amount_minor": minor,
+            "source": "derived",
+            "recorded_at": now,
+        }
+
+    def _payments(
+        self,
+        conn: Connection,
+        records: list[Payment],
+        now: datetime,
+        out: list[dict[str, Any]],
+        new_payments: list[dict[str, Any]],
+    ) -> None:
+        if self._known_payments is None:
+            self._known_payments = set(
+                conn.execute(
+                    sa.select(payments.c.external_id).where(
+                        payments.c.instance == self.instance, payments.c.external_id.is_not(None)
+                    )
+                ).scalars()
+            )
+        for payment in records:
+            ext = payment.external_id
+            if ext in self._known_payments or ext in self._pending_payments:
+                continue
+            currency = payment.amount.currency
+            new_payments.append(
+                {
+                    "instance": self.instance,
+                    "external_id": ext,
+                    "invoice_id": payment.invoice_id,
+                    "paid_on": payment.paid_on,
+                    "currency": currency,
+                    "amount_minor": payment.amount.minor,
+                    "source": "connector",
+                    "recorded_at": now,
+                }
+            )
+            known = self._pending_invoices.get(payment.invoice_id) or self.known_invoices.get(
+                payment.invoice_id
+            )
+            out.append(
+                self._event(
+                    "payment.recorded",
+                    now,
+                    debtor_id=known.debtor_id if known else None,
+                    invoice_id=payment.invoice_id,
+                    payment_id=ext,
+                    paid_on=payment.paid_on.isoformat(),
+                    currency=currency,
+                    amount=str(payment.amount.amount),
+                )
+            )
+            self._pending_payments.add(ext)
+            self._count("payments_new")
+
+    def _close(
+        self,
+        conn: Connection,
+        external_ids: Iterable[str],
+        reason: str,
+        now: datetime,
+        out: list[dict[str, Any]],
+        new_payments: list[dict[str, Any]],
+    ) -> None:
+        today = local_date(now)
+        closing = []
+        for ext in external_ids:
+            before = self._pending_invoices.get(ext) or self.known_invoices.get(ext)
+            if before is None or before.state != "open":
+                continue
+            closing.append({"k_instance": self.instance, "k_external_id": ext})
+            if self.derive_payments and before.open_minor > 0:
+                new_payments.append(
+                    self._derived_payment(ext, before.open_minor, before.currency, today, now)
+                )
+            out.append(
+                self._event(
+                    "invoice.closed",
+                    now,
+                    debtor_id=before.debtor_id,
+                    invoice_id=ext,
+                    reason=reason,
+                    number=before.number,
+                    currency=before.currency,
+                    paid=_amount(before.open_minor, before.currency),
+                )
+            )
+            self._pending_invoices[ext] = before._replace(state="closed", open_minor=0)
+            self._count("invoices_closed")
+        if closing:
+            conn.execute(
+                _INVOICE_UPDATE.values(state="closed", closed_at=now, updated_at=now, open_minor=0),
+                closing,
+            )
+
+    def close_absent(self, conn: Connection, seen: set[str], *, allow_mass_close: bool) -> None:
+        """Close every open invoice a complete snapshot did not mention."""
+        open_ids = [ext for ext, k in self.known_invoices.items() if k.state == "open"]
+        absent = [ext for ext in open_ids if ext not in seen]
+        if (
+            not allow_mass_close
+            and len(open_ids) >= MASS_CLOSE_MIN_OPEN
+            and len(absent) > MASS_CLOSE_FRACTION * len(open_ids)
+        ):
+            raise MassCloseRefused(
+                f"the snapshot would close {len(absent)} of {len(open_ids)} open invoices; "
+                "if the source really shows them paid, run `debsync sync --allow-mass-close`"
+            )
+        if not absent:
+            return
+        new_events: list[dict[str, Any]] = []
+        new_payments: list[dict[str, Any]] = []
+        self._close(conn, absent, "left the open set", self.clock(), new_events, new_payments)
+        if new_payments:
+            conn.execute(sa.insert(payments), new_payments)
+        conn.execute(sa.insert(events), new_events)
