@@ -8,12 +8,13 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from fakes import INSTANCE, FakeConnector, debtor, invoice, snapshot
 
 from debsync.connectors.base import Page, Reject
 from debsync.store import Store
 from debsync.store.schema import connector_state, debtors, events, invoices, payments, sync_runs
 from debsync.sync import SyncEngine, SyncResult
+
+from fakes import INSTANCE, FakeConnector, debtor, invoice, snapshot
 
 
 def run(store: Store, clock: Any, pages: list[Page], **kwargs: Any) -> SyncResult:
