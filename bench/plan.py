@@ -1,0 +1,277 @@
+"""Benchmark: plan a million open invoices over 200,000 debtors.
+
+Prints invoices planned per second (plan only, data in memory), then the time and peak RSS of
+loading the same book from SQLite and planning it, in a fresh process.
+
+    python bench/plan.py [--invoices 1000000] [--debtors 200000] [--keep DIR]
+
+Targets (issue 3, one core): plan >= 250,000 invoices/s; load + plan of the million <= 30 s;
+peak RSS <= 2 GB. Pin to one core with ``taskset -c 0`` for comparable figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+TODAY = date(2026, 3, 18)
+NOW = datetime(2026, 3, 18, 8, 0, tzinfo=UTC)
+LADDER = [
+    ("reminder", 1, None),
+    ("call", 8, None),
+    ("aanmaning", 14, None),
+    ("veertiendagenbrief", 21, "wik_notice"),
+    ("final-call", 45, None),
+]
+
+
+def book(invoices: int, debtors: int, seed: int = 7) -> Iterator[dict[str, Any]]:
+    """A steady-state book: half the invoices not yet due, most overdue ones a few weeks
+    late, a long tail far up the ladder; every step whose date has passed was sent on that
+    date. A few credit notes, direct debits and foreign-currency invoices."""
+    rng = random.Random(seed)
+    for n in range(invoices):
+        d = rng.randrange(debtors)
+        roll = rng.random()
+        if roll < 0.5:
+            overdue = -rng.randint(0, 30)
+        elif roll < 0.8:
+            overdue = rng.randint(1, 30)
+        elif roll < 0.92:
+            overdue = rng.randint(31, 90)
+        else:
+            overdue = rng.randint(91, 365)
+        due = TODAY - timedelta(days=overdue)
+        consumer = d % 3 == 0
+        steps = [s for s in LADDER if s[1] < overdue and (consumer or s[2] != "wik_notice")]
+        yield {
+            "n": n,
+            "debtor": f"D{d:07d}",
+            "kind": "consumer" if consumer else "business",
+            "due": due,
+            "currency": "USD" if n % 97 == 0 else "EUR",
+            "open_minor": -rng.randint(100, 50_000) if n % 53 == 0 else rng.randint(500, 900_000),
+            "direct_debit": n % 31 == 0,
+            "steps": [(name, due + timedelta(days=offset), role) for name, offset, role in steps],
+        }
+
+
+def in_memory(invoices: int, debtors: int) -> Any:
+    from debsync import law
+    from debsync.model import DebtorKind, Language
+    from debsync.scheduler import DebtorFacts, InstanceFacts, InvoiceFacts, Snapshot, StepSent
+
+    inv_facts, debtor_facts, history = [], {}, {}
+    for row in book(invoices, debtors):
+        number = f"F{row['n']:08d}"
+        inv_facts.append(
+            InvoiceFacts(
+                "books",
+                number,
+                number,
+                row["debtor"],
+                row["due"],
+                row["currency"],
+                row["open_minor"],
+                row["direct_debit"],
+            )
+        )
+        key = ("books", row["debtor"])
+        if key not in debtor_facts:
+            debtor_facts[key] = DebtorFacts(
+                "books", row["debtor"], DebtorKind(row["kind"]), Language.NL
+            )
+        if row["steps"]:
+            history[("books", number)] = [
+                StepSent(
+                    name,
+                    on,
+                    role,
+                    law.presumed_receipt(on, "letter") if role else None,
+                    4000 if role else None,
+                )
+                for name, on, role in row["steps"]
+            ]
+    return Snapshot(
+        inv_facts, debtor_facts, {"books": InstanceFacts("books", "default", NOW)}, history
+    )
+
+
+def write_sqlite(path: Path, invoices: int, debtors: int) -> None:
+    import sqlalchemy as sa
+
+    from debsync.store import open_store
+    from debsync.store.schema import connector_state, events
+    from debsync.store.schema import debtors as debtor_table
+    from debsync.store.schema import invoices as invoice_table
+    from debsync.store.snapshot import STEP_SENT
+
+    store = open_store(f"sqlite:///{path}")
+    fingerprint = hashlib.blake2b(b"bench", digest_size=16).digest()
+    seen: set[str] = set()
+    inv_rows, debtor_rows, event_rows = [], [], []
+
+    def flush(conn: sa.Connection) -> None:
+        if debtor_rows:
+            conn.execute(sa.insert(debtor_table), debtor_rows)
+        if inv_rows:
+            conn.execute(sa.insert(invoice_table), inv_rows)
+        if event_rows:
+            conn.execute(sa.insert(events), event_rows)
+        inv_rows.clear(), debtor_rows.clear(), event_rows.clear()
+
+    with store.engine.begin() as conn:
+        conn.execute(
+            sa.insert(connector_state).values(instance="books", type="csv", last_success_at=NOW)
+        )
+        for row in book(invoices, debtors):
+            number = f"F{row['n']:08d}"
+            if row["debtor"] not in seen:
+                seen.add(row["debtor"])
+                debtor_rows.append(
+                    {
+                        "instance": "books",
+                        "external_id": row["debtor"],
+                        "name": "x",
+                        "kind": row["kind"],
+                        "emails": [],
+                        "phones": [],
+                        "language": "nl",
+                        "address": None,
+                        "kvk": None,
+                        "vat": None,
+                        "iban": None,
+                        "fingerprint": fingerprint,
+                        "created_at": NOW,
+                        "updated_at": NOW,
+                    }
+                )
+            inv_rows.append(
+                {
+                    "instance": "books",
+                    "external_id": number,
+                    "number": number,
+                    "debtor_id": row["debtor"],
+                    "issue_date": row["due"] - timedelta(days=30),
+                    "due_date": row["due"],
+                    "currency": row["currency"],
+                    "total_minor": row["open_minor"],
+                    "open_minor": row["open_minor"],
+                    "payment_reference": None,
+                    "payment_url": None,
+                    "direct_debit": row["direct_debit"],
+                    "has_document": False,
+                    "state": "open",
+                    "closed_at": None,
+                    "fingerprint": fingerprint,
+                    "created_at": NOW,
+                    "updated_at": NOW,
+                }
+            )
+            for name, on, role in row["steps"]:
+                event_rows.append(
+                    {
+                        "at": NOW,
+                        "instance": "books",
+                        "debtor_id": row["debtor"],
+                        "invoice_id": number,
+                        "kind": STEP_SENT,
+                        "run_id": None,
+                        "data": {
+                            "step": name,
+                            "sent_on": on.isoformat(),
+                            "role": role,
+                            "received_on": None,
+                            "stated_costs_minor": 4000 if role else None,
+                        },
+                    }
+                )
+            if len(inv_rows) >= 20_000:
+                flush(conn)
+        flush(conn)
+    store.dispose()
+
+
+def load_and_plan(path: Path) -> dict[str, float]:
+    from debsync.policy import default_policy
+    from debsync.scheduler import plan
+    from debsync.store import open_store
+    from debsync.store.snapshot import load_snapshot
+
+    started = time.perf_counter()
+    store = open_store(f"sqlite:///{path}")
+    snapshot = load_snapshot(store, {"books": "default"})
+    loaded = time.perf_counter()
+    result = plan(snapshot, {"default": default_policy()}, NOW)
+    done = time.perf_counter()
+    return {
+        "invoices": len(snapshot.invoices),
+        "load_s": loaded - started,
+        "plan_s": done - loaded,
+        "actions": len(result.actions),
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--invoices", type=int, default=1_000_000)
+    parser.add_argument("--debtors", type=int, default=200_000)
+    parser.add_argument("--keep", type=Path, help="work in this folder and keep it")
+    parser.add_argument("--load", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.load:
+        print(json.dumps(load_and_plan(args.load)))
+        return
+
+    from debsync.policy import default_policy
+    from debsync.scheduler import plan
+
+    snapshot = in_memory(args.invoices, args.debtors)
+    policies = {"default": default_policy()}
+    started = time.perf_counter()
+    result = plan(snapshot, policies, NOW)
+    elapsed = time.perf_counter() - started
+    reasons: dict[str, int] = {}
+    for d in result.decisions:
+        reasons[d.reason.value] = reasons.get(d.reason.value, 0) + 1
+    print(
+        f"plan only: {len(snapshot.invoices):,} invoices in {elapsed:.2f} s = "
+        f"{len(snapshot.invoices) / elapsed:,.0f} invoices/s; {len(result.actions):,} actions"
+    )
+    print("  decisions: " + ", ".join(f"{k} {v:,}" for k, v in sorted(reasons.items())))
+    del snapshot, result
+
+    work = args.keep or Path(tempfile.mkdtemp(prefix="debsync-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    db = work / "plan.db"
+    for stale in work.glob("plan.db*"):
+        stale.unlink()
+    started = time.perf_counter()
+    write_sqlite(db, args.invoices, args.debtors)
+    print(f"wrote the book to SQLite in {time.perf_counter() - started:.0f} s")
+    output = subprocess.run(
+        [sys.executable, __file__, "--load", str(db)], check=True, capture_output=True, text=True
+    ).stdout
+    figures = json.loads(output.strip().splitlines()[-1])
+    total = figures["load_s"] + figures["plan_s"]
+    print(
+        f"load + plan from SQLite: {figures['invoices']:,.0f} invoices in {total:.1f} s "
+        f"(load {figures['load_s']:.1f} s, plan {figures['plan_s']:.1f} s), "
+        f"peak RSS {figures['peak_rss_mb']:,.0f} MB"
+    )
+
+
+if __name__ == "__main__":
+    main()

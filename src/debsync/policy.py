@@ -1,0 +1,187 @@
+"""Dunning policies: the ladder of steps from ``[policies.<name>]`` in ``connectors.toml``.
+
+A policy is data. The scheduler (``debsync.scheduler``) walks it; the legal guards that no
+policy can switch off live there and in ``debsync.law``, not here. What this module checks is
+that a policy makes sense before it is used: unique step names, exactly one timing per step,
+and a veertiendagenbrief for consumers before any handoff.
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+from typing import Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from debsync.model import Amount, DebtorKind
+
+DEFAULT_POLICY = "default"
+CHANNELS = ("email", "sms", "letter", "call", "agency", "webhook")
+
+StepRole = Literal["wik_notice", "handoff"]
+B2BCosts = Literal["compensation", "staffel", "none"]
+
+_STEP_NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
+
+
+class Step(BaseModel):
+    """One rung of the ladder.
+
+    Timing is either ``days_after_due`` (negative for a courtesy notice before the due date) or
+    ``days_after_previous`` (counted from the day the previous step was actually sent).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    channels: tuple[str, ...] = Field(min_length=1)
+    template: str | None = Field(default=None, description="Template name; default: the name.")
+    days_after_due: int | None = None
+    days_after_previous: int | None = Field(default=None, ge=0)
+    kinds: tuple[DebtorKind, ...] = (DebtorKind.BUSINESS, DebtorKind.CONSUMER, DebtorKind.UNKNOWN)
+    min_open_amount: Amount = Decimal(0)
+    min_days_overdue: int = 0
+    requires_approval: bool = False
+    role: StepRole | None = None
+    claim_interest: bool = False
+    claim_costs: bool = False
+    deadline_business_days: int = Field(default=10, ge=1, le=60)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not _STEP_NAME.match(value):
+            raise ValueError("step names use lowercase letters, digits, '-' and '_'")
+        return value
+
+    @field_validator("channels")
+    @classmethod
+    def _channels(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [c for c in value if c not in CHANNELS]
+        if unknown:
+            raise ValueError(f"unknown channel(s) {unknown}; known: {', '.join(CHANNELS)}")
+        return value
+
+    @model_validator(mode="after")
+    def _timing(self) -> Self:
+        if (self.days_after_due is None) == (self.days_after_previous is None):
+            raise ValueError("give exactly one of days_after_due or days_after_previous")
+        if self.role == "wik_notice" and "letter" not in self.channels:
+            raise ValueError("a wik_notice step must include the letter channel (the legal copy)")
+        return self
+
+    @property
+    def template_name(self) -> str:
+        return self.template or self.name
+
+    def applies_to(self, kind: DebtorKind) -> bool:
+        return kind in self.kinds
+
+
+class Policy(BaseModel):
+    """A named ladder plus the rules around it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = DEFAULT_POLICY
+    steps: tuple[Step, ...] = Field(min_length=1)
+    max_sync_age_hours: int = Field(default=24, ge=1)
+    min_open_amount: Amount = Field(
+        default=Decimal("5.00"), description="Below this principal no message is sent."
+    )
+    direct_debit_grace_days: int = Field(
+        default=10,
+        ge=0,
+        description="Direct-debit invoices still open this long after their "
+        "due date are treated as a failed collection and dunned.",
+    )
+    promise_grace_days: int = Field(default=3, ge=0)
+    instalment_grace_days: int = Field(default=3, ge=0)
+    b2b_costs: B2BCosts = Field(
+        default="compensation",
+        description="compensation: EUR 40 per invoice (6:96 lid 4 BW); staffel: the BIK "
+        "staffel on the summed principal; none.",
+    )
+    costs_vat_rate: Amount | None = Field(
+        default=None,
+        description="VAT on collection costs, only when the creditor cannot deduct VAT, e.g. 0.21.",
+    )
+    email_is_legal_copy: bool = False
+    delivery_days: int | None = Field(
+        default=None,
+        ge=1,
+        le=10,
+        description="Presumed postal delivery days; default: the "
+        "date-dependent schedule in debsync.law.",
+    )
+    wik_buffer_business_days: int = Field(
+        default=2,
+        ge=0,
+        description="Business days after the veertiendagenbrief term before "
+        "escalating, for payments made on the last day.",
+    )
+
+    @model_validator(mode="after")
+    def _ladder(self) -> Self:
+        names = [s.name for s in self.steps]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"duplicate step name(s): {', '.join(duplicates)}")
+        for index, step in enumerate(self.steps):
+            if step.role != "handoff":
+                continue
+            for kind in (DebtorKind.CONSUMER, DebtorKind.UNKNOWN):
+                if step.applies_to(kind) and not any(
+                    s.role == "wik_notice" and s.applies_to(kind) for s in self.steps[:index]
+                ):
+                    raise ValueError(
+                        f"step {step.name!r} hands {kind.value} debtors off without a "
+                        "wik_notice step (veertiendagenbrief) before it"
+                    )
+        return self
+
+    def index(self, step_name: str) -> int | None:
+        for i, step in enumerate(self.steps):
+            if step.name == step_name:
+                return i
+        return None
+
+
+_CONSUMERS = (DebtorKind.CONSUMER, DebtorKind.UNKNOWN)  # unknown is treated as a consumer
+
+DEFAULT_STEPS = (
+    Step(name="reminder", channels=("email",), days_after_due=1, deadline_business_days=7),
+    Step(name="call", channels=("call",), days_after_previous=7),
+    Step(
+        name="aanmaning",
+        channels=("email", "letter"),
+        days_after_due=14,
+        claim_interest=True,
+        deadline_business_days=10,
+    ),
+    Step(
+        name="veertiendagenbrief",
+        channels=("letter", "email"),
+        days_after_previous=7,
+        kinds=_CONSUMERS,
+        role="wik_notice",
+    ),
+    Step(name="final-call", channels=("call",), days_after_previous=7),
+    Step(
+        name="handoff",
+        channels=("agency",),
+        days_after_previous=7,
+        requires_approval=True,
+        role="handoff",
+        claim_interest=True,
+        claim_costs=True,
+    ),
+)
+"""Dutch practice: a friendly reminder the day after the due date, a phone call a week later,
+an aanmaning about two weeks after the due date, the veertiendagenbrief for consumers (B2B
+skips it), a final phone call, then handoff to a collection agency after approval."""
+
+
+def default_policy() -> Policy:
+    return Policy(name=DEFAULT_POLICY, steps=DEFAULT_STEPS)

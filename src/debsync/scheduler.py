@@ -1,0 +1,947 @@
+"""The scheduler: ``plan(snapshot, policies, now)`` decides which dunning step every open
+invoice is due for today, and groups those steps into one action per debtor, step, channel and
+currency.
+
+It is a pure function: no I/O, no clock of its own, the same input gives the same plan. It
+reports every invoice it does *not* act on with a reason code, and explains every decision.
+
+Rules no policy can switch off (``debsync.law`` has the sources):
+
+* nothing for an invoice that is paid, closed, a credit note, or whose debtor's net balance
+  is zero or negative; nothing after a handoff;
+* collection costs for a consumer only after a veertiendagenbrief stating the exact amount
+  was sent after the due date and its term ended unpaid; costs follow the remaining
+  principal; a consumer claim is never handed off before that;
+* statutory interest and costs on EUR claims only; interest is never guessed past the rate
+  table (the message goes without it and the plan says why);
+* after downtime one step at a time: never a skipped step, never two steps for one invoice in
+  one plan; later steps keep their spacing from the day the previous one was sent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from enum import StrEnum
+from typing import Literal, NamedTuple
+
+from debsync import law
+from debsync.clock import local_date
+from debsync.model import DebtorKind, Language, from_minor
+from debsync.policy import DEFAULT_POLICY, Policy, Step
+
+EUR = "EUR"
+
+# -- input -----------------------------------------------------------------------------
+
+
+class InvoiceFacts(NamedTuple):
+    """What the scheduler needs of one invoice. Amounts in integer minor units."""
+
+    instance: str
+    external_id: str
+    number: str
+    debtor_id: str
+    due_date: date
+    currency: str
+    open_minor: int
+    direct_debit: bool = False
+    closed: bool = False
+
+
+class DebtorFacts(NamedTuple):
+    """What the scheduler needs of one debtor.
+
+    :param unreachable: channels that cannot reach this debtor (``"email"`` without an
+        address, ``"letter"`` without a postal address, …): a step drops them, and a step left
+        without channels is passed over like a step for another kind of debtor.
+    """
+
+    instance: str
+    external_id: str
+    kind: DebtorKind = DebtorKind.UNKNOWN
+    language: Language = Language.NL
+    policy: str | None = None
+    unreachable: frozenset[str] = frozenset()
+
+
+class StepSent(NamedTuple):
+    """A step that was actually carried out for an invoice (from the outbox's record).
+
+    For a veertiendagenbrief, ``received_on`` is the presumed receipt counted from the posting
+    date, and ``stated_costs_minor`` the costs amount the letter stated.
+    """
+
+    step: str
+    sent_on: date
+    role: str | None = None
+    received_on: date | None = None
+    stated_costs_minor: int | None = None
+
+
+class PauseKind(StrEnum):
+    DISPUTE = "dispute"
+    PROMISE = "promise"
+    PAYMENT_PLAN = "payment_plan"
+    HOLD = "hold"
+
+
+PauseScope = Literal["invoice", "debtor", "instance"]
+
+
+class Instalment(NamedTuple):
+    due_on: date
+    amount_minor: int
+
+
+@dataclass(frozen=True)
+class Pause:
+    """An active pause as recorded in the dossier.
+
+    :param until: promise: the promised date; hold: the last day of the hold; dispute: None.
+    :param balance_minor: payment plan: the open amount in scope when the plan was agreed.
+    """
+
+    id: str
+    kind: PauseKind
+    instance: str
+    scope: PauseScope
+    target: str
+    reason: str
+    author: str
+    created_at: datetime
+    until: date | None = None
+    instalments: tuple[Instalment, ...] = ()
+    balance_minor: int | None = None
+
+
+class PendingStep(NamedTuple):
+    """An outbox action that already covers an invoice and has not finished: the invoice is
+    not planned again until it has (``state`` is the outbox state; a letter that was printed
+    but not yet posted is ``"sent"`` with ``dispatched`` False)."""
+
+    key: str
+    step: str
+    channel: str
+    state: str
+    dispatched: bool = True
+
+
+@dataclass(frozen=True)
+class InstanceFacts:
+    name: str
+    policy: str = DEFAULT_POLICY
+    last_success_at: datetime | None = None
+
+
+@dataclass
+class Snapshot:
+    """Everything the scheduler reads, loaded by the caller (``debsync.store.snapshot``)."""
+
+    invoices: Sequence[InvoiceFacts]
+    debtors: Mapping[tuple[str, str], DebtorFacts]
+    instances: Mapping[str, InstanceFacts]
+    history: Mapping[tuple[str, str], Sequence[StepSent]] = field(default_factory=dict)
+    pauses: Sequence[Pause] = ()
+    pending: Mapping[tuple[str, str], PendingStep] = field(default_factory=dict)
+
+
+# -- output ----------------------------------------------------------------------------
+
+
+class Reason(StrEnum):
+    """Why an invoice is or is not acted on today; stable codes for ``plan --json``."""
+
+    PLANNED = "planned"
+    AWAITING_APPROVAL = "awaiting_approval"
+    PAID = "paid"
+    CREDIT = "credit_note"
+    NET_BALANCE = "net_balance_not_positive"
+    NOT_DUE = "not_yet_due"
+    PAUSED = "paused"
+    BELOW_THRESHOLD = "below_threshold"
+    WAITING_WIK_TERM = "waiting_wik_term"
+    NO_WIK = "no_veertiendagenbrief"
+    STALE = "data_too_old"
+    HANDED_OFF = "handed_off"
+    DIRECT_DEBIT = "direct_debit_pending"
+    LADDER_DONE = "ladder_complete"
+    UNKNOWN_STEP = "unknown_step_in_history"
+    NO_POLICY = "unknown_policy"
+    QUEUED = "queued"
+    AWAITING_DISPATCH = "awaiting_dispatch"
+    ACTION_FAILED = "action_failed"
+    REJECTED = "rejected"
+
+
+class Decision(NamedTuple):
+    """The scheduler's verdict on one invoice."""
+
+    instance: str
+    invoice_id: str
+    number: str
+    debtor_id: str
+    reason: Reason
+    current_step: str | None
+    next_step: str | None
+    next_on: date | None
+    detail: str
+
+
+class ClaimLine(NamedTuple):
+    invoice_id: str
+    number: str
+    due_date: date
+    days_overdue: int
+    principal: Decimal
+    interest: Decimal | None
+
+
+@dataclass(frozen=True)
+class PlannedAction:
+    """One message (or task) for one debtor: a step on one channel over their invoices."""
+
+    key: str
+    instance: str
+    debtor_id: str
+    policy: str
+    step: str
+    channel: str
+    template: str
+    role: str | None
+    legal_copy: bool
+    requires_approval: bool
+    language: Language
+    kind: DebtorKind
+    currency: str
+    lines: tuple[ClaimLine, ...]
+    principal: Decimal
+    interest: Decimal | None
+    costs: Decimal | None
+    announced_costs: Decimal | None
+    deadline: date
+    notes: tuple[str, ...]
+    explanation: str
+
+    @property
+    def total(self) -> Decimal:
+        return self.principal + (self.interest or 0) + (self.costs or 0)
+
+
+@dataclass
+class Plan:
+    today: date
+    actions: list[PlannedAction]
+    decisions: list[Decision]
+    warnings: list[str]
+
+    def explain(self, number: str) -> list[str]:
+        """Every decision about invoices with this number (one per instance that has it)."""
+        return [explain(d) for d in self.decisions if d.number == number]
+
+
+def explain(d: Decision) -> str:
+    where = f"invoice {d.number} ({d.instance})"
+    detail = d.detail or _DETAILS.get(d.reason, "")
+    at = f"; next step {d.next_step!r} on {d.next_on.isoformat()}" if d.next_on else ""
+    current = f"last step sent: {d.current_step!r}" if d.current_step else "no step sent yet"
+    return f"{where}: {d.reason.value}: {detail}. {current}{at}"
+
+
+# -- planning --------------------------------------------------------------------------
+
+
+def idempotency_key(
+    instance: str, debtor_id: str, step: str, channel: str, ids: Iterable[str]
+) -> str:
+    """What an action is about, hashed: the same debtor, step, channel and invoices give the
+    same key, so planning twice enqueues once."""
+    text = "\x1f".join((instance, debtor_id, step, channel, *sorted(ids)))
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+@dataclass
+class _Group:
+    instance: str
+    debtor: DebtorFacts
+    policy: Policy
+    step_index: int
+    channel: str
+    currency: str
+    first_channel: bool
+    invoices: list[tuple[InvoiceFacts, str]] = field(default_factory=list)  # (facts, why)
+
+
+class _Rung(NamedTuple):
+    """The next step for an invoice whose last step sent is at a given position."""
+
+    position: int
+    step: Step
+    channels: tuple[str, ...]  # the step's channels that can reach the debtor
+    after_due: int | None
+    after_previous: int | None
+    previous_nominal: int  # days after due at which the last sent step nominally fell
+    min_overdue: int
+
+
+def _reachable(step: Step, policy: Policy, unreachable: frozenset[str]) -> tuple[str, ...]:
+    """The step's channels that can reach the debtor; none if a veertiendagenbrief would
+    lack its legal copy (the letter, or email where the policy makes email the legal copy)."""
+    channels = tuple(c for c in step.channels if c not in unreachable)
+    if step.role == "wik_notice" and not any(
+        c == "letter" or (c == "email" and policy.email_is_legal_copy) for c in channels
+    ):
+        return ()
+    return channels
+
+
+class _Ladder:
+    """A policy as one kind of debtor walks it, precomputed once per plan: for every
+    position (the last step sent, -1 for none) the next applicable rung, or None. A step for
+    another kind of debtor, or whose channels cannot reach the debtor, is passed over."""
+
+    def __init__(
+        self, policy: Policy, kind: DebtorKind, unreachable: frozenset[str] = frozenset()
+    ) -> None:
+        self.policy = policy
+        self.kind = kind
+        self.consumer = kind is not DebtorKind.BUSINESS  # unknown is treated as a consumer
+        steps = policy.steps
+        usable = [
+            _reachable(step, policy, unreachable) if step.applies_to(kind) else () for step in steps
+        ]
+        self.position = {step.name: i for i, step in enumerate(steps)}
+        nominal, offset = [], 0
+        for step in steps:
+            offset = (
+                step.days_after_due
+                if step.days_after_due is not None
+                else (offset + (step.days_after_previous or 0))
+            )
+            nominal.append(offset)
+        self.after: dict[int, _Rung | None] = {}
+        for last in range(-1, len(steps)):
+            index = last + 1
+            while index < len(steps) and not usable[index]:
+                index += 1
+            if index >= len(steps):
+                self.after[last] = None
+                continue
+            step = steps[index]
+            self.after[last] = _Rung(
+                index,
+                step,
+                usable[index],
+                step.days_after_due,
+                step.days_after_previous,
+                nominal[last] if last >= 0 else 0,
+                step.min_days_overdue,
+            )
+
+
+class _DebtorView(NamedTuple):
+    debtor: DebtorFacts
+    ladder: _Ladder | None
+    blocked: Decision | None  # stale data or unknown policy: nothing for any invoice
+    pause: Pause | None  # a debtor or instance pause
+
+
+def plan(
+    snapshot: Snapshot,
+    policies: Mapping[str, Policy],
+    now: datetime,
+    *,
+    rates: law.RateTable | None = None,
+    check_freshness: bool = True,
+) -> Plan:
+    """Decide today's steps. Pure and deterministic.
+
+    :param rates: the statutory interest table (default: the shipped one).
+    :param check_freshness: ``False`` only to preview a future date, when no sync can be fresh.
+    """
+    today = local_date(now)
+    today_ord = today.toordinal()
+    decisions: list[Decision] = []
+    add = decisions.append
+    warnings: list[str] = []
+    groups: dict[tuple[str, str, int, str, str], _Group] = {}
+    stale = _freshness(snapshot.instances, policies, now) if check_freshness else {}
+    pauses = pauses_in_force(snapshot, policies, today)
+    invoice_pauses = {(i, t): p for (scope, i, t), p in pauses.items() if scope == "invoice"}
+    net = _net_balances(snapshot.invoices)
+    history = snapshot.history
+    ladders: dict[tuple[str, DebtorKind, frozenset[str]], _Ladder] = {}
+    views: dict[tuple[str, str], _DebtorView] = {}
+    wik_dates: dict[tuple[StepSent, str], tuple[date, date]] = {}
+    no_history: tuple[StepSent, ...] = ()
+
+    for inv in snapshot.invoices:
+        inst, ext, number, debtor_id, due_date, currency, open_minor, direct_debit, closed = inv
+        hist = history.get((inst, ext), no_history)
+        current = hist[-1].step if hist else None
+        if closed or open_minor == 0:
+            add(Decision(inst, ext, number, debtor_id, Reason.PAID, current, None, None, ""))
+            continue
+        if open_minor < 0:
+            add(Decision(inst, ext, number, debtor_id, Reason.CREDIT, current, None, None, ""))
+            continue
+        if net[(inst, debtor_id, currency)] <= 0:
+            add(Decision(inst, ext, number, debtor_id, Reason.NET_BALANCE, current, None, None, ""))
+            continue
+        view = views.get((inst, debtor_id))
+        if view is None:
+            view = views[(inst, debtor_id)] = _debtor_view(
+                snapshot, inst, debtor_id, policies, ladders, stale, pauses
+            )
+        if view.blocked is not None:
+            add(view.blocked._replace(invoice_id=ext, number=number, current_step=current))
+            continue
+        ladder = view.ladder
+        assert ladder is not None
+        policy = ladder.policy
+        if hist and hist[-1].role == "handoff":  # nothing is ever sent after a handoff
+            add(Decision(inst, ext, number, debtor_id, Reason.HANDED_OFF, current, None, None, ""))
+            continue
+        pause = invoice_pauses.get((inst, ext)) if invoice_pauses else None
+        if pause is not None or view.pause is not None:
+            detail = _describe_pause(pause or view.pause)  # type: ignore[arg-type]
+            add(Decision(inst, ext, number, debtor_id, Reason.PAUSED, current, None, None, detail))
+            continue
+        due_ord = due_date.toordinal()
+        if direct_debit and today_ord - due_ord <= policy.direct_debit_grace_days:
+            retry = date.fromordinal(due_ord + policy.direct_debit_grace_days + 1)
+            add(
+                Decision(
+                    inst, ext, number, debtor_id, Reason.DIRECT_DEBIT, current, None, retry, ""
+                )
+            )
+            continue
+
+        # The ladder: which rung is next, and when.
+        last_index = -1
+        if hist:
+            found = ladder.position.get(hist[-1].step)
+            if found is None:
+                detail = f"step {hist[-1].step!r} is not in policy {policy.name!r}"
+                add(
+                    Decision(
+                        inst,
+                        ext,
+                        number,
+                        debtor_id,
+                        Reason.UNKNOWN_STEP,
+                        current,
+                        None,
+                        None,
+                        detail,
+                    )
+                )
+                continue
+            last_index = found
+        rung = ladder.after[last_index]
+        if rung is None:
+            add(Decision(inst, ext, number, debtor_id, Reason.LADDER_DONE, current, None, None, ""))
+            continue
+        step = rung.step
+        waiting = snapshot.pending.get((inst, ext)) if snapshot.pending else None
+        if waiting is not None:
+            at = ladder.position.get(waiting.step)
+            if at is None or at >= rung.position:  # already queued for this step or later
+                add(
+                    Decision(
+                        inst,
+                        ext,
+                        number,
+                        debtor_id,
+                        _pending_reason(waiting),
+                        current,
+                        waiting.step,
+                        None,
+                        f"action {waiting.key} ({waiting.step} by {waiting.channel}) is "
+                        f"{waiting.state}",
+                    )
+                )
+                continue
+        if rung.after_previous is not None:
+            step_ord = (hist[-1].sent_on.toordinal() if hist else due_ord) + rung.after_previous
+        else:
+            step_ord = due_ord + rung.after_due  # type: ignore[operator]
+            if hist:  # after downtime, keep the spacing from the step actually sent
+                spacing = max(rung.after_due - rung.previous_nominal, 1)  # type: ignore[operator]
+                step_ord = max(step_ord, hist[-1].sent_on.toordinal() + spacing)
+        if rung.min_overdue:
+            step_ord = max(step_ord, due_ord + rung.min_overdue)
+        if ladder.consumer:
+            wik = _wik_sent(hist) if hist else None
+            if wik is not None:
+                key = (wik, policy.name)
+                dates = wik_dates.get(key)
+                if dates is None:
+                    dates = wik_dates[key] = _wik_dates(wik, policy)
+                escalate_ord = dates[1].toordinal()
+                if escalate_ord > step_ord:
+                    step_ord = escalate_ord
+                    if today_ord < step_ord:
+                        detail = f"the veertiendagenbrief term runs until {dates[0]}"
+                        add(
+                            Decision(
+                                inst,
+                                ext,
+                                number,
+                                debtor_id,
+                                Reason.WAITING_WIK_TERM,
+                                current,
+                                step.name,
+                                dates[1],
+                                detail,
+                            )
+                        )
+                        continue
+            elif step.role == "handoff":
+                add(
+                    Decision(
+                        inst,
+                        ext,
+                        number,
+                        debtor_id,
+                        Reason.NO_WIK,
+                        current,
+                        step.name,
+                        None,
+                        "",
+                    )
+                )
+                continue
+        if today_ord < step_ord:
+            add(
+                Decision(
+                    inst,
+                    ext,
+                    number,
+                    debtor_id,
+                    Reason.NOT_DUE,
+                    current,
+                    step.name,
+                    date.fromordinal(step_ord),
+                    "",
+                )
+            )
+            continue
+        why = _why(step, hist[-1] if hist else None, due_date, today_ord - due_ord)
+        for channel in rung.channels:
+            gkey = (inst, debtor_id, rung.position, channel, inv.currency)
+            group = groups.get(gkey)
+            if group is None:
+                group = groups[gkey] = _Group(
+                    inst,
+                    view.debtor,
+                    policy,
+                    rung.position,
+                    channel,
+                    inv.currency,
+                    first_channel=channel == rung.channels[0],  # decide each invoice once
+                )
+            group.invoices.append((inv, why))
+
+    actions = []
+    for group in sorted(groups.values(), key=_group_order):
+        step = group.policy.steps[group.step_index]
+        first_channel = group.first_channel
+        action = build_action(
+            group.debtor,
+            group.policy,
+            group.step_index,
+            group.channel,
+            group.currency,
+            [inv for inv, _ in group.invoices],
+            history,
+            today,
+            rates,
+            warnings,
+            explanation="; ".join(
+                f"{inv.number}: {why}"
+                for inv, why in sorted(group.invoices, key=lambda t: (t[0].due_date, t[0].number))
+            ),
+        )
+        if action is None:
+            if first_channel:
+                minimum = max(group.policy.min_open_amount, step.min_open_amount)
+                detail = f"total principal for this message is below the minimum of {minimum}"
+                for inv, _ in group.invoices:
+                    add(
+                        Decision(
+                            inv.instance,
+                            inv.external_id,
+                            inv.number,
+                            inv.debtor_id,
+                            Reason.BELOW_THRESHOLD,
+                            _current(history, inv),
+                            step.name,
+                            None,
+                            detail,
+                        )
+                    )
+            continue
+        actions.append(action)
+        if first_channel:
+            reason = Reason.AWAITING_APPROVAL if step.requires_approval else Reason.PLANNED
+            for inv, why in group.invoices:
+                add(
+                    Decision(
+                        inv.instance,
+                        inv.external_id,
+                        inv.number,
+                        inv.debtor_id,
+                        reason,
+                        _current(history, inv),
+                        step.name,
+                        today,
+                        why,
+                    )
+                )
+    return Plan(today=today, actions=actions, decisions=decisions, warnings=sorted(set(warnings)))
+
+
+_DETAILS = {
+    Reason.PAID: "no amount open",
+    Reason.CREDIT: "credit notes and negative amounts are never dunned",
+    Reason.NET_BALANCE: "the debtor's credit notes cover the open amount",
+    Reason.HANDED_OFF: "handed off to the collection agency; nothing more is sent",
+    Reason.DIRECT_DEBIT: "collected by direct debit; dunned only once the collection has failed",
+    Reason.LADDER_DONE: "every step of the policy was taken",
+    Reason.NO_WIK: "a consumer claim is handed off only after a veertiendagenbrief whose term "
+    "ended unpaid",
+    Reason.NOT_DUE: "the next step is not due yet",
+}
+
+
+_PENDING_REASONS = {
+    "awaiting_approval": Reason.AWAITING_APPROVAL,
+    "dead": Reason.ACTION_FAILED,
+    "cancelled": Reason.REJECTED,
+}
+
+
+def _pending_reason(pending: PendingStep) -> Reason:
+    if pending.state == "sent" and not pending.dispatched:
+        return Reason.AWAITING_DISPATCH
+    return _PENDING_REASONS.get(pending.state, Reason.QUEUED)
+
+
+def _debtor_view(
+    snapshot: Snapshot,
+    inst: str,
+    debtor_id: str,
+    policies: Mapping[str, Policy],
+    ladders: dict[tuple[str, DebtorKind, frozenset[str]], _Ladder],
+    stale: Mapping[str, str],
+    pauses: Mapping[tuple[str, str, str], Pause],
+) -> _DebtorView:
+    """What holds for every invoice of one debtor, worked out once."""
+    debtor = snapshot.debtors.get((inst, debtor_id)) or DebtorFacts(inst, debtor_id)
+    policy_name = debtor.policy or snapshot.instances[inst].policy
+    blocked = None
+    if inst in stale:
+        blocked = Decision(inst, "", "", debtor_id, Reason.STALE, None, None, None, stale[inst])
+    elif policy_name not in policies:
+        detail = f"policy {policy_name!r} is not configured"
+        blocked = Decision(inst, "", "", debtor_id, Reason.NO_POLICY, None, None, None, detail)
+    ladder = None
+    if blocked is None:
+        ladder_key = (policy_name, debtor.kind, debtor.unreachable)
+        ladder = ladders.get(ladder_key)
+        if ladder is None:
+            ladder = ladders[ladder_key] = _Ladder(
+                policies[policy_name], debtor.kind, debtor.unreachable
+            )
+    pause = pauses.get(("debtor", inst, debtor_id)) or pauses.get(("instance", inst, inst))
+    return _DebtorView(debtor, ladder, blocked, pause)
+
+
+def _why(step: Step, last: StepSent | None, due_date: date, overdue: int) -> str:
+    if step.days_after_due is not None:
+        timing = f"{step.days_after_due} days after the due date {due_date}"
+    elif last is not None:
+        timing = (
+            f"{step.days_after_previous} days after step {last.step!r} was sent on {last.sent_on}"
+        )
+    else:
+        timing = f"{step.days_after_previous} days after the due date {due_date}"
+    return f"step {step.name!r} is due ({timing}); {overdue} days past due"
+
+
+def _current(
+    history: Mapping[tuple[str, str], Sequence[StepSent]], inv: InvoiceFacts
+) -> str | None:
+    hist = history.get((inv.instance, inv.external_id))
+    return hist[-1].step if hist else None
+
+
+def _group_order(g: _Group) -> tuple[str, str, int, str, str]:
+    return (g.instance, g.debtor.external_id, g.step_index, g.currency, g.channel)
+
+
+def _freshness(
+    instances: Mapping[str, InstanceFacts], policies: Mapping[str, Policy], now: datetime
+) -> dict[str, str]:
+    """Instances whose data is too old to act on, with the reason."""
+    stale = {}
+    for name, facts in instances.items():
+        policy = policies.get(facts.policy)
+        max_age = timedelta(hours=policy.max_sync_age_hours if policy else 24)
+        if facts.last_success_at is None:
+            stale[name] = "never synced successfully"
+        elif now - facts.last_success_at > max_age:
+            stale[name] = (
+                f"last successful sync {facts.last_success_at:%Y-%m-%d %H:%M} UTC is older than "
+                f"{max_age.total_seconds() / 3600:.0f} h"
+            )
+    return stale
+
+
+def _net_balances(invoices: Sequence[InvoiceFacts]) -> dict[tuple[str, str, str], int]:
+    net: dict[tuple[str, str, str], int] = defaultdict(int)
+    for inv in invoices:
+        if not inv.closed:
+            net[(inv.instance, inv.debtor_id, inv.currency)] += inv.open_minor
+    return net
+
+
+def pauses_in_force(
+    snapshot: Snapshot, policies: Mapping[str, Policy], today: date
+) -> dict[tuple[str, str, str], Pause]:
+    """Pauses in force today by (scope, instance, target); a broken promise or a missed
+    instalment no longer pauses."""
+    active: dict[tuple[str, str, str], Pause] = {}
+    open_in_scope: dict[tuple[str, str, str], int] | None = None
+    for pause in sorted(snapshot.pauses, key=lambda p: (p.created_at, p.id)):
+        facts = snapshot.instances.get(pause.instance)
+        policy = policies.get(facts.policy if facts else DEFAULT_POLICY)
+        if pause.kind is PauseKind.PROMISE and pause.until is not None:
+            grace = timedelta(days=policy.promise_grace_days if policy else 0)
+            if today > pause.until + grace:
+                continue  # a broken promise: the ladder resumes
+        if pause.kind is PauseKind.HOLD and pause.until is not None and today > pause.until:
+            continue
+        if pause.kind is PauseKind.PAYMENT_PLAN:
+            if open_in_scope is None:
+                open_in_scope = _open_by_scope(snapshot.invoices)
+            grace = timedelta(days=policy.instalment_grace_days if policy else 0)
+            if _instalment_missed(pause, open_in_scope, today, grace):
+                continue
+        active[(pause.scope, pause.instance, pause.target)] = pause
+    return active
+
+
+def pause_covering(
+    in_force: Mapping[tuple[str, str, str], Pause], invoice: InvoiceFacts
+) -> Pause | None:
+    """The pause (invoice, debtor or instance scope) that holds ``invoice``, if any."""
+    inst = invoice.instance
+    return (
+        in_force.get(("invoice", inst, invoice.external_id))
+        or in_force.get(("debtor", inst, invoice.debtor_id))
+        or in_force.get(("instance", inst, inst))
+    )
+
+
+def _open_by_scope(invoices: Sequence[InvoiceFacts]) -> dict[tuple[str, str, str], int]:
+    totals: dict[tuple[str, str, str], int] = defaultdict(int)
+    for inv in invoices:
+        if inv.closed or inv.open_minor <= 0:
+            continue
+        totals[("invoice", inv.instance, inv.external_id)] += inv.open_minor
+        totals[("debtor", inv.instance, inv.debtor_id)] += inv.open_minor
+        totals[("instance", inv.instance, inv.instance)] += inv.open_minor
+    return totals
+
+
+def _instalment_missed(
+    pause: Pause, open_in_scope: Mapping[tuple[str, str, str], int], today: date, grace: timedelta
+) -> bool:
+    if pause.balance_minor is None:
+        return False
+    owed = sum(i.amount_minor for i in pause.instalments if i.due_on + grace < today)
+    allowed = pause.balance_minor - owed
+    return open_in_scope.get((pause.scope, pause.instance, pause.target), 0) > allowed
+
+
+def _describe_pause(pause: Pause) -> str:
+    label = {
+        PauseKind.DISPUTE: "in dispute until resolved",
+        PauseKind.PROMISE: f"promised to pay by {pause.until}",
+        PauseKind.PAYMENT_PLAN: "payment plan in force",
+        PauseKind.HOLD: f"on hold until {pause.until}",
+    }[pause.kind]
+    return f"{label} ({pause.scope} pause {pause.id} by {pause.author}: {pause.reason})"
+
+
+def _wik_sent(hist: Sequence[StepSent]) -> StepSent | None:
+    for sent in reversed(hist):
+        if sent.role == "wik_notice":
+            return sent
+    return None
+
+
+def _wik_dates(wik: StepSent, policy: Policy) -> tuple[date, date]:
+    """(last day of the veertiendagenbrief term, first day a consumer claim may escalate:
+    the term plus a buffer of business days for payments made on its last day)."""
+    receipt = wik.received_on or law.presumed_receipt(
+        wik.sent_on, "letter", delivery_days=policy.delivery_days
+    )
+    last_day = law.veertiendagenbrief_term(receipt).last_day
+    return last_day, law.add_business_days(last_day, policy.wik_buffer_business_days)
+
+
+# -- building actions ------------------------------------------------------------------
+
+
+def build_action(
+    debtor: DebtorFacts,
+    policy: Policy,
+    step_index: int,
+    channel: str,
+    currency: str,
+    invoices: Sequence[InvoiceFacts],
+    history: Mapping[tuple[str, str], Sequence[StepSent]],
+    today: date,
+    rates: law.RateTable | None = None,
+    warnings: list[str] | None = None,
+    *,
+    explanation: str = "",
+) -> PlannedAction | None:
+    """One message for ``debtor``: step ``step_index`` of ``policy`` on ``channel`` over
+    ``invoices`` (their open amounts as of ``today``), with interest, costs and a deadline as
+    the policy and the law allow. ``None`` when the principal is below the minimum.
+
+    The scheduler builds every planned action with it; the outbox calls it again right before
+    sending when invoices were paid or paused meanwhile, so the figures are never stale.
+    """
+    step = policy.steps[step_index]
+    ordered = sorted(invoices, key=lambda inv: (inv.due_date, inv.number))
+    principal = sum((from_minor(inv.open_minor, currency) for inv in ordered), Decimal(0))
+    if principal < max(policy.min_open_amount, step.min_open_amount):
+        return None
+    business = debtor.kind is DebtorKind.BUSINESS
+    eur = currency == EUR
+    notes: list[str] = []
+    if not eur and (step.claim_interest or step.claim_costs or step.role == "wik_notice"):
+        notes.append(f"no statutory interest or collection costs on a {currency} claim")
+
+    lines = []
+    interest_total: Decimal | None = Decimal(0) if step.claim_interest and eur else None
+    for inv in ordered:
+        amount = from_minor(inv.open_minor, currency)
+        interest: Decimal | None = None
+        if interest_total is not None:
+            try:
+                interest = law.statutory_interest(
+                    amount,
+                    inv.due_date + timedelta(days=1),
+                    today,
+                    commercial=business,
+                    table=rates,
+                )
+            except law.RateUnknownError as exc:
+                notes.append(f"interest left out: {exc}")
+                if warnings is not None:
+                    warnings.append(f"statutory interest table needs an update: {exc}")
+                interest_total = None
+            else:
+                interest_total += interest
+        lines.append(
+            ClaimLine(
+                inv.external_id,
+                inv.number,
+                inv.due_date,
+                (today - inv.due_date).days,
+                amount,
+                interest,
+            )
+        )
+    if interest_total is None:
+        lines = [line._replace(interest=None) for line in lines]
+
+    costs: Decimal | None = None
+    announced: Decimal | None = None
+    if eur and step.claim_costs:
+        costs = _costs(debtor, policy, currency, ordered, principal, history, today, notes)
+    wik_letter = step.role == "wik_notice" and not business
+    if eur and wik_letter:
+        announced = law.collection_costs(principal, vat_rate=policy.costs_vat_rate)
+    legal_copy = step.role == "wik_notice" and (
+        channel == "letter" or (channel == "email" and policy.email_is_legal_copy)
+    )
+    if wik_letter:
+        receipt = law.presumed_receipt(
+            today,
+            "letter" if channel != "email" or not policy.email_is_legal_copy else "email",
+            delivery_days=policy.delivery_days,
+            email_is_legal_copy=policy.email_is_legal_copy,
+        )
+        deadline = law.veertiendagenbrief_term(receipt).last_day
+    else:
+        deadline = law.add_business_days(today, step.deadline_business_days)
+    ids = [inv.external_id for inv in ordered]
+    return PlannedAction(
+        key=idempotency_key(ordered[0].instance, debtor.external_id, step.name, channel, ids),
+        instance=ordered[0].instance,
+        debtor_id=debtor.external_id,
+        policy=policy.name,
+        step=step.name,
+        channel=channel,
+        template=step.template_name,
+        role=step.role,
+        legal_copy=legal_copy,
+        requires_approval=step.requires_approval,
+        language=debtor.language,
+        kind=debtor.kind,
+        currency=currency,
+        lines=tuple(lines),
+        principal=principal,
+        interest=interest_total,
+        costs=costs,
+        announced_costs=announced,
+        deadline=deadline,
+        notes=tuple(dict.fromkeys(notes)),
+        explanation=explanation,
+    )
+
+
+def _costs(
+    debtor: DebtorFacts,
+    policy: Policy,
+    currency: str,
+    invoices: Sequence[InvoiceFacts],
+    principal: Decimal,
+    history: Mapping[tuple[str, str], Sequence[StepSent]],
+    today: date,
+    notes: list[str],
+) -> Decimal | None:
+    if debtor.kind is DebtorKind.BUSINESS:
+        if policy.b2b_costs == "none":
+            return None
+        if policy.b2b_costs == "compensation":
+            return law.B2B_COMPENSATION * len(invoices)
+        return law.collection_costs(principal, vat_rate=policy.costs_vat_rate)
+    # Consumer (or unknown, treated as one): only after an expired veertiendagenbrief, for
+    # every invoice in the message, and never above what the letter stated.
+    letters: set[StepSent] = set()
+    for inv in invoices:
+        wik = _wik_sent(history.get((inv.instance, inv.external_id), ()))
+        if wik is None or wik.sent_on <= inv.due_date or today <= _wik_dates(wik, policy)[0]:
+            notes.append(
+                "no collection costs: a consumer owes them only after a veertiendagenbrief "
+                "whose term has ended unpaid (art. 6:96 lid 6 BW)"
+            )
+            return None
+        letters.add(wik)
+    costs = law.collection_costs(principal, vat_rate=policy.costs_vat_rate)
+    if all(letter.stated_costs_minor is not None for letter in letters):
+        stated = sum(letter.stated_costs_minor or 0 for letter in letters)
+        costs = min(costs, from_minor(stated, currency))  # never above what was stated
+    return costs

@@ -1,0 +1,175 @@
+"""Loading the scheduler's snapshot from the store in a handful of flat queries.
+
+The scheduler is pure; this is the one place that reads what it needs: open invoices,
+debtors and the channels that can reach them, the steps already carried out (``step.sent``
+events, one per invoice and step, written by the outbox), the outbox actions still under way,
+active pauses, and each instance's last successful sync.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from datetime import date
+from functools import lru_cache
+from typing import Any
+
+import phonenumbers
+import sqlalchemy as sa
+
+from debsync.model import DebtorKind, Language
+from debsync.outbox import pending_steps
+from debsync.pauses import load_active
+from debsync.policy import DEFAULT_POLICY
+from debsync.scheduler import (
+    DebtorFacts,
+    InstanceFacts,
+    InvoiceFacts,
+    Snapshot,
+    StepSent,
+)
+from debsync.store import Store
+from debsync.store.schema import connector_state, debtors, events, invoices, outbox
+
+STEP_SENT = "step.sent"
+"""Event kind recording that a step reached the debtor for one invoice. Its data:
+``{"step", "role", "sent_on", "received_on", "stated_costs_minor", "key"}`` (dates ISO)."""
+
+_KINDS = {k.value: k for k in DebtorKind}
+_LANGUAGES = {lang.value: lang for lang in Language}
+
+
+@lru_cache(maxsize=65536)
+def _can_text(phone: str) -> bool:
+    """Whether an E.164 number can receive SMS (mobile, or a number that may be mobile)."""
+    if phone.startswith("+316"):  # Dutch mobile numbers, the usual case, without parsing
+        return True
+    try:
+        kind = phonenumbers.number_type(phonenumbers.parse(phone))
+    except phonenumbers.NumberParseException:
+        return False
+    return kind in (
+        phonenumbers.PhoneNumberType.MOBILE,
+        phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE,
+    )
+
+
+def unreachable_channels(
+    emails: Sequence[str], phones: Sequence[str], address: Mapping[str, Any] | None
+) -> frozenset[str]:
+    """Channels that cannot reach a debtor with these contact details."""
+    missing = set()
+    if not emails:
+        missing.add("email")
+    if not phones:
+        missing.add("call")
+    if not any(_can_text(p) for p in phones):
+        missing.add("sms")
+    if not address or not (address.get("lines") and address.get("city")):
+        missing.add("letter")
+    return frozenset(missing)
+
+
+def load_snapshot(
+    store: Store,
+    policies_by_instance: Mapping[str, str],
+    debtor_policies: Mapping[tuple[str, str], str] | None = None,
+    *,
+    debtor: tuple[str, str] | None = None,
+    pending: bool = True,
+    exclude_key: str | None = None,
+) -> Snapshot:
+    """The snapshot for the configured instances (name → policy name).
+
+    :param debtor: ``(instance, debtor id)`` to load one debtor only (the outbox re-checks an
+        action's invoices right before sending).
+    :param pending: include outbox actions still under way; ``exclude_key`` leaves one out.
+    """
+    names = [debtor[0]] if debtor else list(policies_by_instance)
+    overrides = debtor_policies or {}
+
+    def scoped(table: sa.Table, column: str = "debtor_id") -> list[Any]:
+        where: list[Any] = [table.c.instance.in_(names)]
+        if debtor:
+            where.append(table.c[column] == debtor[1])
+        return where
+
+    with store.engine.connect() as conn:
+        synced = dict(
+            conn.execute(
+                sa.select(connector_state.c.instance, connector_state.c.last_success_at).where(
+                    connector_state.c.instance.in_(names)
+                )
+            ).all()
+        )
+        instances = {
+            name: InstanceFacts(
+                name, policies_by_instance.get(name) or DEFAULT_POLICY, synced.get(name)
+            )
+            for name in names
+        }
+        open_invoices = [
+            InvoiceFacts(*row)
+            for row in conn.execute(
+                sa.select(
+                    invoices.c.instance,
+                    invoices.c.external_id,
+                    invoices.c.number,
+                    invoices.c.debtor_id,
+                    invoices.c.due_date,
+                    invoices.c.currency,
+                    invoices.c.open_minor,
+                    invoices.c.direct_debit,
+                ).where(*scoped(invoices), invoices.c.state == "open")
+            )
+        ]
+        debtor_facts = {
+            (inst, ext): DebtorFacts(
+                inst,
+                ext,
+                _KINDS[kind],
+                _LANGUAGES.get(lang, Language.NL),
+                overrides.get((inst, ext)),
+                unreachable_channels(emails, phones, address),
+            )
+            for inst, ext, kind, lang, emails, phones, address in conn.execute(
+                sa.select(
+                    debtors.c.instance,
+                    debtors.c.external_id,
+                    debtors.c.kind,
+                    debtors.c.language,
+                    debtors.c.emails,
+                    debtors.c.phones,
+                    debtors.c.address,
+                ).where(*scoped(debtors, "external_id"))
+            )
+        }
+        history: dict[tuple[str, str], list[StepSent]] = defaultdict(list)
+        for inst, invoice_id, data in conn.execute(
+            sa.select(events.c.instance, events.c.invoice_id, events.c.data)
+            .where(*scoped(events), events.c.kind == STEP_SENT)
+            .order_by(events.c.id)
+        ):
+            history[(inst, invoice_id)].append(
+                StepSent(
+                    step=data["step"],
+                    sent_on=date.fromisoformat(data["sent_on"]),
+                    role=data.get("role"),
+                    received_on=_date(data.get("received_on")),
+                    stated_costs_minor=data.get("stated_costs_minor"),
+                )
+            )
+        waiting = pending_steps(conn, scoped(outbox), exclude_key) if pending else {}
+        pauses = [p for p in load_active(conn) if p.instance in instances]
+    return Snapshot(
+        invoices=open_invoices,
+        debtors=debtor_facts,
+        instances=instances,
+        history=dict(history),
+        pauses=pauses,
+        pending=waiting,
+    )
+
+
+def _date(value: str | None) -> date | None:
+    return date.fromisoformat(value) if value else None
