@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 from pydantic import Field, SecretStr
 
 from debsync import hookimpl
+from debsync.actions.base import Action, ActionSettings, MessageContext, Receipt
 from debsync.config import ConnectorInstance
 from debsync.connectors.base import JSON, Connector, ConnectorContext, ConnectorSettings, Page
 from debsync.model import Debtor, Invoice, Money
@@ -105,3 +106,56 @@ class FakePlugin:
 
 def money(text: str) -> Decimal:
     return Decimal(text)
+
+
+class RecordingSettings(ActionSettings):
+    pass
+
+
+class RecordingAction(Action[RecordingSettings]):
+    """An email-channel action that records what it sends. ``script`` maps an idempotency key
+    to exceptions raised on successive attempts; ``dispatched`` False acts like a printed
+    letter waiting to be posted."""
+
+    type_name: ClassVar[str] = "recording"
+    Settings: ClassVar[type[ActionSettings]] = RecordingSettings
+    channel: ClassVar[str] = "email"
+    sent: ClassVar[list[tuple[str, dict[str, Any]]]] = []
+    script: ClassVar[dict[str, list[Exception]]] = {}
+    dispatched: ClassVar[bool] = True
+    batches: ClassVar[int] = 0
+
+    def render(self, context: MessageContext) -> dict[str, Any]:
+        return {
+            "to": list(context.debtor.emails),
+            "step": context.step,
+            "invoices": [line.number for line in context.invoices],
+            "principal": str(context.principal),
+            "interest": None if context.interest is None else str(context.interest),
+            "costs": None if context.costs is None else str(context.costs),
+            "announced_costs": None
+            if context.announced_costs is None
+            else str(context.announced_costs),
+        }
+
+    async def send(self, payload: dict[str, Any], idempotency_key: str) -> Receipt:
+        failures = self.script.get(idempotency_key)
+        if failures:
+            raise failures.pop(0)
+        self.sent.append((idempotency_key, payload))
+        return Receipt(provider_id=f"rec-{len(self.sent)}", dispatched=self.dispatched)
+
+    async def __aenter__(self) -> RecordingAction:
+        type(self).batches += 1
+        return self
+
+
+class IdempotentRecordingAction(RecordingAction):
+    type_name: ClassVar[str] = "recording-idempotent"
+    idempotent: ClassVar[bool] = True
+
+
+class LetterRecordingAction(RecordingAction):
+    type_name: ClassVar[str] = "recording-letter"
+    channel: ClassVar[str] = "letter"
+    dispatched: ClassVar[bool] = False

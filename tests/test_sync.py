@@ -222,3 +222,33 @@ def test_events_are_append_only(store: Store, clock: Any) -> None:
         conn.execute(sa.delete(events))
     with pytest.raises(sa.exc.DBAPIError, match="append-only"), store.engine.begin() as conn:
         conn.execute(sa.update(events).values(kind="rewritten"))
+
+
+def test_changing_an_instance_type_fails_the_run_instead_of_mixing_records(
+    store: Store, clock: Any
+) -> None:
+    from debsync.config import ConnectorInstance
+
+    run(store, clock, snapshot(*BOOK))
+    renamed = ConnectorInstance("books", "other", FakeConnector, INSTANCE.settings)
+    result = asyncio.run(
+        SyncEngine(store, clock=clock).run(renamed, FakeConnector(snapshot(*BOOK)))
+    )
+    assert not result.ok and "new instance name" in (result.error or "")
+    assert rows(store, sync_runs, "id")[-1]["status"] == "failed"
+
+
+def test_only_what_previous_lists_can_be_unchanged(store: Store, clock: Any) -> None:
+    first = snapshot(invoice("F1"))
+    first[-1].raw = {("invoice", "F1"): b"f1-raw-fingerprint"}
+    assert run(store, clock, first).ok
+
+    seen = snapshot()
+    seen[-1].unchanged_invoices = ["F1"]
+    kept = run(store, clock, seen)
+    assert kept.ok and kept.counts.invoices_seen == 1 and kept.counts.invoices_closed == 0
+
+    bogus = snapshot()
+    bogus[-1].unchanged_invoices = ["F9"]
+    refused = run(store, clock, bogus)
+    assert not refused.ok and "did not store as open" in (refused.error or "")

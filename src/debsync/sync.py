@@ -31,9 +31,10 @@ from sqlalchemy.engine import Connection
 
 from debsync.clock import Clock, local_date, system_clock
 from debsync.config import Config, ConnectorInstance
-from debsync.connectors.base import Connector, ConnectorContext, Page, Reject
+from debsync.connectors.base import Connector, ConnectorContext, Page, Previous, Reject
 from debsync.errors import ConnectorError, FatalConnectorError
 from debsync.model import Debtor, Invoice, Payment, from_minor, to_minor
+from debsync.plugins import Plugins
 from debsync.store import Store
 from debsync.store.schema import (
     connector_state,
@@ -146,9 +147,12 @@ def _amount(minor: int, currency: str) -> str:
 class SyncEngine:
     """Applies connector pages to the store. One engine per store; stateless between runs."""
 
-    def __init__(self, store: Store, *, clock: Clock = system_clock) -> None:
+    def __init__(
+        self, store: Store, *, clock: Clock = system_clock, plugins: Plugins | None = None
+    ) -> None:
         self.store = store
         self.clock = clock
+        self.plugins = plugins
 
     async def run(
         self,
@@ -169,28 +173,51 @@ class SyncEngine:
                 and state["snapshot_started_at"] is None
             )
             run_id = self._start_run(conn, instance.name, started, snapshot=not incremental)
-            known_debtors: dict[str, bytes] = dict(
-                conn.execute(
-                    sa.select(debtors.c.external_id, debtors.c.fingerprint).where(
-                        debtors.c.instance == instance.name
-                    )
-                ).all()
-            )
-            known_invoices = {
-                row[0]: _Known(*row[1:])
-                for row in conn.execute(
-                    sa.select(
-                        invoices.c.external_id,
-                        invoices.c.fingerprint,
-                        invoices.c.state,
-                        invoices.c.open_minor,
-                        invoices.c.currency,
-                        invoices.c.debtor_id,
-                        invoices.c.number,
-                    ).where(invoices.c.instance == instance.name)
-                )
-            }
+            known_debtors: dict[str, bytes] = {}
+            raw: dict[tuple[str, str], bytes] = {}
+            for ext, fingerprint, raw_fingerprint in conn.execute(
+                sa.select(
+                    debtors.c.external_id, debtors.c.fingerprint, debtors.c.raw_fingerprint
+                ).where(debtors.c.instance == instance.name)
+            ):
+                known_debtors[ext] = fingerprint
+                if raw_fingerprint is not None:
+                    raw[("debtor", ext)] = raw_fingerprint
+            known_invoices: dict[str, _Known] = {}
+            for row in conn.execute(
+                sa.select(
+                    invoices.c.external_id,
+                    invoices.c.fingerprint,
+                    invoices.c.state,
+                    invoices.c.open_minor,
+                    invoices.c.currency,
+                    invoices.c.debtor_id,
+                    invoices.c.number,
+                    invoices.c.raw_fingerprint,
+                ).where(invoices.c.instance == instance.name)
+            ):
+                known_invoices[row[0]] = _Known(*row[1:7])
+                if row[7] is not None:
+                    raw[("invoice", row[0])] = row[7]
+        connector.previous = Previous(
+            invoices={
+                ext: fp
+                for (kind, ext), fp in raw.items()
+                if kind == "invoice" and known_invoices[ext].state == "open"
+            },
+            debtors={ext: fp for (kind, ext), fp in raw.items() if kind == "debtor"},
+        )
         result = SyncResult(instance=instance.name, run_id=run_id, snapshot=not incremental)
+        if state["type"] != instance.type_name:
+            result.error = (
+                f"instance {instance.name!r} was synced as type {state['type']!r} and is now "
+                f"configured as {instance.type_name!r}; records are keyed by instance, so give "
+                "the new source a new instance name"
+            )
+            self._finish_run(result)
+            if self.plugins is not None:
+                self.plugins.sync_finished(instance.name, result)
+            return result
         apply = _PageWriter(
             instance=instance.name,
             run_id=run_id,
@@ -198,6 +225,8 @@ class SyncEngine:
             derive_payments="payments" not in connector.capabilities,
             known_debtors=known_debtors,
             known_invoices=known_invoices,
+            known_raw=raw,
+            previous=connector.previous,
             counts=result.counts,
         )
         seen: set[str] = set()
@@ -219,6 +248,7 @@ class SyncEngine:
                     self._save_cursor(conn, instance.name, page, snapshot=not incremental)
                 apply.committed()
                 seen.update(inv.external_id for inv in page.invoices)
+                seen.update(page.unchanged_invoices)
                 seen.update(r.invoice_id for r in page.rejects if r.invoice_id)
                 result.pages += 1
                 result.rejects.extend(page.rejects)
@@ -249,6 +279,8 @@ class SyncEngine:
         self._finish_run(result)
         if progress:
             progress(result)
+        if self.plugins is not None:
+            self.plugins.sync_finished(instance.name, result)
         return result
 
     def _prepare_state(
@@ -274,12 +306,7 @@ class SyncEngine:
                     instance=instance.name, type=instance.type_name, last_attempt_at=now
                 )
             )
-            return {"cursor": None, "snapshot_started_at": None}
-        if row["type"] != instance.type_name:
-            raise FatalConnectorError(
-                f"instance {instance.name!r} was synced as type {row['type']!r} and is now "
-                f"configured as {instance.type_name!r}; use a new instance name"
-            )
+            return {"type": instance.type_name, "cursor": None, "snapshot_started_at": None}
         conn.execute(
             sa.update(connector_state)
             .where(connector_state.c.instance == instance.name)
@@ -357,10 +384,13 @@ _INVOICE_UPDATE = (
     )
     .execution_options(synchronize_session=False)
 )
+_INVOICE_RAW = _INVOICE_UPDATE.values(raw_fingerprint=sa.bindparam("raw"))
 _DEBTOR_UPDATE = sa.update(debtors).where(
     debtors.c.instance == sa.bindparam("k_instance"),
     debtors.c.external_id == sa.bindparam("k_external_id"),
 )
+
+_DEBTOR_RAW = _DEBTOR_UPDATE.values(raw_fingerprint=sa.bindparam("raw"))
 
 
 class _PageWriter:
@@ -376,6 +406,8 @@ class _PageWriter:
         derive_payments: bool,
         known_debtors: dict[str, bytes],
         known_invoices: dict[str, _Known],
+        known_raw: dict[tuple[str, str], bytes],
+        previous: Previous,
         counts: SyncCounts,
     ) -> None:
         self.instance = instance
@@ -384,8 +416,11 @@ class _PageWriter:
         self.derive_payments = derive_payments
         self.known_debtors = known_debtors
         self.known_invoices = known_invoices
+        self.known_raw = known_raw
+        self.previous = previous
         self.counts = counts
         self._pending_debtors: dict[str, bytes] = {}
+        self._pending_raw: dict[tuple[str, str], bytes] = {}
         self._pending_invoices: dict[str, _Known] = {}
         self._pending_counts: dict[str, int] = {}
         self._known_payments: set[str] | None = None
@@ -399,6 +434,8 @@ class _PageWriter:
     def committed(self) -> None:
         self.known_debtors.update(self._pending_debtors)
         self.known_invoices.update(self._pending_invoices)
+        self.known_raw.update(self._pending_raw)
+        self._pending_raw = {}
         if self._known_payments is not None:
             self._known_payments |= self._pending_payments
         for name, n in self._pending_counts.items():
@@ -432,8 +469,16 @@ class _PageWriter:
         today = local_date(now)
         new_events: list[dict[str, Any]] = []
         new_payments: list[dict[str, Any]] = []
-        self._debtors(conn, page.debtors, now, new_events)
-        self._invoices(conn, page.invoices, now, today, new_events, new_payments)
+        unknown = [ext for ext in page.unchanged_invoices if ext not in self.previous.invoices]
+        if unknown:
+            raise FatalConnectorError(
+                f"the connector reported {len(unknown)} invoice(s) as unchanged that the last "
+                f"sync did not store as open (e.g. {unknown[0]!r}): only what Previous lists "
+                "can be unchanged"
+            )
+        self._debtors(conn, page.debtors, page.raw, now, new_events)
+        self._invoices(conn, page.invoices, page.raw, now, today, new_events, new_payments)
+        self._count("invoices_seen", len(page.unchanged_invoices))
         if page.payments:
             self._payments(conn, page.payments, now, new_events, new_payments)
         if page.closed:
@@ -462,17 +507,37 @@ class _PageWriter:
             conn.execute(sa.insert(events), new_events)
         self._count("invoices_seen", len(page.invoices))
 
+    def _remember_raw(
+        self, kind: str, ext: str, raw: bytes | None, stale: list[dict[str, Any]]
+    ) -> None:
+        """Keep the raw fingerprint of an unchanged record current, without an event: the
+        next sync may then skip it (a store from before raw fingerprints, a re-spelled row)."""
+        if raw is not None and self.known_raw.get((kind, ext)) != raw:
+            stale.append({"k_instance": self.instance, "k_external_id": ext, "raw": raw})
+            self._pending_raw[(kind, ext)] = raw
+
     def _debtors(
-        self, conn: Connection, records: list[Debtor], now: datetime, out: list[dict[str, Any]]
+        self,
+        conn: Connection,
+        records: list[Debtor],
+        raws: dict[tuple[str, str], bytes],
+        now: datetime,
+        out: list[dict[str, Any]],
     ) -> None:
         inserts, updates = [], []
+        stale: list[dict[str, Any]] = []
         for debtor in records:
             row = _debtor_row(debtor)
             fingerprint = _fingerprint(debtor.model_dump_json())
             ext = debtor.external_id
+            raw = raws.get(("debtor", ext))
             before = self._pending_debtors.get(ext) or self.known_debtors.get(ext)
             if before == fingerprint:
+                self._remember_raw("debtor", ext, raw, stale)
                 continue
+            if raw is not None:
+                self._pending_raw[("debtor", ext)] = raw
+            row["raw_fingerprint"] = raw
             row["fingerprint"] = fingerprint
             row["updated_at"] = now
             if before is None:
@@ -490,25 +555,39 @@ class _PageWriter:
             conn.execute(sa.insert(debtors), inserts)
         if updates:
             conn.execute(_DEBTOR_UPDATE, updates)
+        if stale:
+            conn.execute(_DEBTOR_RAW, stale)
 
     def _invoices(
         self,
         conn: Connection,
         records: list[Invoice],
+        raws: dict[tuple[str, str], bytes],
         now: datetime,
         today: date,
         out: list[dict[str, Any]],
         new_payments: list[dict[str, Any]],
     ) -> None:
         inserts, updates = [], []
+        stale: list[dict[str, Any]] = []
         for invoice in records:
             row = _invoice_row(invoice)
             fingerprint = _fingerprint(repr(tuple(row.values())))
             ext = invoice.external_id
+            raw = raws.get(("invoice", ext))
             before = self._pending_invoices.get(ext) or self.known_invoices.get(ext)
             if before is not None and before.fingerprint == fingerprint and before.state == "open":
+                self._remember_raw("invoice", ext, raw, stale)
                 continue
-            row.update(fingerprint=fingerprint, state="open", closed_at=None, updated_at=now)
+            if raw is not None:
+                self._pending_raw[("invoice", ext)] = raw
+            row.update(
+                fingerprint=fingerprint,
+                raw_fingerprint=raw,
+                state="open",
+                closed_at=None,
+                updated_at=now,
+            )
             currency, open_minor = row["currency"], row["open_minor"]
             debtor_id = invoice.debtor_id
             if before is None:
@@ -539,6 +618,8 @@ class _PageWriter:
             conn.execute(sa.insert(invoices), inserts)
         if updates:
             conn.execute(_INVOICE_UPDATE, updates)
+        if stale:
+            conn.execute(_INVOICE_RAW, stale)
 
     def _describe_change(
         self,

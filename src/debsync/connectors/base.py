@@ -73,6 +73,10 @@ class Page:
     :param snapshot_complete: on the last page of a full snapshot (``fetch(None)``): every
         open invoice of this instance that no page of the snapshot mentioned is closed.
     :param closed: external ids of invoices the source says left the open set.
+    :param unchanged_invoices: external ids whose raw input matches :class:`Previous`: seen,
+        and not rebuilt. ``unchanged_debtors`` likewise.
+    :param raw: ``("invoice" | "debtor", external id)`` → fingerprint of the raw input the
+        record in this page was built from, kept for the next sync's :class:`Previous`.
     """
 
     debtors: list[Debtor] = field(default_factory=list)
@@ -82,10 +86,32 @@ class Page:
     rejects: list[Reject] = field(default_factory=list)
     cursor: JSON = None
     snapshot_complete: bool = False
+    unchanged_invoices: list[str] = field(default_factory=list)
+    unchanged_debtors: list[str] = field(default_factory=list)
+    raw: dict[tuple[str, str], bytes] = field(default_factory=dict)
 
     @property
     def record_count(self) -> int:
-        return len(self.invoices) + len(self.debtors) + len(self.payments) + len(self.rejects)
+        return (
+            len(self.invoices)
+            + len(self.debtors)
+            + len(self.payments)
+            + len(self.rejects)
+            + len(self.unchanged_invoices)
+        )
+
+
+@dataclass(frozen=True)
+class Previous:
+    """What the last sync stored, as fingerprints of the raw input each record was built from
+    (``Page.raw``). A connector that fingerprints its raw input the same way may report a
+    record whose fingerprint matches as unchanged (``Page.unchanged_invoices``) instead of
+    parsing and validating it again: an unchanged re-sync of a large export then costs little
+    more than reading it. Only invoices still open are listed, so a record that returns after
+    being closed is always rebuilt. Optional: a connector that ignores it stays correct."""
+
+    invoices: Mapping[str, bytes] = field(default_factory=dict)
+    debtors: Mapping[str, bytes] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -122,6 +148,8 @@ class Connector(ABC, Generic[SettingsT]):
         self.instance = instance
         self.settings = settings
         self.context = context
+        self.previous = Previous()
+        """Set by the sync engine before :meth:`fetch`; see :class:`Previous`."""
 
     @abstractmethod
     def fetch(self, cursor: JSON) -> AsyncIterator[Page]:
@@ -170,11 +198,35 @@ class RecordBuilder:
         self.invoices: list[Invoice] = []
         self.payments: list[Payment] = []
         self.rejects: list[Reject] = []
+        self.unchanged_invoices: list[str] = []
+        self.unchanged_debtors: list[str] = []
+        self.raw: dict[tuple[str, str], bytes] = {}
+        self._flagged: set[str] = set()  # refs with a reject in this page
 
-    def reject(self, kind: str, ref: str, reason: str, *, invoice_id: str | None = None) -> None:
-        self.rejects.append(Reject(kind, ref, reason, invoice_id=invoice_id))
+    def unchanged(self, kind: str, external_id: str) -> None:
+        """Report a record whose raw input matches :class:`Previous` (``"invoice"`` or
+        ``"debtor"``): seen, not rebuilt."""
+        target = self.unchanged_invoices if kind == "invoice" else self.unchanged_debtors
+        target.append(external_id)
 
-    def debtor(self, data: Mapping[str, Any], *, ref: str) -> Debtor | None:
+    def reject(
+        self,
+        kind: str,
+        ref: str,
+        reason: str,
+        *,
+        invoice_id: str | None = None,
+        dropped: bool = False,
+    ) -> None:
+        """Report a problem with the record at ``ref``; ``dropped`` when the record was kept
+        with the offending field removed (see :class:`Reject`)."""
+        self.rejects.append(Reject(kind, ref, reason, invoice_id=invoice_id, dropped=dropped))
+        self._flagged.add(ref)
+
+    def debtor(
+        self, data: Mapping[str, Any], *, ref: str, raw: bytes | None = None
+    ) -> Debtor | None:
+        """Validate a debtor; ``raw`` fingerprints the input it came from (:class:`Previous`)."""
         try:
             debtor = Debtor.model_validate(data)
         except ValidationError as error:
@@ -184,6 +236,7 @@ class RecordBuilder:
                 return None
             debtor = salvaged
         self.debtors.append(debtor)
+        self._remember(("debtor", debtor.external_id), raw, ref)
         return debtor
 
     def _salvage_contacts(
@@ -204,12 +257,13 @@ class RecordBuilder:
             return None
         for item in error.errors(include_url=False, include_input=False):
             where = ".".join(str(p) for p in item["loc"])
-            self.rejects.append(
-                Reject("debtor", ref, f"{where} dropped: {item['msg']}", dropped=True)
-            )
+            self.reject("debtor", ref, f"{where} dropped: {item['msg']}", dropped=True)
         return debtor
 
-    def invoice(self, data: Mapping[str, Any], *, ref: str) -> Invoice | None:
+    def invoice(
+        self, data: Mapping[str, Any], *, ref: str, raw: bytes | None = None
+    ) -> Invoice | None:
+        """Validate an invoice; ``raw`` fingerprints the input it came from."""
         try:
             invoice = Invoice.model_validate(data)
         except ValidationError as error:
@@ -217,7 +271,15 @@ class RecordBuilder:
             self.reject("invoice", ref, _reason(error), invoice_id=str(known) if known else None)
             return None
         self.invoices.append(invoice)
+        self._remember(("invoice", invoice.external_id), raw, ref)
         return invoice
+
+    def _remember(self, key: tuple[str, str], raw: bytes | None, ref: str) -> None:
+        """Keep a raw fingerprint only for a record that came through clean: one reported with
+        a problem (a dropped e-mail address, say) is rebuilt every sync, so the problem stays
+        in ``debsync status`` until the source is fixed."""
+        if raw is not None and ref not in self._flagged:
+            self.raw[key] = raw
 
     def payment(self, data: Mapping[str, Any], *, ref: str) -> Payment | None:
         try:
@@ -237,6 +299,9 @@ class RecordBuilder:
             rejects=self.rejects,
             cursor=cursor,
             snapshot_complete=snapshot_complete,
+            unchanged_invoices=self.unchanged_invoices,
+            unchanged_debtors=self.unchanged_debtors,
+            raw=self.raw,
         )
         self._reset()
         return page

@@ -1,0 +1,147 @@
+"""Benchmark: sync a 100,000-invoice Dutch open-items CSV into SQLite.
+
+Prints invoices per second and peak RSS for a first sync and for an unchanged re-sync. Each
+phase runs in a fresh process, so its peak RSS is its own and no cache carries over.
+
+    python bench/sync_csv.py [--invoices 100000] [--debtors 20000] [--keep DIR]
+
+Targets (issue 2, one core): first sync >= 20,000 invoices/s, unchanged re-sync >= 50,000/s,
+peak RSS < 300 MB. Pin to one core with ``taskset -c 0`` for comparable figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date, timedelta
+from pathlib import Path
+
+HEADER = (
+    "Relatiecode;Naam;Soort;E-mail;Telefoon;Adres;Postcode;Plaats;KvK-nummer;Taal;"
+    "Factuurnummer;Factuurdatum;Vervaldatum;Bedrag;Openstaand;Betalingskenmerk"
+)
+STREETS = ("Dorpsstraat", "Kerkstraat", "Stationsweg", "Molenweg", "Schoolstraat", "Julianalaan")
+CITIES = ("Utrecht", "Zwolle", "Haarlem", "Groningen", "Tilburg", "Arnhem", "Delft", "Leiden")
+
+
+def _dutch(amount_cents: int) -> str:
+    euros, cents = divmod(abs(amount_cents), 100)
+    grouped = f"{euros:,}".replace(",", ".")
+    return f"{'-' if amount_cents < 0 else ''}{grouped},{cents:02d}"
+
+
+def generate(path: Path, invoices: int, debtors: int, seed: int = 2026) -> None:
+    rng = random.Random(seed)
+    today = date(2026, 11, 22)
+    lines = [HEADER]
+    for n in range(invoices):
+        d = n % debtors
+        business = d % 3 != 0
+        name = f"Handelsonderneming {d} B.V." if business else f"J. de Vries-{d}"
+        kvk = f"{10000000 + d}" if business else ""
+        issued = today - timedelta(days=rng.randint(0, 200))
+        due = issued + timedelta(days=30)
+        total = rng.randint(2_500, 2_500_000)
+        open_ = total if rng.random() < 0.8 else rng.randint(100, total)
+        lines.append(
+            ";".join(
+                (
+                    f"D{d:06d}",
+                    name,
+                    "B" if business else "P",
+                    f"debiteur{d}@example.nl",
+                    f"06-{10000000 + d}",
+                    f"{STREETS[d % len(STREETS)]} {d % 200 + 1}",
+                    f"{1000 + d % 8999} {'AB' if d % 2 else 'XZ'}",
+                    CITIES[d % len(CITIES)],
+                    kvk,
+                    "en" if d % 7 == 0 else "nl",
+                    f"2026-{n:07d}",
+                    issued.strftime("%d-%m-%Y"),
+                    due.strftime("%d-%m-%Y"),
+                    _dutch(total),
+                    _dutch(open_),
+                    f"RF18{n:010d}",
+                )
+            )
+        )
+    path.write_text("\r\n".join(lines) + "\r\n", encoding="utf-8-sig")
+
+
+def phase(config_path: Path) -> dict[str, float]:
+    """One sync in this process; returns its figures."""
+    from debsync.clock import system_clock
+    from debsync.config import load_config
+    from debsync.plugins import Plugins
+    from debsync.store import open_store
+    from debsync.sync import SyncEngine, build_connector
+
+    config = load_config(config_path, Plugins(entry_points=False))
+    store = open_store(config.store_url)
+    instance = config.connectors["bench"]
+    engine = SyncEngine(store)
+    started = time.perf_counter()
+    result = asyncio.run(engine.run(instance, build_connector(instance, config, system_clock)))
+    elapsed = time.perf_counter() - started
+    if not result.ok:
+        raise SystemExit(f"sync failed: {result.error}")
+    return {
+        "seconds": elapsed,
+        "invoices": result.counts.invoices_seen,
+        "writes": result.counts.writes,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--invoices", type=int, default=100_000)
+    parser.add_argument("--debtors", type=int, default=20_000)
+    parser.add_argument("--keep", type=Path, help="work in this folder and keep it")
+    parser.add_argument("--phase", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.phase:
+        print(json.dumps(phase(args.phase)))
+        return
+
+    work = args.keep or Path(tempfile.mkdtemp(prefix="debsync-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    csv_path = work / "open-items.csv"
+    started = time.perf_counter()
+    generate(csv_path, args.invoices, args.debtors)
+    print(
+        f"generated {args.invoices:,} invoices over {args.debtors:,} debtors "
+        f"({csv_path.stat().st_size / 1e6:.1f} MB) in {time.perf_counter() - started:.1f} s"
+    )
+    (work / "var").mkdir(exist_ok=True)
+    for stale in (work / "var").glob("debsync.db*"):
+        stale.unlink()
+    config = work / "connectors.toml"
+    config.write_text(
+        f'[connectors.bench]\ntype = "csv"\npath = "{csv_path.name}"\n', encoding="utf-8"
+    )
+    for label in ("first sync", "unchanged re-sync"):
+        output = subprocess.run(
+            [sys.executable, __file__, "--phase", str(config)],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+        figures = json.loads(output.strip().splitlines()[-1])
+        rate = figures["invoices"] / figures["seconds"]
+        print(
+            f"{label:>18}: {figures['invoices']:,.0f} invoices in {figures['seconds']:.2f} s = "
+            f"{rate:,.0f} invoices/s, {figures['writes']:,.0f} writes, "
+            f"peak RSS {figures['peak_rss_mb']:.0f} MB"
+        )
+
+
+if __name__ == "__main__":
+    main()
