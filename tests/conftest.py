@@ -12,6 +12,8 @@ import sqlalchemy as sa
 
 from debsync.store import Store, open_store
 
+pytest_plugins = ["pytester"]
+
 PG_ENV = "DEBSYNC_TEST_DATABASE_URL"
 FIXED_NOW = datetime(2026, 11, 22, 9, 30, tzinfo=UTC)
 

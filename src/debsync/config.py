@@ -23,7 +23,9 @@ from debsync.connectors.base import Connector, ConnectorSettings
 from debsync.errors import ConfigError, ConfigProblem, SecretError
 from debsync.model import Address, Email, Phone, normalise_iban
 from debsync.plugins import Plugins
+from debsync.policy import DEFAULT_POLICY, Policy, default_policy
 from debsync.secrets import is_secret_reference, resolve
+from debsync.templates import Templates
 
 CONFIG_ENV = "DEBSYNC_CONFIG"
 DATABASE_URL_ENV = "DEBSYNC_DATABASE_URL"
@@ -32,7 +34,9 @@ DEFAULT_DATABASE = Path("var") / "debsync.db"
 """The default SQLite file, relative to the directory that holds ``connectors.toml``."""
 
 _INSTANCE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
-_TOP_LEVEL = ("store", "creditor", "connectors", "actions")
+_TOP_LEVEL = ("store", "creditor", "law", "outbox", "policies", "connectors", "actions")
+_CORE_CONNECTOR_KEYS = ("type", "policy", "debtor_policies", "actions")
+"""Keys of ``[connectors.<name>]`` the core reads; everything else belongs to the type."""
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 TypeT = TypeVar("TypeT", bound=type)
@@ -72,6 +76,46 @@ class CreditorSettings(BaseModel):
         return normalise_iban(value) if value else None
 
 
+class LawSettings(BaseModel):
+    """``[law]``: local additions to the shipped legal data."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    interest_rates: Path | None = Field(
+        default=None,
+        description="A CSV of statutory interest rates that extends or overrides the shipped "
+        "table (same format; see docs/configuration.md). Relative to connectors.toml.",
+    )
+
+
+class OutboxSettings(BaseModel):
+    """``[outbox]``: how planned actions are carried out."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    templates: Path | None = Field(
+        default=None,
+        description="A directory of your own templates (<channel>/<step>.<language>.j2), "
+        "searched before the shipped ones. Relative to connectors.toml.",
+    )
+    lease_seconds: int = Field(
+        default=300,
+        ge=5,
+        description="How long a worker holds an action it is sending; a worker that dies "
+        "leaves its action in doubt once this has passed.",
+    )
+    batch_size: int = Field(default=100, ge=1, le=10_000, description="Actions per claim.")
+    max_attempts: int = Field(
+        default=8, ge=1, description="Failed sends before an action is marked dead."
+    )
+    retry_initial_seconds: int = Field(
+        default=60, ge=1, description="First wait after a failed send; doubles each time."
+    )
+    retry_max_seconds: int = Field(
+        default=6 * 3600, ge=1, description="Longest wait between two attempts."
+    )
+
+
 @dataclass(frozen=True)
 class ConnectorInstance:
     """A configured ``[connectors.<name>]`` table."""
@@ -80,6 +124,10 @@ class ConnectorInstance:
     type_name: str
     cls: type[Connector[Any]]
     settings: ConnectorSettings
+    policy: str = DEFAULT_POLICY
+    debtor_policies: dict[str, str] = field(default_factory=dict)
+    actions: dict[str, str] = field(default_factory=dict)
+    """Channel → ``[actions]`` instance, where more than one instance serves a channel."""
 
 
 @dataclass(frozen=True)
@@ -91,18 +139,48 @@ class ActionInstance:
     cls: type[Action[Any]]
     settings: ActionSettings
 
+    @property
+    def channel(self) -> str:
+        return self.cls.channel
+
 
 @dataclass(frozen=True)
 class Config:
     path: Path
     store_url: str
     creditor: CreditorSettings | None = None
+    law: LawSettings = field(default_factory=LawSettings)
+    policies: dict[str, Policy] = field(default_factory=lambda: {DEFAULT_POLICY: default_policy()})
     connectors: dict[str, ConnectorInstance] = field(default_factory=dict)
     actions: dict[str, ActionInstance] = field(default_factory=dict)
+    outbox: OutboxSettings = field(default_factory=OutboxSettings)
 
     @property
     def directory(self) -> Path:
         return self.path.parent
+
+    def action_for(self, instance: str, channel: str) -> ActionInstance | None:
+        """The ``[actions]`` instance that carries ``channel`` for a connector instance: the
+        connector's own choice, else the only instance serving that channel."""
+        chosen = self.connectors[instance].actions.get(channel)
+        if chosen is not None:
+            return self.actions[chosen]
+        serving = [a for a in self.actions.values() if a.channel == channel]
+        return serving[0] if len(serving) == 1 else None
+
+    def routes(self) -> dict[tuple[str, str], ActionInstance]:
+        """Every (connector instance, channel) that some action carries."""
+        found = {}
+        for name in self.connectors:
+            for channel in {a.channel for a in self.actions.values()}:
+                action = self.action_for(name, channel)
+                if action is not None:
+                    found[(name, channel)] = action
+        return found
+
+    def policy_for(self, instance: str, debtor_id: str) -> Policy:
+        connector = self.connectors[instance]
+        return self.policies[connector.debtor_policies.get(debtor_id, connector.policy)]
 
 
 def config_path(explicit: Path | None = None) -> Path:
@@ -150,27 +228,118 @@ def load_config(path: Path, plugins: Plugins) -> Config:
     creditor = None
     if "creditor" in raw:
         creditor = _validate(CreditorSettings, raw["creditor"], ("creditor",), problems)
+    law = _validate(LawSettings, raw.get("law", {}), ("law",), problems)
+    if law is not None and law.interest_rates is not None:
+        law = LawSettings(interest_rates=path.parent / law.interest_rates)
+    outbox = _validate(OutboxSettings, raw.get("outbox", {}), ("outbox",), problems)
+    if outbox is not None and outbox.templates is not None:
+        templates = path.parent / outbox.templates
+        outbox = outbox.model_copy(update={"templates": templates})
+        if not templates.is_dir():
+            problems.add(("outbox", "templates"), f"{templates} is not a directory")
+    policies = _policies(raw.get("policies", {}), problems)
     connectors = {
-        name: ConnectorInstance(name, type_name, cls, settings)
-        for name, type_name, cls, settings in _instances(
+        name: ConnectorInstance(name, type_name, cls, settings, **core)
+        for name, type_name, cls, settings, core in _instances(
             raw, "connectors", plugins.connector_types(), problems
         )
     }
+    for name, instance in connectors.items():
+        wanted: list[tuple[tuple[str, ...], str]] = [((name, "policy"), instance.policy)]
+        wanted += [((name, "debtor_policies", d), p) for d, p in instance.debtor_policies.items()]
+        for key_path, policy_name in wanted:
+            if policy_name not in policies:
+                problems.add(
+                    ("connectors", *key_path),
+                    f"unknown policy {policy_name!r}; known: {_names(policies)}",
+                )
     actions = {
         name: ActionInstance(name, type_name, cls, settings)
-        for name, type_name, cls, settings in _instances(
+        for name, type_name, cls, settings, _ in _instances(
             raw, "actions", plugins.action_types(), problems
         )
     }
+    _check_routes(connectors, actions, problems)
+    _check_templates(connectors, actions, policies, outbox, problems)
+    if actions and creditor is None and "creditor" not in raw:
+        problems.add(("creditor",), "missing: messages to debtors need the creditor's name")
+    if (
+        creditor is not None
+        and creditor.address is None
+        and any(a.channel == "letter" for a in actions.values())
+    ):
+        problems.add(
+            ("creditor", "address"),
+            "missing: letters carry the creditor's address in the letterhead and the "
+            "return line of the window envelope",
+        )
     if problems.items:
         raise ConfigError(problems.items)
     return Config(
         path=path,
         store_url=_store_url(store.url if store else None, path.parent),
         creditor=creditor,
+        law=law or LawSettings(),
+        policies=policies,
         connectors=connectors,
         actions=actions,
+        outbox=outbox or OutboxSettings(),
     )
+
+
+def _check_templates(
+    connectors: Mapping[str, ConnectorInstance],
+    actions: Mapping[str, ActionInstance],
+    policies: Mapping[str, Policy],
+    outbox: OutboxSettings | None,
+    problems: _Problems,
+) -> None:
+    """Every step a used policy sends on a templated channel has its template, in both
+    languages: found now, not by the first debtor who would have received it."""
+    templated = {a.channel for a in actions.values() if a.cls.uses_templates}
+    if not templated:
+        return
+    templates = Templates(outbox.templates if outbox else None)
+    used = {c.policy for c in connectors.values()}
+    used |= {p for c in connectors.values() for p in c.debtor_policies.values()}
+    for name in sorted(used & policies.keys()):
+        for index, step in enumerate(policies[name].steps):
+            for channel in sorted(templated & set(step.channels)):
+                missing = templates.missing(channel, [step.template_name])
+                if missing:
+                    problems.add(
+                        ("policies", name, "steps", index, "template"),
+                        f"step {step.name!r} sends on {channel} but there is no "
+                        f"{' or '.join(missing)}; set template to a shipped one (e.g. "
+                        '"reminder") or add the file to [outbox] templates',
+                    )
+
+
+def _check_routes(
+    connectors: Mapping[str, ConnectorInstance],
+    actions: Mapping[str, ActionInstance],
+    problems: _Problems,
+) -> None:
+    """Each connector's channel choices name a fitting action; no channel is ambiguous."""
+    by_channel: dict[str, list[str]] = {}
+    for name, action in actions.items():
+        by_channel.setdefault(action.channel, []).append(name)
+    for name, connector in connectors.items():
+        for channel, chosen in connector.actions.items():
+            where = ("connectors", name, "actions", channel)
+            if chosen not in actions:
+                problems.add(where, f"unknown action instance {chosen!r}; known: {_names(actions)}")
+            elif actions[chosen].channel != channel:
+                problems.add(
+                    where, f"action {chosen!r} carries channel {actions[chosen].channel!r}"
+                )
+        for channel, names in by_channel.items():
+            if len(names) > 1 and channel not in connector.actions:
+                problems.add(
+                    ("connectors", name, "actions"),
+                    f"several action instances carry channel {channel!r} ({', '.join(names)}); "
+                    f'choose one: actions = {{ {channel} = "{names[0]}" }}',
+                )
 
 
 def _store_url(configured: str | None, directory: Path) -> str:
@@ -196,9 +365,25 @@ def _validate(
         return None
 
 
+def _policies(tables: object, problems: _Problems) -> dict[str, Policy]:
+    policies = {DEFAULT_POLICY: default_policy()}
+    if not isinstance(tables, Mapping):
+        problems.add(("policies",), "must be a table of named policies")
+        return policies
+    for name, table in tables.items():
+        where: tuple[str | int, ...] = ("policies", name)
+        if not isinstance(table, Mapping):
+            problems.add(where, "must be a table")
+            continue
+        policy = _validate(Policy, {**table, "name": name}, where, problems)
+        if policy is not None:
+            policies[name] = policy
+    return policies
+
+
 def _instances(
     raw: Mapping[str, Any], section: str, known: Mapping[str, TypeT], problems: _Problems
-) -> list[tuple[str, str, TypeT, Any]]:
+) -> list[tuple[str, str, TypeT, Any, dict[str, Any]]]:
     tables = raw.get(section, {})
     if not isinstance(tables, Mapping):
         problems.add((section,), "must be a table of named instances")
@@ -220,11 +405,35 @@ def _instances(
         if cls is None:
             problems.add((*where, "type"), f"unknown type {type_name!r}; known: {_names(known)}")
             continue
-        data = _resolve_secrets({k: v for k, v in table.items() if k != "type"}, where, problems)
+        core_keys = _CORE_CONNECTOR_KEYS if section == "connectors" else ("type",)
+        core = {k: table[k] for k in core_keys[1:] if k in table}
+        if not _valid_core(core, where, problems):
+            continue
+        data = _resolve_secrets(
+            {k: v for k, v in table.items() if k not in core_keys}, where, problems
+        )
         settings = _validate(cls.Settings, data, where, problems)  # type: ignore[attr-defined]
         if settings is not None:
-            found.append((name, type_name, cls, settings))
+            found.append((name, type_name, cls, settings, core))
     return found
+
+
+def _valid_core(core: Mapping[str, Any], where: tuple[str | int, ...], problems: _Problems) -> bool:
+    ok = True
+    if "policy" in core and not isinstance(core["policy"], str):
+        problems.add((*where, "policy"), "must be a policy name")
+        ok = False
+    for key, what in (
+        ("debtor_policies", "debtor ids to policy names"),
+        ("actions", "channels to action instances"),
+    ):
+        mapping = core.get(key, {})
+        if not isinstance(mapping, Mapping) or not all(
+            isinstance(v, str) for v in mapping.values()
+        ):
+            problems.add((*where, key), f"must map {what}")
+            ok = False
+    return ok
 
 
 def _names(known: Mapping[str, object]) -> str:

@@ -118,6 +118,7 @@ debtors = Table(
     Column("vat", String(32), nullable=True),
     Column("iban", String(34), nullable=True),
     Column("fingerprint", LargeBinary(16), nullable=False),
+    Column("raw_fingerprint", LargeBinary(16), nullable=True),  # connectors.base.Previous
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
 )
@@ -141,6 +142,7 @@ invoices = Table(
     Column("state", String(8), nullable=False),  # open | closed
     Column("closed_at", UTCDateTime, nullable=True),
     Column("fingerprint", LargeBinary(16), nullable=False),
+    Column("raw_fingerprint", LargeBinary(16), nullable=True),  # connectors.base.Previous
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     Index(None, "instance", "state", "due_date"),
@@ -177,4 +179,58 @@ events = Table(
     Column("data", JSON, nullable=False),
     Index(None, "instance", "debtor_id"),
     Index(None, "instance", "invoice_id"),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    # What the action is about, hashed (scheduler.idempotency_key): planning twice enqueues once.
+    Column("key", String(64), nullable=False, unique=True),
+    Column("instance", String(64), nullable=False),
+    Column("debtor_id", String(255), nullable=False),
+    Column("step", String(64), nullable=False),
+    Column("channel", String(32), nullable=False),
+    Column("role", String(16), nullable=True),
+    Column("legal_copy", Boolean, nullable=False),
+    Column("requires_approval", Boolean, nullable=False),
+    # planned | awaiting_approval | approved | sending | sent | failed | dead | cancelled
+    # | in_doubt (debsync.outbox.State)
+    Column("state", String(24), nullable=False),
+    Column("invoice_ids", JSON, nullable=False),
+    Column("plan", JSON, nullable=False),  # the scheduler's figures when it was planned
+    Column("planned_on", Date, nullable=False),
+    Column("action", String(64), nullable=True),  # [actions] instance of the last attempt
+    Column("idempotent", Boolean, nullable=True),  # that action's declaration
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", UTCDateTime, nullable=True),
+    Column("lease_owner", String(128), nullable=True),
+    Column("lease_until", UTCDateTime, nullable=True),
+    Column("payload", JSON, nullable=True),  # exactly what was handed to the channel
+    Column("payload_sha256", String(64), nullable=True),
+    Column("receipt", JSON, nullable=True),
+    Column("provider_id", String(255), nullable=True),
+    Column("dispatched_on", Date, nullable=True),  # the day it left (a letter: posted)
+    Column("cancel_code", String(32), nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index(None, "state", "next_attempt_at"),
+    Index(None, "instance", "debtor_id"),
+)
+
+received_events = Table(
+    "received_events",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    # Status reports arrive at least once (agency webhooks, SMS delivery reports): the unique
+    # (source, event id) makes recording one twice a no-op.
+    Column("source", String(64), nullable=False),
+    Column("event_id", String(255), nullable=False),
+    Column("outbox_key", String(64), nullable=True),
+    Column("status", String(64), nullable=True),
+    Column("final", Boolean, nullable=False),  # nothing more will come: polling stops
+    Column("received_at", UTCDateTime, nullable=False),
+    UniqueConstraint("source", "event_id"),
+    Index(None, "outbox_key"),
 )

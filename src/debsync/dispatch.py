@@ -1,0 +1,631 @@
+"""Carrying out the plan: enqueue today's actions, then send what is due, each exactly once.
+
+For every claimed action, right before sending: the invoices are re-checked against the store
+(paid or paused ones are dropped; an action left empty is cancelled), the figures are rebuilt
+with the scheduler's own :func:`~debsync.scheduler.build_action` for today, the context is
+assembled (:mod:`debsync.messages`) and rendered by the channel. The rendered payload and its
+hash are stored and the row marked ``sending`` in one transaction; only then is the channel
+called. The outcome the channel reports decides the next state (see :mod:`debsync.outbox`).
+A step counts as taken (``step.sent``) once its message is dispatched; a letter is dispatched
+when a person records its posting date.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, timedelta
+from typing import Any, NamedTuple
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Row
+from tenacity import RetryCallState, Retrying, wait_exponential
+
+from debsync import law
+from debsync.actions.base import (
+    Action,
+    ActionEnvironment,
+    ActionOutcome,
+    ActionUnavailableError,
+    OutcomeUnknownError,
+    PermanentActionError,
+    Receipt,
+    RefusedError,
+    RenderError,
+    RetryableActionError,
+)
+from debsync.clock import Clock, local_date, system_clock
+from debsync.config import ActionInstance, Config, OutboxSettings
+from debsync.connectors.base import Connector
+from debsync.messages import Facts, load_facts, message_context
+from debsync.model import Invoice, Money, from_minor
+from debsync.outbox import (
+    CancelCode,
+    State,
+    StepTaken,
+    Transition,
+    claim,
+    enqueue,
+    event_row,
+    move_many,
+    payload_digest,
+    record_steps,
+    release,
+    stated_costs,
+    sweep,
+    worker_id,
+)
+from debsync.plugins import Plugins
+from debsync.scheduler import Plan, build_action, pause_covering, pauses_in_force, plan
+from debsync.store import Store
+from debsync.store.schema import events, invoices
+from debsync.store.snapshot import load_snapshot
+from debsync.sync import build_connector
+from debsync.templates import Templates
+
+log = logging.getLogger("debsync.dispatch")
+
+
+@dataclass
+class ActReport:
+    """What one ``debsync act`` did; ``unavailable`` maps an action instance to its error."""
+
+    today: date
+    planned: int = 0
+    enqueued: int = 0
+    revived: int = 0
+    outcomes: Counter[str] = field(default_factory=Counter)
+    unavailable: dict[str, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.unavailable and not self.outcomes.get(State.DEAD, 0)
+
+
+_SENDABLE = (State.PLANNED, State.APPROVED, State.FAILED, State.IN_DOUBT)
+"""States an action may be sent (or ended) from, once claimed."""
+
+
+def _ending(row: Row[Any], ending: Ending) -> Transition:
+    _, reason, code = ending
+    return Transition(
+        row,
+        {"cancel_code": code, "last_error": reason, "lease_owner": None, "lease_until": None},
+        {"reason": reason, "code": code.value if code else None},
+    )
+
+
+@dataclass
+class _Attempt:
+    """One action on its way through a batch, and what became of it."""
+
+    row: Row[Any]
+    composed: Composed | None
+    state: str = State.SENDING
+    receipt: Receipt | None = None
+    error: str | None = None
+    attempts: int = 0  # the attempt count to store
+    wait: float | None = None  # seconds until the next attempt
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        assert self.composed is not None
+        return self.composed.payload
+
+    @property
+    def invoice_ids(self) -> list[str]:
+        assert self.composed is not None
+        return self.composed.invoice_ids
+
+    @property
+    def dropped(self) -> dict[str, CancelCode]:
+        assert self.composed is not None
+        return self.composed.dropped
+
+    def fail(self, state: State, error: str, *, counted: bool = True) -> None:
+        self.state, self.error = state, error
+        self.attempts = self.row.attempts + (1 if counted else 0)
+
+    def unknown(self, error: str, settings: OutboxSettings, *, idempotent: bool) -> None:
+        """In doubt. An idempotent channel retries that by itself, but not forever: after
+        ``max_attempts`` the action is dead, for a person to look at."""
+        self.fail(State.IN_DOUBT, error)
+        if idempotent and self.attempts >= settings.max_attempts:
+            self.fail(
+                State.DEAD, f"gave up after {self.attempts} attempts, outcome unknown: {error}"
+            )
+
+    def retry(self, exc: RetryableActionError, settings: OutboxSettings) -> None:
+        """Back off, or give up after ``max_attempts``; ``Retry-After`` is a minimum."""
+        self.fail(State.FAILED, str(exc))
+        if self.attempts >= settings.max_attempts:
+            self.fail(State.DEAD, f"gave up after {self.attempts} attempts: {exc}")
+            return
+        wait = backoff(self.attempts, settings.retry_initial_seconds, settings.retry_max_seconds)
+        self.wait = max(wait, exc.retry_after or 0)
+
+
+class Composed(NamedTuple):
+    """An action ready to send: its payload, the invoices it still covers, and those dropped
+    since it was planned (paid or paused)."""
+
+    payload: dict[str, Any]
+    invoice_ids: list[str]
+    dropped: dict[str, CancelCode]
+
+
+class Ending(NamedTuple):
+    """Why an action ends before sending: the state it ends in and the reason."""
+
+    state: State
+    reason: str
+    code: CancelCode | None = None
+
+
+def plan_from_store(
+    config: Config,
+    store: Store,
+    now: datetime,
+    *,
+    rates: law.RateTable | None = None,
+    check_freshness: bool = True,
+) -> Plan:
+    """Today's plan for every configured instance, from what the store holds."""
+    snapshot = load_snapshot(
+        store,
+        {name: c.policy for name, c in config.connectors.items()},
+        {
+            (name, debtor): policy
+            for name, c in config.connectors.items()
+            for debtor, policy in c.debtor_policies.items()
+        },
+    )
+    return plan(
+        snapshot,
+        config.policies,
+        now,
+        rates=rates or law.load_rate_table(config.law.interest_rates),
+        check_freshness=check_freshness,
+    )
+
+
+def backoff(attempt: int, initial: float, maximum: float) -> float:
+    """Seconds to wait before attempt ``attempt + 1``: tenacity's exponential policy, applied
+    across process restarts (the next attempt time is stored with the row)."""
+    state = RetryCallState(Retrying(), None, (), {})
+    state.attempt_number = attempt
+    return float(wait_exponential(multiplier=initial, max=maximum)(state))
+
+
+def receipt_rule(config: Config) -> Any:
+    """``(row, dispatched_on) -> presumed receipt`` of a legal copy, per its policy."""
+
+    def presumed(row: Row[Any], dispatched_on: date) -> date | None:
+        if not row.legal_copy:
+            return None
+        policy = config.policies.get(row.plan["policy"]) or config.policy_for(
+            row.instance, row.debtor_id
+        )
+        return law.presumed_receipt(
+            dispatched_on,
+            "email" if row.channel == "email" else "letter",
+            delivery_days=policy.delivery_days,
+            email_is_legal_copy=policy.email_is_legal_copy,
+        )
+
+    return presumed
+
+
+class Dispatcher:
+    """Plans, enqueues and sends for one configuration and store."""
+
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        plugins: Plugins,
+        *,
+        clock: Clock = system_clock,
+        owner: str | None = None,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.plugins = plugins
+        self.clock = clock
+        self.owner = owner or worker_id()
+        self.templates = Templates(config.outbox.templates)
+        self.rates = law.load_rate_table(config.law.interest_rates)
+        self._actions: dict[str, Action[Any]] = {}
+        self._connectors: dict[str, Connector[Any]] = {}
+        self._receipt = receipt_rule(config)
+
+    # -- planning ---------------------------------------------------------------------------
+
+    async def act(self) -> ActReport:
+        """Plan today, enqueue new actions, then send everything that is due."""
+        now = self.clock()
+        today_plan = plan_from_store(self.config, self.store, now, rates=self.rates)
+        report = ActReport(today=today_plan.today, warnings=list(today_plan.warnings))
+        report.planned = len(today_plan.actions)
+        queued = enqueue(self.store, today_plan.actions, now)
+        report.enqueued, report.revived = len(queued.new), len(queued.revived)
+        await self.execute(report)
+        return report
+
+    # -- sending ----------------------------------------------------------------------------
+
+    async def execute(self, report: ActReport | None = None) -> ActReport:
+        """Send every due action in batches until none is left."""
+        now = self.clock()
+        report = report or ActReport(today=local_date(now))
+        for key in sweep(self.store, now):
+            report.outcomes[State.IN_DOUBT] += 1
+            log.warning("action %s: the previous worker stopped while sending", key)
+        settings = self.config.outbox
+        routes = {
+            route: action
+            for route, action in self.config.routes().items()
+            if action.name not in report.unavailable
+        }
+        while routes:
+            rows = claim(
+                self.store,
+                self.owner,
+                self.clock(),
+                lease=timedelta(seconds=settings.lease_seconds),
+                limit=settings.batch_size,
+                routes=routes.keys(),
+            )
+            if not rows:
+                break
+            facts = self._facts(rows)
+            by_action: dict[str, list[Row[Any]]] = {}
+            for row in rows:
+                by_action.setdefault(routes[(row.instance, row.channel)].name, []).append(row)
+            for name, group in by_action.items():
+                await self._send_group(self.config.actions[name], group, facts, report)
+                if name in report.unavailable:
+                    routes = {r: a for r, a in routes.items() if a.name != name}
+        return report
+
+    def _facts(self, rows: Sequence[Row[Any]]) -> Facts:
+        with self.store.engine.connect() as conn:
+            return load_facts(conn, rows)
+
+    def action(self, configured: ActionInstance) -> Action[Any]:
+        found = self._actions.get(configured.name)
+        if found is None:
+            env = ActionEnvironment(
+                instance=configured.name,
+                config_dir=self.config.directory,
+                templates=self.templates,
+                clock=self.clock,
+                fetch_document=self._fetch_document,
+            )
+            found = self._actions[configured.name] = configured.cls(
+                configured.name, configured.settings, env
+            )
+        return found
+
+    async def _send_group(
+        self,
+        configured: ActionInstance,
+        rows: list[Row[Any]],
+        facts: Facts,
+        report: ActReport,
+    ) -> None:
+        """Send one action instance's share of a claim. An idempotent channel takes the rows
+        in one batch (one transaction to mark them sending, one to record the outcomes: if the
+        process dies between the two they are in doubt and retried, and the receiver
+        deduplicates); any other channel one row at a time, so at most one action can be in
+        doubt."""
+        action = self.action(configured)
+        size = len(rows) if action.idempotent else 1
+        waiting = list(rows)
+        try:
+            async with action:
+                while waiting:
+                    batch, waiting = waiting[:size], waiting[size:]
+                    for state in await self._send_batch(action, configured, batch, facts):
+                        report.outcomes[state] += 1
+        except ActionUnavailableError as exc:
+            report.unavailable[configured.name] = str(exc)
+            log.error("action %s unavailable: %s", configured.name, exc)
+        finally:
+            release(self.store, (r.id for r in waiting), self.owner)
+
+    async def _send_batch(
+        self,
+        action: Action[Any],
+        configured: ActionInstance,
+        rows: list[Row[Any]],
+        facts: Facts,
+    ) -> list[str]:
+        """Compose, mark sending, send, record; returns the states the rows end in."""
+        now = self.clock()
+        today = local_date(now)
+        ready: list[_Attempt] = []
+        endings: dict[State, list[Transition]] = {}
+        for row in rows:
+            composed = self.compose(action, row, facts, today)
+            if isinstance(composed, Ending):
+                endings.setdefault(composed.state, []).append(_ending(row, composed))
+            else:
+                ready.append(_Attempt(row, composed))
+        ended: list[_Attempt] = []
+        with self.store.engine.begin() as conn:
+            for state, transitions in endings.items():
+                reasons = {t.row.id: t.values["last_error"] for t in transitions}
+                for row in move_many(
+                    conn, state, now, transitions, from_states=_SENDABLE, owner=self.owner
+                ):
+                    ended.append(_Attempt(row, None, state, error=reasons[row.id]))
+            attempts = self._mark_sending(conn, ready, configured, action, now)
+        unavailable: ActionUnavailableError | None = None
+        for attempt in attempts:
+            if unavailable is not None:  # not tried: as if never claimed, no attempt counted
+                attempt.fail(State.FAILED, f"not sent: {unavailable}", counted=False)
+                continue
+            try:
+                attempt.receipt = await action.send(attempt.payload, attempt.row.key)
+                attempt.state = State.SENT
+            except ActionUnavailableError as exc:
+                unavailable = exc
+                attempt.fail(State.FAILED, f"channel unavailable: {exc}", counted=False)
+            except RetryableActionError as exc:
+                attempt.retry(exc, self.config.outbox)
+            except PermanentActionError as exc:
+                attempt.fail(State.DEAD, str(exc))
+            except OutcomeUnknownError as exc:
+                attempt.unknown(str(exc), self.config.outbox, idempotent=action.idempotent)
+            except Exception as exc:  # a bug in a plugin: the message may have left
+                log.exception("action %s: unexpected error while sending", attempt.row.key)
+                error = f"unexpected {type(exc).__name__}: {exc}"
+                attempt.unknown(error, self.config.outbox, idempotent=action.idempotent)
+        with self.store.engine.begin() as conn:
+            self._record(conn, attempts, today, self.clock())
+        for attempt in (*ended, *attempts):
+            self._tell_observers(attempt, configured)
+        if unavailable is not None:
+            raise unavailable
+        return [a.state for a in (*ended, *attempts)]
+
+    def _mark_sending(
+        self,
+        conn: Connection,
+        ready: list[_Attempt],
+        configured: ActionInstance,
+        action: Action[Any],
+        now: datetime,
+    ) -> list[_Attempt]:
+        """Store exactly what is handed to the channel and mark the rows sending, in one
+        transaction that commits before anything is sent."""
+        dropped = [
+            event_row(a.row, "action.invoice_dropped", now, invoice_id=i, reason=code.value)
+            for a in ready
+            for i, code in a.dropped.items()
+        ]
+        if dropped:
+            conn.execute(sa.insert(events), dropped)
+        lease_until = now + timedelta(seconds=self.config.outbox.lease_seconds)
+        transitions = []
+        for a in ready:
+            digest = payload_digest(a.payload)
+            transitions.append(
+                Transition(
+                    a.row,
+                    {
+                        "payload": a.payload,
+                        "payload_sha256": digest,
+                        "action": configured.name,
+                        "idempotent": action.idempotent,
+                        "attempts": a.row.attempts + 1,
+                        "invoice_ids": a.invoice_ids,
+                        "lease_until": lease_until,
+                    },
+                    {
+                        "action": configured.name,
+                        "attempt": a.row.attempts + 1,
+                        "payload_sha256": digest,
+                    },
+                )
+            )
+        moved = {
+            row.id
+            for row in move_many(
+                conn, State.SENDING, now, transitions, from_states=_SENDABLE, owner=self.owner
+            )
+        }
+        return [a for a in ready if a.row.id in moved]
+
+    def _record(
+        self, conn: Connection, attempts: list[_Attempt], today: date, now: datetime
+    ) -> None:
+        """Record every outcome of a batch: one statement per resulting state, then the
+        steps the dispatched messages took."""
+        released: dict[str, Any] = {"lease_owner": None, "lease_until": None}
+        settings = self.config.outbox
+        by_state: dict[State, list[Transition]] = {}
+        for a in attempts:
+            values: dict[str, Any]
+            event: dict[str, Any]
+            if a.state == State.SENT:
+                receipt = a.receipt
+                assert receipt is not None
+                values = {
+                    **released,
+                    "receipt": _receipt_json(receipt),
+                    "provider_id": receipt.provider_id,
+                    "dispatched_on": (receipt.dispatched_on or today)
+                    if receipt.dispatched
+                    else None,
+                    "last_error": None,
+                }
+                event = {
+                    "provider_id": receipt.provider_id,
+                    "content_sha256": receipt.content_sha256,
+                    "dispatched": receipt.dispatched,
+                }
+            else:
+                wait = a.wait or backoff(
+                    max(a.attempts, 1), settings.retry_initial_seconds, settings.retry_max_seconds
+                )
+                values = {
+                    **released,
+                    "attempts": a.attempts,
+                    "last_error": a.error,
+                    "next_attempt_at": now + timedelta(seconds=wait),
+                }
+                event = {"error": a.error}
+                log.warning("action %s: %s: %s", a.row.key, a.state, a.error)
+            by_state.setdefault(State(a.state), []).append(Transition(a.row, values, event))
+        taken = []
+        for state, transitions in by_state.items():
+            moved = move_many(
+                conn, state, now, transitions, from_states=(State.SENDING,), owner=self.owner
+            )
+            if state != State.SENT:
+                continue
+            dispatched = {id(t.row): t for t in transitions if t.values["dispatched_on"]}
+            for row in moved:
+                if id(row) in dispatched:
+                    attempt = next(a for a in attempts if a.row is row)
+                    sent_on = dispatched[id(row)].values["dispatched_on"]
+                    taken.append(
+                        StepTaken(
+                            row,
+                            attempt.invoice_ids,
+                            sent_on,
+                            self._receipt(row, sent_on),
+                            stated_costs(row),
+                        )
+                    )
+        record_steps(conn, taken, now)
+
+    def _tell_observers(self, attempt: _Attempt, configured: ActionInstance) -> None:
+        row = attempt.row
+        self.plugins.action_finished(
+            ActionOutcome(
+                key=row.key,
+                instance=row.instance,
+                debtor_id=row.debtor_id,
+                step=row.step,
+                channel=row.channel,
+                state=str(attempt.state),
+                attempt=row.attempts + 1,
+                action=configured.name,
+                receipt=attempt.receipt,
+                error=attempt.error,
+            )
+        )
+
+    def compose(
+        self, action: Action[Any], row: Row[Any], facts: Facts, today: date
+    ) -> Composed | Ending:
+        """Re-check the invoices, rebuild the figures for today and render the payload, or
+        say why the action ends here instead. Reads only: ``debsync preview`` uses it too."""
+        plan = row.plan
+        policy = self.config.policies.get(plan["policy"])
+        step_index = policy.index(row.step) if policy else None
+        if policy is None or step_index is None:
+            return Ending(State.DEAD, f"step {row.step!r} is no longer in its policy")
+        in_force = (
+            pauses_in_force(
+                facts.snapshot(self.config, row.instance, row.debtor_id),
+                self.config.policies,
+                today,
+            )
+            if facts.pauses
+            else {}
+        )
+        keep, dropped = [], {}
+        for invoice_id in row.invoice_ids:
+            inv = facts.invoice_facts((row.instance, invoice_id))
+            if inv is None or inv.closed or inv.open_minor <= 0:
+                dropped[invoice_id] = CancelCode.PAID
+            elif pause_covering(in_force, inv) is not None:
+                dropped[invoice_id] = CancelCode.PAUSED
+            else:
+                keep.append(inv)
+        if not keep:
+            code = CancelCode.PAID if CancelCode.PAID in dropped.values() else CancelCode.PAUSED
+            return Ending(State.CANCELLED, f"every invoice is {code.value}", code)
+        rebuilt = build_action(
+            facts.debtor_facts(row.instance, row.debtor_id),
+            policy,
+            step_index,
+            row.channel,
+            plan["currency"],
+            keep,
+            facts.history,
+            today,
+            self.rates,
+            explanation=plan["explanation"],
+        )
+        if rebuilt is None:
+            reason = "what is left is below the policy's minimum amount"
+            return Ending(State.CANCELLED, reason, CancelCode.BELOW_THRESHOLD)
+        rebuilt = replace(rebuilt, key=row.key)  # the same action, with today's figures
+        try:
+            context = message_context(rebuilt, facts, self.config, today)
+            vetoed = self.plugins.veto(context)
+            if vetoed is not None:
+                return Ending(State.CANCELLED, f"vetoed: {vetoed}", CancelCode.VETOED)
+            payload = action.render(context)
+        except RefusedError as exc:
+            return Ending(State.CANCELLED, str(exc), CancelCode.REFUSED)
+        except RenderError as exc:
+            return Ending(State.DEAD, f"cannot render: {exc}")
+        return Composed(payload, [line.invoice_id for line in rebuilt.lines], dropped)
+
+    async def _fetch_document(self, instance: str, invoice_id: str) -> bytes | None:
+        """Ask the connector for an invoice PDF (actions never talk to connectors)."""
+        configured = self.config.connectors.get(instance)
+        if configured is None or "documents" not in configured.cls.capabilities:
+            return None
+        connector = self._connectors.get(instance)
+        if connector is None:
+            connector = self._connectors[instance] = build_connector(
+                configured, self.config, self.clock
+            )
+        with self.store.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(invoices).where(
+                    invoices.c.instance == instance, invoices.c.external_id == invoice_id
+                )
+            ).first()
+        if row is None or not row.has_document:
+            return None
+        try:
+            return await connector.fetch_document(_invoice_model(row))
+        except Exception:  # a missing attachment must not stop the message
+            log.warning("invoice %s: the connector could not supply its document", invoice_id)
+            return None
+
+
+def _receipt_json(receipt: Receipt) -> dict[str, Any]:
+    return {
+        "provider_id": receipt.provider_id,
+        "details": dict(receipt.details),
+        "dispatched": receipt.dispatched,
+        "content_sha256": receipt.content_sha256,
+    }
+
+
+def _invoice_model(row: Row[Any]) -> Invoice:
+    return Invoice(
+        external_id=row.external_id,
+        number=row.number,
+        debtor_id=row.debtor_id,
+        issue_date=row.issue_date,
+        due_date=row.due_date,
+        total=Money(amount=from_minor(row.total_minor, row.currency), currency=row.currency),
+        open_amount=Money(amount=from_minor(row.open_minor, row.currency), currency=row.currency),
+        payment_reference=row.payment_reference,
+        payment_url=row.payment_url,
+        direct_debit=row.direct_debit,
+        has_document=row.has_document,
+    )

@@ -1,0 +1,297 @@
+"""Assembling what an action needs to know, from the store and the configuration.
+
+The outbox claims actions in batches; :func:`load_facts` reads everything those actions are
+about (their debtors, every invoice of those debtors, the steps already taken, active pauses,
+the posted veertiendagenbrieven) in a handful of queries, and :func:`message_context` turns one
+action into the :class:`~debsync.actions.base.MessageContext` a template or channel sees.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Row
+
+from debsync import law
+from debsync.actions.base import (
+    CreditorContext,
+    DebtorContext,
+    InvoiceLine,
+    MessageContext,
+    PaymentInstructions,
+    PreviousStep,
+    RenderError,
+    WikProof,
+)
+from debsync.config import Config
+from debsync.model import Address, DebtorKind, Language, from_minor
+from debsync.outbox import STEP_SENT, State
+from debsync.pauses import load_active
+from debsync.scheduler import (
+    DebtorFacts,
+    InstanceFacts,
+    InvoiceFacts,
+    Pause,
+    PlannedAction,
+    Snapshot,
+    StepSent,
+)
+from debsync.store.schema import debtors, events, invoices, outbox
+from debsync.store.snapshot import unreachable_channels
+
+Key = tuple[str, str]
+
+
+@dataclass
+class Facts:
+    """What the store says about a batch of actions, keyed by (instance, external id)."""
+
+    debtors: dict[Key, Row[Any]]
+    invoices: dict[Key, Row[Any]]
+    history: dict[Key, list[StepSent]]
+    pauses: list[Pause]
+    letters: dict[Key, str]  # sha256 of the posted veertiendagenbrief covering an invoice
+    by_debtor: dict[Key, list[Key]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for key, row in self.invoices.items():
+            self.by_debtor.setdefault((row.instance, row.debtor_id), []).append(key)
+
+    def invoice_facts(self, key: Key) -> InvoiceFacts | None:
+        row = self.invoices.get(key)
+        if row is None:
+            return None
+        return InvoiceFacts(
+            row.instance,
+            row.external_id,
+            row.number,
+            row.debtor_id,
+            row.due_date,
+            row.currency,
+            row.open_minor,
+            row.direct_debit,
+            row.state != "open",
+        )
+
+    def debtor_facts(self, instance: str, debtor_id: str) -> DebtorFacts:
+        row = self.debtors.get((instance, debtor_id))
+        if row is None:
+            return DebtorFacts(instance, debtor_id)
+        return DebtorFacts(
+            instance,
+            debtor_id,
+            DebtorKind(row.kind),
+            Language(row.language),
+            None,
+            unreachable_channels(row.emails, row.phones, row.address),
+        )
+
+    def snapshot(self, config: Config, instance: str, debtor_id: str) -> Snapshot:
+        """The scheduler's view of one debtor, for the pause rules."""
+        mine = [
+            facts
+            for key in self.by_debtor.get((instance, debtor_id), ())
+            if self.invoices[key].state == "open"
+            for facts in [self.invoice_facts(key)]
+            if facts is not None
+        ]
+        connector = config.connectors.get(instance)
+        policy = connector.debtor_policies.get(debtor_id, connector.policy) if connector else ""
+        return Snapshot(
+            invoices=mine,
+            debtors={(instance, debtor_id): self.debtor_facts(instance, debtor_id)},
+            instances={instance: InstanceFacts(instance, policy or "default")},
+            history=self.history,
+            pauses=[p for p in self.pauses if p.instance == instance],
+        )
+
+
+def load_facts(conn: Connection, rows: Sequence[Row[Any]]) -> Facts:
+    """Everything about the debtors of ``rows``, in five queries however many rows."""
+    pairs = sorted({(r.instance, r.debtor_id) for r in rows})
+    if not pairs:
+        return Facts({}, {}, {}, [], {})
+    by_debtor = sa.tuple_(debtors.c.instance, debtors.c.external_id).in_(pairs)
+    debtor_rows = {
+        (r.instance, r.external_id): r for r in conn.execute(sa.select(debtors).where(by_debtor))
+    }
+    invoice_rows = {
+        (r.instance, r.external_id): r
+        for r in conn.execute(
+            sa.select(invoices).where(
+                sa.tuple_(invoices.c.instance, invoices.c.debtor_id).in_(pairs)
+            )
+        )
+    }
+    history: dict[Key, list[StepSent]] = defaultdict(list)
+    for inst, invoice_id, data in conn.execute(
+        sa.select(events.c.instance, events.c.invoice_id, events.c.data)
+        .where(
+            sa.tuple_(events.c.instance, events.c.debtor_id).in_(pairs),
+            events.c.kind == STEP_SENT,
+        )
+        .order_by(events.c.id)
+    ):
+        history[(inst, invoice_id)].append(
+            StepSent(
+                step=data["step"],
+                sent_on=date.fromisoformat(data["sent_on"]),
+                role=data.get("role"),
+                received_on=date.fromisoformat(data["received_on"])
+                if data.get("received_on")
+                else None,
+                stated_costs_minor=data.get("stated_costs_minor"),
+            )
+        )
+    letters: dict[Key, str] = {}
+    for inst, invoice_ids, receipt in conn.execute(
+        sa.select(outbox.c.instance, outbox.c.invoice_ids, outbox.c.receipt).where(
+            sa.tuple_(outbox.c.instance, outbox.c.debtor_id).in_(pairs),
+            outbox.c.role == "wik_notice",
+            outbox.c.legal_copy.is_(True),
+            outbox.c.state == State.SENT,
+            outbox.c.dispatched_on.is_not(None),
+        )
+    ):
+        digest = (receipt or {}).get("content_sha256")
+        for invoice_id in invoice_ids:
+            if digest:
+                letters[(inst, invoice_id)] = digest
+    return Facts(debtor_rows, invoice_rows, dict(history), load_active(conn), letters)
+
+
+def creditor_context(config: Config) -> CreditorContext:
+    creditor = config.creditor
+    if creditor is None:
+        raise RenderError("no [creditor] in connectors.toml: messages need the creditor's name")
+    return CreditorContext(
+        name=creditor.name,
+        address=creditor.address,
+        iban=creditor.iban,
+        bic=creditor.bic,
+        kvk=creditor.kvk,
+        vat=creditor.vat,
+        email=creditor.email,
+        phone=creditor.phone,
+        website=creditor.website,
+    )
+
+
+def message_context(
+    action: PlannedAction, facts: Facts, config: Config, today: date
+) -> MessageContext:
+    """The context for one action, with the figures the scheduler just (re)computed."""
+    instance = action.instance
+    debtor = facts.debtors.get((instance, action.debtor_id))
+    if debtor is None:
+        raise RenderError(f"debtor {action.debtor_id} is not in the store")
+    creditor = creditor_context(config)
+    policy = config.policies[action.policy]
+    business = action.kind is DebtorKind.BUSINESS
+    lines = []
+    for line in action.lines:
+        row = facts.invoices[(instance, line.invoice_id)]
+        lines.append(
+            InvoiceLine(
+                external_id=line.invoice_id,
+                number=line.number,
+                issue_date=row.issue_date,
+                due_date=line.due_date,
+                days_overdue=line.days_overdue,
+                total=from_minor(row.total_minor, row.currency),
+                open_amount=line.principal,
+                interest=line.interest,
+                payment_reference=row.payment_reference,
+                payment_url=row.payment_url,
+                has_document=row.has_document,
+            )
+        )
+    single = lines[0] if len(lines) == 1 else None
+    return MessageContext(
+        key=action.key,
+        instance=instance,
+        step=action.step,
+        template=action.template,
+        channel=action.channel,
+        role=action.role,
+        language=action.language,
+        today=today,
+        creditor=creditor,
+        debtor=DebtorContext(
+            external_id=debtor.external_id,
+            name=debtor.name,
+            kind=DebtorKind(debtor.kind),
+            language=Language(debtor.language),
+            emails=tuple(debtor.emails),
+            phones=tuple(debtor.phones),
+            address=Address.model_validate(debtor.address) if debtor.address else None,
+            kvk=debtor.kvk,
+            vat=debtor.vat,
+        ),
+        invoices=tuple(lines),
+        currency=action.currency,
+        principal=action.principal,
+        interest=action.interest,
+        costs=action.costs,
+        announced_costs=action.announced_costs,
+        deadline=action.deadline,
+        payment=PaymentInstructions(
+            beneficiary=creditor.name,
+            iban=creditor.iban,
+            bic=creditor.bic,
+            reference=(single.payment_reference or single.number)
+            if single
+            else ", ".join(line.number for line in lines),
+            url=single.payment_url if single else None,
+        ),
+        legal_copy=action.legal_copy,
+        costs_basis=None
+        if action.costs is None
+        else ("compensation" if business and policy.b2b_costs == "compensation" else "staffel"),
+        costs_vat_rate=policy.costs_vat_rate,
+        notes=action.notes,
+        previous_steps=_previous_steps(facts, instance, (line.external_id for line in lines)),
+        wik=_wik_proof(facts, instance, [line.external_id for line in lines], policy.delivery_days),
+    )
+
+
+def _previous_steps(
+    facts: Facts, instance: str, invoice_ids: Iterable[str]
+) -> tuple[PreviousStep, ...]:
+    seen = {
+        (sent.step, sent.sent_on, sent.role)
+        for invoice_id in invoice_ids
+        for sent in facts.history.get((instance, invoice_id), ())
+    }
+    return tuple(
+        PreviousStep(step, on, role) for step, on, role in sorted(seen, key=lambda s: (s[1], s[0]))
+    )
+
+
+def _wik_proof(
+    facts: Facts, instance: str, invoice_ids: Sequence[str], delivery_days: int | None
+) -> WikProof | None:
+    """The latest veertiendagenbrief covering every invoice of the message, if there is one."""
+    letters = []
+    for invoice_id in invoice_ids:
+        sent = [s for s in facts.history.get((instance, invoice_id), ()) if s.role == "wik_notice"]
+        if not sent:
+            return None
+        letters.append(sent[-1])
+    latest = max(letters, key=lambda s: s.sent_on)
+    receipt = latest.received_on or law.presumed_receipt(
+        latest.sent_on, "letter", delivery_days=delivery_days
+    )
+    stated = latest.stated_costs_minor
+    return WikProof(
+        sent_on=latest.sent_on,
+        received_on=receipt,
+        term_last_day=law.veertiendagenbrief_term(receipt).last_day,
+        stated_costs=None if stated is None else from_minor(stated, "EUR"),
+        document_sha256=facts.letters.get((instance, invoice_ids[0])),
+    )

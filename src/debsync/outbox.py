@@ -1,0 +1,741 @@
+"""The outbox: every planned action under its idempotency key, from planning until it is sent.
+
+::
+
+    planned ───────────────────────────────► sending ──► sent
+    awaiting_approval ──► approved ──────────┘  │ │
+                     └──► cancelled (rejected)   │ └──► failed ──(backoff)──► sending … ──► dead
+                                                 └────► in_doubt ──► sent (confirmed by a person)
+                                                                 └──► planned (resend)
+    any open state ──► cancelled (paid, paused, refused, vetoed, by hand)
+
+The key (``scheduler.idempotency_key``: instance, debtor, step, channel, invoice set) is unique
+in the table, so planning the same action twice enqueues it once. Rows are claimed with a lease
+(``FOR UPDATE SKIP LOCKED`` on PostgreSQL), so two workers never send the same row. A row is
+marked ``sending`` in its own transaction before the channel is called: if the process dies
+before the outcome is recorded, the expired lease turns it into ``in_doubt``, which is retried
+automatically only when the channel declared itself idempotent and otherwise waits for a person
+(``debsync outbox review``). Every transition is an event in the debtor's dossier.
+
+This module owns the table; ``debsync.dispatch`` drives the sending.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+import socket
+import uuid
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any, NamedTuple
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Row
+
+from debsync.clock import local_date
+from debsync.errors import DebsyncError
+from debsync.model import to_minor
+from debsync.scheduler import PendingStep, PlannedAction
+from debsync.store import Store
+from debsync.store.schema import events, outbox
+
+STEP_SENT = "step.sent"
+"""Event kind recording that a step reached the debtor for one invoice. Its data:
+``{"step", "role", "sent_on", "received_on", "stated_costs_minor", "key"}`` (dates ISO)."""
+
+
+class State(StrEnum):
+    PLANNED = "planned"
+    AWAITING_APPROVAL = "awaiting_approval"
+    APPROVED = "approved"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+    DEAD = "dead"
+    CANCELLED = "cancelled"
+    IN_DOUBT = "in_doubt"
+
+
+OPEN_STATES = (
+    State.PLANNED,
+    State.AWAITING_APPROVAL,
+    State.APPROVED,
+    State.SENDING,
+    State.FAILED,
+    State.IN_DOUBT,
+)
+
+
+class CancelCode(StrEnum):
+    """Why an action was cancelled. The first four clear up by themselves (a reopened
+    invoice, an ended pause): planning the same action again revives it. The others were a
+    person's decision or a refused precondition, and keep the invoices from being planned
+    again for that step until a person retries or approves."""
+
+    PAID = "paid"
+    PAUSED = "paused"
+    BELOW_THRESHOLD = "below_threshold"
+    VETOED = "vetoed"
+    REJECTED = "rejected"
+    REFUSED = "refused"
+    MANUAL = "manual"
+
+
+REVIVABLE = frozenset(
+    {CancelCode.PAID, CancelCode.PAUSED, CancelCode.BELOW_THRESHOLD, CancelCode.VETOED}
+)
+BLOCKING_CANCELS = tuple(code.value for code in CancelCode if code not in REVIVABLE)
+
+
+class OutboxError(DebsyncError):
+    """An operator command on the outbox cannot be carried out as asked."""
+
+
+def worker_id() -> str:
+    """Who holds a lease: host, process and a random suffix (pids are reused)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+# -- the plan snapshot stored with each row ---------------------------------------------------
+
+
+def plan_to_json(action: PlannedAction) -> dict[str, Any]:
+    """The scheduler's figures as JSON: amounts as strings, dates ISO."""
+
+    def amount(value: Decimal | None) -> str | None:
+        return None if value is None else str(value)
+
+    return {
+        "policy": action.policy,
+        "template": action.template,
+        "language": action.language.value,
+        "kind": action.kind.value,
+        "currency": action.currency,
+        "lines": [
+            {
+                "invoice_id": line.invoice_id,
+                "number": line.number,
+                "due_date": line.due_date.isoformat(),
+                "days_overdue": line.days_overdue,
+                "principal": str(line.principal),
+                "interest": amount(line.interest),
+            }
+            for line in action.lines
+        ],
+        "principal": str(action.principal),
+        "interest": amount(action.interest),
+        "costs": amount(action.costs),
+        "announced_costs": amount(action.announced_costs),
+        "deadline": action.deadline.isoformat(),
+        "notes": list(action.notes),
+        "explanation": action.explanation,
+    }
+
+
+# -- events -------------------------------------------------------------------------------------
+
+
+def event_row(
+    row: Row[Any] | Mapping[str, Any],
+    kind: str,
+    now: datetime,
+    *,
+    invoice_id: str | None = None,
+    **data: Any,
+) -> dict[str, Any]:
+    """An ``events`` row about an outbox action, for the debtor's dossier."""
+    m = row._mapping if isinstance(row, Row) else row
+    return {
+        "at": now,
+        "instance": m["instance"],
+        "debtor_id": m["debtor_id"],
+        "invoice_id": invoice_id,
+        "kind": kind,
+        "run_id": None,
+        "data": {"key": m["key"], "step": m["step"], "channel": m["channel"], **data},
+    }
+
+
+# -- enqueue -------------------------------------------------------------------------------------
+
+
+@dataclass
+class EnqueueResult:
+    new: list[str]
+    revived: list[str]
+    existing: int
+
+
+def _insert(conn: Connection) -> Any:
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(outbox)
+    return sqlite.insert(outbox)
+
+
+def enqueue(store: Store, actions: Sequence[PlannedAction], now: datetime) -> EnqueueResult:
+    """Store planned actions; an action whose key exists is left alone, unless it was
+    cancelled for a reason that cleared up by itself (then it is planned again)."""
+    result = EnqueueResult([], [], 0)
+    if not actions:
+        return result
+    by_key = {a.key: a for a in actions}
+    rows = [_new_row(a, now) for a in actions]
+    with store.engine.begin() as conn:
+        inserted = set(
+            conn.execute(
+                _insert(conn)
+                .on_conflict_do_nothing(index_elements=["key"])
+                .returning(outbox.c.key),
+                rows,
+            ).scalars()
+        )
+        result.new = [a.key for a in actions if a.key in inserted]
+        new_events = [
+            event_row(row, f"action.{row['state']}", now, invoices=row["invoice_ids"])
+            for row in rows
+            if row["key"] in inserted
+        ]
+        others = [k for k in by_key if k not in inserted]
+        if others:
+            revivable = conn.execute(
+                sa.select(outbox).where(
+                    outbox.c.key.in_(others),
+                    outbox.c.state == State.CANCELLED,
+                    outbox.c.cancel_code.in_([c.value for c in REVIVABLE]),
+                )
+            ).all()
+            for old in revivable:
+                fresh = _new_row(by_key[old.key], now)
+                conn.execute(
+                    sa.update(outbox)
+                    .where(outbox.c.id == old.id, outbox.c.state == State.CANCELLED)
+                    .values(
+                        state=fresh["state"],
+                        plan=fresh["plan"],
+                        planned_on=fresh["planned_on"],
+                        cancel_code=None,
+                        last_error=None,
+                        next_attempt_at=None,
+                        updated_at=now,
+                    )
+                )
+                new_events.append(
+                    event_row(old, "action.revived", now, was=old.cancel_code, state=fresh["state"])
+                )
+                result.revived.append(old.key)
+            result.existing = len(others) - len(revivable)
+        if new_events:
+            conn.execute(sa.insert(events), new_events)
+    return result
+
+
+def _new_row(action: PlannedAction, now: datetime) -> dict[str, Any]:
+    return {
+        "key": action.key,
+        "instance": action.instance,
+        "debtor_id": action.debtor_id,
+        "step": action.step,
+        "channel": action.channel,
+        "role": action.role,
+        "legal_copy": action.legal_copy,
+        "requires_approval": action.requires_approval,
+        "state": State.AWAITING_APPROVAL if action.requires_approval else State.PLANNED,
+        "invoice_ids": [line.invoice_id for line in action.lines],
+        "plan": plan_to_json(action),
+        "planned_on": local_date(now),
+        "attempts": 0,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+# -- claiming and leases ------------------------------------------------------------------------
+
+
+def claimable(now: datetime, routes: Collection[tuple[str, str]]) -> Any:
+    """Rows a worker may take now: due, unleased, and served by a configured action."""
+    return sa.and_(
+        sa.or_(
+            outbox.c.state.in_((State.PLANNED, State.APPROVED)),
+            sa.and_(
+                outbox.c.state.in_((State.FAILED, State.IN_DOUBT)),
+                outbox.c.next_attempt_at <= now,
+                # in doubt: only where the channel deduplicates (declared idempotent)
+                sa.or_(outbox.c.state == State.FAILED, outbox.c.idempotent.is_(True)),
+            ),
+        ),
+        sa.or_(outbox.c.lease_until.is_(None), outbox.c.lease_until < now),
+        sa.tuple_(outbox.c.instance, outbox.c.channel).in_(list(routes)),
+    )
+
+
+def claim(
+    store: Store,
+    owner: str,
+    now: datetime,
+    *,
+    lease: timedelta,
+    limit: int,
+    routes: Collection[tuple[str, str]],
+) -> list[Row[Any]]:
+    """Lease up to ``limit`` due rows for ``owner``, oldest first."""
+    if not routes:
+        return []
+    pick = sa.select(outbox.c.id).where(claimable(now, routes)).order_by(outbox.c.id).limit(limit)
+    with store.engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            pick = pick.with_for_update(skip_locked=True)
+        claimed = conn.execute(
+            sa.update(outbox)
+            .where(outbox.c.id.in_(pick.scalar_subquery()))
+            .values(lease_owner=owner, lease_until=now + lease)
+            .returning(*outbox.c)
+        ).all()
+    return sorted(claimed, key=lambda r: r.id)
+
+
+def release(store: Store, row_ids: Iterable[int], owner: str) -> None:
+    """Give leased rows back untouched (their channel is unavailable this run)."""
+    ids = list(row_ids)
+    if not ids:
+        return
+    with store.engine.begin() as conn:
+        conn.execute(
+            sa.update(outbox)
+            .where(outbox.c.id.in_(ids), outbox.c.lease_owner == owner)
+            .values(lease_owner=None, lease_until=None)
+        )
+
+
+def sweep(store: Store, now: datetime) -> list[str]:
+    """Rows left ``sending`` by a worker whose lease expired: the worker died between
+    handing the message to the channel and recording the outcome. They are in doubt."""
+    with store.engine.begin() as conn:
+        stuck = conn.execute(
+            sa.select(outbox).where(outbox.c.state == State.SENDING, outbox.c.lease_until < now)
+        ).all()
+        moved = []
+        for row in stuck:
+            if move(
+                conn,
+                row,
+                State.IN_DOUBT,
+                now,
+                from_states=(State.SENDING,),
+                reason="the worker stopped while sending; the outcome is unknown",
+                values={"lease_owner": None, "lease_until": None, "next_attempt_at": now},
+            ):
+                moved.append(row.key)
+    return moved
+
+
+_INSERT_EVENT = sa.insert(events)
+
+
+@functools.cache
+def _move_statement(from_states: tuple[State, ...], owned: bool) -> Any:
+    """The guarded UPDATE for one set of expected states, built and compiled once: the
+    outbox's hot path runs it twice per action."""
+    where = [
+        outbox.c.id == sa.bindparam("g_id"),
+        sa.or_(*(outbox.c.state == s for s in from_states)),
+    ]
+    if owned:
+        where.append(outbox.c.lease_owner == sa.bindparam("g_owner"))
+    return sa.update(outbox).where(*where)
+
+
+class Transition(NamedTuple):
+    """One row's part in a transition: columns to set besides the state, and event data."""
+
+    row: Row[Any]
+    values: Mapping[str, Any]
+    event: Mapping[str, Any]
+
+
+def move_many(
+    conn: Connection,
+    to: State,
+    now: datetime,
+    transitions: Sequence[Transition],
+    *,
+    from_states: Sequence[State],
+    owner: str | None = None,
+) -> list[Row[Any]]:
+    """The same transition for many rows in one statement, each guarded by the expected
+    states (and the lease owner), each recorded as an ``action.<state>`` event. Returns the
+    rows that moved; a row another worker or a person changed first is left out. The values
+    of all transitions must set the same columns."""
+    if not transitions:
+        return []
+    statement = _move_statement(tuple(from_states), owner is not None)
+    guard = {"g_owner": owner} if owner is not None else {}
+    done = conn.execute(
+        statement,
+        [
+            {"g_id": t.row.id, **guard, "state": str(to), "updated_at": now, **t.values}
+            for t in transitions
+        ],
+    )
+    moved = list(transitions)
+    if done.rowcount != len(transitions):  # someone was first: find out which rows moved
+        ids = [t.row.id for t in transitions]
+        states = dict(
+            conn.execute(sa.select(outbox.c.id, outbox.c.state).where(outbox.c.id.in_(ids)))
+        )
+        # ``to`` is never among the expected states, so a row in it now is one we moved
+        moved = [t for t in transitions if states.get(t.row.id) == to]
+    if moved:
+        conn.execute(
+            _INSERT_EVENT,
+            [event_row(t.row, f"action.{to.value}", now, **t.event) for t in moved],
+        )
+    return [t.row for t in moved]
+
+
+def move(
+    conn: Connection,
+    row: Row[Any],
+    to: State,
+    now: datetime,
+    *,
+    from_states: Sequence[State],
+    owner: str | None = None,
+    values: Mapping[str, Any] | None = None,
+    **event_data: Any,
+) -> bool:
+    """One transition (see :func:`move_many`); ``False`` when someone changed the row first."""
+    moved = move_many(
+        conn,
+        to,
+        now,
+        [Transition(row, values or {}, event_data)],
+        from_states=from_states,
+        owner=owner,
+    )
+    return bool(moved)
+
+
+class StepTaken(NamedTuple):
+    """An action dispatched on ``sent_on`` over ``invoice_ids`` (see :func:`record_steps`)."""
+
+    row: Row[Any]
+    invoice_ids: Sequence[str]
+    sent_on: date
+    received_on: date | None
+    stated_costs_minor: int | None
+
+
+_STEPS_TAKEN = sa.select(events.c.instance, events.c.invoice_id, events.c.data).where(
+    sa.tuple_(events.c.instance, events.c.invoice_id).in_(
+        sa.bindparam("s_invoices", expanding=True)
+    ),
+    events.c.kind == STEP_SENT,
+)
+
+
+def record_steps(conn: Connection, taken: Sequence[StepTaken], now: datetime) -> int:
+    """Write ``step.sent`` for each invoice that has none yet for its step: a step is taken
+    once, by the first channel that delivers it (for a veertiendagenbrief, only by its legal
+    copy, whose receipt starts the term). One query and one insert for the whole batch;
+    returns the number of steps written."""
+    counting = [t for t in taken if not (t.row.role == "wik_notice" and not t.row.legal_copy)]
+    wanted = [(t.row.instance, i) for t in counting for i in t.invoice_ids]
+    if not wanted:
+        return 0
+    already = {
+        (instance, invoice_id, data.get("step"))
+        for instance, invoice_id, data in conn.execute(_STEPS_TAKEN, {"s_invoices": wanted})
+    }
+    fresh = []
+    for t in counting:
+        for invoice_id in t.invoice_ids:
+            key = (t.row.instance, invoice_id, t.row.step)
+            if key in already:
+                continue
+            already.add(key)
+            fresh.append(
+                event_row(
+                    t.row,
+                    STEP_SENT,
+                    now,
+                    invoice_id=invoice_id,
+                    role=t.row.role,
+                    sent_on=t.sent_on.isoformat(),
+                    received_on=t.received_on.isoformat() if t.received_on else None,
+                    stated_costs_minor=t.stated_costs_minor,
+                )
+            )
+    if fresh:
+        conn.execute(_INSERT_EVENT, fresh)
+    return len(fresh)
+
+
+# -- reading --------------------------------------------------------------------------------
+
+
+def pending_steps(
+    conn: Connection, where: Sequence[Any], exclude_key: str | None = None
+) -> dict[tuple[str, str], PendingStep]:
+    """Per (instance, invoice): the outbox action that keeps it from being planned again —
+    one under way, dead, refused or rejected, or a letter not yet posted."""
+    blocking = sa.or_(
+        outbox.c.state.in_([*OPEN_STATES, State.DEAD]),
+        sa.and_(outbox.c.state == State.CANCELLED, outbox.c.cancel_code.in_(BLOCKING_CANCELS)),
+        sa.and_(outbox.c.state == State.SENT, outbox.c.dispatched_on.is_(None)),
+    )
+    query = sa.select(
+        outbox.c.key,
+        outbox.c.instance,
+        outbox.c.step,
+        outbox.c.channel,
+        outbox.c.state,
+        outbox.c.dispatched_on,
+        outbox.c.invoice_ids,
+    ).where(*where, blocking)
+    if exclude_key is not None:
+        query = query.where(outbox.c.key != exclude_key)
+    found: dict[tuple[str, str], PendingStep] = {}
+    for key, inst, step, channel, state, dispatched_on, invoice_ids in conn.execute(
+        query.order_by(outbox.c.id)
+    ):
+        entry = PendingStep(key, step, channel, state, dispatched_on is not None)
+        for invoice_id in invoice_ids:
+            found[(inst, invoice_id)] = entry
+    return found
+
+
+def find(store: Store, key_prefix: str) -> Row[Any]:
+    """The row whose key starts with ``key_prefix`` (at least 6 characters, unambiguous)."""
+    prefix = key_prefix.strip().lower()
+    if len(prefix) < 6:
+        raise OutboxError("give at least 6 characters of the action id")
+    with store.engine.connect() as conn:
+        found = conn.execute(
+            sa.select(outbox).where(outbox.c.key.startswith(prefix, autoescape=True)).limit(2)
+        ).all()
+    if not found:
+        raise OutboxError(f"no action {prefix!r} in the outbox")
+    if len(found) > 1:
+        raise OutboxError(f"action id {prefix!r} is ambiguous; give more characters")
+    return found[0]
+
+
+def rows(
+    store: Store, *, states: Collection[str] = (), instance: str | None = None
+) -> list[Row[Any]]:
+    query = sa.select(outbox).order_by(outbox.c.id)
+    if states:
+        query = query.where(outbox.c.state.in_(list(states)))
+    if instance:
+        query = query.where(outbox.c.instance == instance)
+    with store.engine.connect() as conn:
+        return list(conn.execute(query).all())
+
+
+def counts(store: Store) -> dict[str, int]:
+    """Rows per state, for ``debsync status``."""
+    with store.engine.connect() as conn:
+        return {
+            str(state): int(n)
+            for state, n in conn.execute(
+                sa.select(outbox.c.state, sa.func.count()).group_by(outbox.c.state)
+            )
+        }
+
+
+# -- a person's decisions -------------------------------------------------------------------
+
+
+def _decide(
+    store: Store,
+    key_prefix: str,
+    to: State,
+    now: datetime,
+    *,
+    from_states: Sequence[State],
+    verb: str,
+    values: Mapping[str, Any] | None = None,
+    **event_data: Any,
+) -> Row[Any]:
+    row = find(store, key_prefix)
+    if row.state not in from_states:
+        allowed = ", ".join(s.value for s in from_states)
+        raise OutboxError(
+            f"action {row.key} is {row.state}; only an action that is {allowed} can be {verb}"
+        )
+    with store.engine.begin() as conn:
+        if not move(conn, row, to, now, from_states=from_states, values=values, **event_data):
+            raise OutboxError(f"action {row.key} changed meanwhile; look again")
+    return row
+
+
+def approve(store: Store, key_prefix: str, author: str, now: datetime) -> Row[Any]:
+    """Approve an action that waits for approval (or one rejected earlier)."""
+    row = find(store, key_prefix)
+    from_states: tuple[State, ...] = (State.AWAITING_APPROVAL,)
+    if row.state == State.CANCELLED and row.cancel_code == CancelCode.REJECTED:
+        from_states = (State.CANCELLED,)
+    return _decide(
+        store,
+        key_prefix,
+        State.APPROVED,
+        now,
+        from_states=from_states,
+        verb="approved",
+        values={"cancel_code": None},
+        author=author,
+    )
+
+
+def reject(store: Store, key_prefix: str, author: str, reason: str, now: datetime) -> Row[Any]:
+    return _decide(
+        store,
+        key_prefix,
+        State.CANCELLED,
+        now,
+        from_states=(State.AWAITING_APPROVAL, State.APPROVED),
+        verb="rejected",
+        values={"cancel_code": CancelCode.REJECTED, "last_error": reason},
+        code=CancelCode.REJECTED.value,
+        author=author,
+        reason=reason,
+    )
+
+
+def cancel(store: Store, key_prefix: str, author: str, reason: str, now: datetime) -> Row[Any]:
+    return _decide(
+        store,
+        key_prefix,
+        State.CANCELLED,
+        now,
+        from_states=(
+            State.PLANNED,
+            State.AWAITING_APPROVAL,
+            State.APPROVED,
+            State.FAILED,
+            State.DEAD,
+            State.IN_DOUBT,
+        ),
+        verb="cancelled",
+        values={"cancel_code": CancelCode.MANUAL, "last_error": reason},
+        code=CancelCode.MANUAL.value,
+        author=author,
+        reason=reason,
+    )
+
+
+def resend(store: Store, key_prefix: str, author: str, now: datetime) -> Row[Any]:
+    """A person checked an in-doubt (or dead, or refused) action and wants it sent (again)."""
+    row = find(store, key_prefix)
+    from_states: tuple[State, ...] = (State.IN_DOUBT, State.DEAD, State.FAILED)
+    if row.state == State.CANCELLED and row.cancel_code == CancelCode.REFUSED:
+        from_states = (State.CANCELLED,)
+    next_state = State.APPROVED if row.requires_approval else State.PLANNED
+    return _decide(
+        store,
+        key_prefix,
+        next_state,
+        now,
+        from_states=from_states,
+        verb="sent again",
+        values={"cancel_code": None, "next_attempt_at": None, "attempts": 0},
+        author=author,
+        was=row.state,
+    )
+
+
+ReceiptRule = Callable[[Row[Any], date], date | None]
+"""``(row, dispatched_on) -> presumed receipt`` for a legal copy (None for other rows)."""
+
+
+def confirm(
+    store: Store, key_prefix: str, author: str, now: datetime, receipt: ReceiptRule
+) -> Row[Any]:
+    """A person checked that an in-doubt action did reach the debtor: it counts as sent,
+    dispatched on the day it was being sent."""
+    row = find(store, key_prefix)
+    if row.state != State.IN_DOUBT:
+        raise OutboxError(f"action {row.key} is {row.state}; only an in-doubt action is confirmed")
+    sent_on = local_date(row.updated_at)
+    with store.engine.begin() as conn:
+        if not move(
+            conn,
+            row,
+            State.SENT,
+            now,
+            from_states=(State.IN_DOUBT,),
+            values={"dispatched_on": sent_on},
+            author=author,
+            confirmed=True,
+        ):
+            raise OutboxError(f"action {row.key} changed meanwhile; look again")
+        record_steps(
+            conn,
+            [StepTaken(row, row.invoice_ids, sent_on, receipt(row, sent_on), stated_costs(row))],
+            now,
+        )
+    return row
+
+
+def mark_posted(
+    store: Store,
+    key_prefix: str,
+    posted_on: date,
+    author: str,
+    now: datetime,
+    receipt: ReceiptRule,
+) -> Row[Any]:
+    """A person posted a printed letter on ``posted_on``: it is dispatched, its step is taken,
+    and for a veertiendagenbrief the presumed receipt (and so the term) counts from that day."""
+    row = find(store, key_prefix)
+    if row.channel != "letter" or row.state != State.SENT or row.dispatched_on is not None:
+        raise OutboxError(f"action {row.key} is not a printed letter waiting to be posted")
+    if posted_on < row.planned_on:
+        raise OutboxError(f"{posted_on} is before the letter was planned ({row.planned_on})")
+    with store.engine.begin() as conn:
+        done = conn.execute(
+            sa.update(outbox)
+            .where(outbox.c.id == row.id, outbox.c.dispatched_on.is_(None))
+            .values(dispatched_on=posted_on, updated_at=now)
+        )
+        if done.rowcount != 1:
+            raise OutboxError(f"action {row.key} changed meanwhile; look again")
+        received_on = receipt(row, posted_on)
+        conn.execute(
+            sa.insert(events).values(
+                **event_row(
+                    row,
+                    "letter.posted",
+                    now,
+                    posted_on=posted_on.isoformat(),
+                    received_on=received_on.isoformat() if received_on else None,
+                    author=author,
+                )
+            )
+        )
+        record_steps(
+            conn,
+            [StepTaken(row, row.invoice_ids, posted_on, received_on, stated_costs(row))],
+            now,
+        )
+    return row
+
+
+def stated_costs(row: Row[Any]) -> int | None:
+    """The collection costs a veertiendagenbrief stated, in minor units."""
+    announced = row.plan.get("announced_costs")
+    return None if announced is None else to_minor(Decimal(announced), row.plan["currency"])
+
+
+def payload_digest(payload: Mapping[str, Any]) -> str:
+    """SHA-256 of a payload's canonical JSON: what the dossier keeps as proof of content."""
+    text = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()

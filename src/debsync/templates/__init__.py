@@ -1,0 +1,273 @@
+"""Debtor-facing texts: Jinja2 templates per channel, step and language, rendered in a sandbox.
+
+A template is ``<channel>/<name>.<language>.j2`` and defines *blocks* (``subject``,
+``opening``, ``closing`` for email and letters; ``text`` for SMS; ``script`` for calls). The
+channel assembles the message around them (salutation, invoice table, payment instructions,
+signature), partly through layout templates such as ``email/_layout.html.j2``, so a step's
+wording is written once for text, HTML and PDF. The operator's directory (``[outbox]
+templates`` in ``connectors.toml``) is searched before the shipped one, file by file, and is
+rendered in Jinja2's ``SandboxedEnvironment``: a template can format the context, not reach
+into Python.
+
+Money and dates are formatted for the debtor's language with babel: ``€ 1.234,56`` and
+``22 november 2026`` in Dutch, ``€1,234.56`` and ``22 November 2026`` in English.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Mapping
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from babel.dates import format_date
+from babel.numbers import format_currency, format_decimal
+from jinja2 import (
+    ChoiceLoader,
+    FileSystemLoader,
+    PackageLoader,
+    StrictUndefined,
+    TemplateError,
+    TemplateNotFound,
+    pass_context,
+)
+from jinja2.runtime import Context
+from jinja2.sandbox import SandboxedEnvironment
+from markupsafe import Markup, escape
+
+from debsync.actions.base import MessageContext, RenderError
+from debsync.model import Language
+
+LOCALES = {Language.NL: "nl_NL", Language.EN: "en_GB"}
+"""Babel locale per language. English texts to Dutch debtors use British conventions."""
+
+LABELS: Mapping[Language, Mapping[str, str]] = {
+    Language.NL: {
+        "salutation": "Geachte heer/mevrouw,",
+        "regards": "Met vriendelijke groet,",
+        "invoice": "Factuur",
+        "invoice_date": "Factuurdatum",
+        "due_date": "Vervaldatum",
+        "days_overdue": "Dagen vervallen",
+        "open": "Openstaand",
+        "principal": "Totaal openstaand",
+        "interest": "Wettelijke rente",
+        "costs": "Incassokosten",
+        "total": "Totaal te betalen",
+        "pay_to": "Wilt u het bedrag overmaken naar",
+        "in_name_of": "ten name van",
+        "reference": "onder vermelding van",
+        "pay_online": "U kunt ook direct online betalen",
+        "deadline": "uiterlijk op",
+        "our_reference": "Ons kenmerk",
+        "date": "Datum",
+        "subject": "Onderwerp",
+        "page": "Pagina",
+        "of": "van",
+        "phone": "Telefoon",
+        "email": "E-mail",
+        "kvk": "KvK",
+        "vat": "Btw-nr.",
+        "iban": "IBAN",
+    },
+    Language.EN: {
+        "salutation": "Dear Sir or Madam,",
+        "regards": "Kind regards,",
+        "invoice": "Invoice",
+        "invoice_date": "Invoice date",
+        "due_date": "Due date",
+        "days_overdue": "Days overdue",
+        "open": "Outstanding",
+        "principal": "Total outstanding",
+        "interest": "Statutory interest",
+        "costs": "Collection costs",
+        "total": "Total due",
+        "pay_to": "Please transfer the amount to",
+        "in_name_of": "in the name of",
+        "reference": "quoting",
+        "pay_online": "You can also pay online",
+        "deadline": "no later than",
+        "our_reference": "Our reference",
+        "date": "Date",
+        "subject": "Subject",
+        "page": "Page",
+        "of": "of",
+        "phone": "Phone",
+        "email": "Email",
+        "kvk": "Chamber of Commerce",
+        "vat": "VAT no.",
+        "iban": "IBAN",
+    },
+}
+
+
+def _language(ctx: Context) -> Language:
+    value = ctx.get("language", Language.NL)
+    return value if isinstance(value, Language) else Language(str(value))
+
+
+@pass_context
+def _money(ctx: Context, amount: Decimal | None, currency: str | None = None) -> str:
+    if amount is None:
+        return ""
+    code = currency or str(ctx.get("currency", "EUR"))
+    return str(format_currency(amount, code, locale=LOCALES[_language(ctx)]))
+
+
+@pass_context
+def _long_date(ctx: Context, day: date) -> str:
+    return str(format_date(day, "long", locale=LOCALES[_language(ctx)]))
+
+
+@pass_context
+def _short_date(ctx: Context, day: date) -> str:
+    return day.strftime("%d-%m-%Y") if _language(ctx) is Language.NL else day.strftime("%d/%m/%Y")
+
+
+@pass_context
+def _number(ctx: Context, value: Decimal | int) -> str:
+    return str(format_decimal(value, locale=LOCALES[_language(ctx)]))
+
+
+def _paragraphs(text: str) -> Markup:
+    """Plain text with blank-line paragraphs as escaped HTML paragraphs."""
+    parts = [p.strip() for p in str(text).split("\n\n") if p.strip()]
+    return Markup("\n").join(
+        Markup("<p>{}</p>").format(Markup("<br>\n").join(escape(line) for line in p.splitlines()))
+        for p in parts
+    )
+
+
+def paragraphs(text: str) -> list[str]:
+    """Plain text split into paragraphs (blank-line separated, inner line breaks kept)."""
+    return [p.strip() for p in text.split("\n\n") if p.strip()]
+
+
+def context_variables(context: MessageContext) -> dict[str, Any]:
+    """The template variables: every field of the context, plus ``total``, ``t`` (labels in
+    the debtor's language), ``numbers`` (the invoice numbers, comma-separated), ``several``
+    (more than one invoice), ``this_message`` (how the text calls itself: "deze brief",
+    "dit bericht") and ``ctx`` (the context itself)."""
+    variables = {f.name: getattr(context, f.name) for f in dataclasses.fields(context)}
+    variables.update(
+        total=context.total,
+        t=LABELS[context.language],
+        numbers=", ".join(line.number for line in context.invoices),
+        several=len(context.invoices) > 1,
+        this_message=THIS_MESSAGE[(context.channel == "letter", context.language)],
+        ctx=context,
+    )
+    return variables
+
+
+THIS_MESSAGE = {
+    (True, Language.NL): "deze brief",
+    (True, Language.EN): "this letter",
+    (False, Language.NL): "dit bericht",
+    (False, Language.EN): "this message",
+}
+"""How the wording refers to itself: a letter is "deze brief", anything else "dit bericht"."""
+
+
+class Templates:
+    """The template set: the operator's directory first, then the shipped templates."""
+
+    def __init__(self, override_dir: Path | None = None) -> None:
+        self.override_dir = override_dir
+        loaders: list[Any] = []
+        if override_dir is not None:
+            loaders.append(FileSystemLoader(str(override_dir)))
+        loaders.append(PackageLoader("debsync", "templates"))
+        common = {
+            "loader": ChoiceLoader(loaders),
+            "undefined": StrictUndefined,
+            "trim_blocks": True,
+            "lstrip_blocks": True,
+            "keep_trailing_newline": False,
+        }
+        self._text = SandboxedEnvironment(autoescape=False, **common)
+        self._html = SandboxedEnvironment(autoescape=True, **common)
+        for env in (self._text, self._html):
+            env.filters.update(
+                money=_money,
+                date=_long_date,
+                shortdate=_short_date,
+                number=_number,
+                paragraphs=_paragraphs,
+            )
+
+    @staticmethod
+    def path(channel: str, name: str, language: Language) -> str:
+        return f"{channel}/{name}.{language.value}.j2"
+
+    def exists(self, channel: str, name: str, language: Language) -> bool:
+        try:
+            self._text.get_template(self.path(channel, name, language))
+        except TemplateNotFound:
+            return False
+        return True
+
+    def missing(
+        self, channel: str, names: Iterable[str], languages: Iterable[Language] = tuple(Language)
+    ) -> list[str]:
+        """Template paths that neither the operator nor debsync provides."""
+        return [
+            self.path(channel, name, language)
+            for name in names
+            for language in languages
+            if not self.exists(channel, name, language)
+        ]
+
+    def blocks(
+        self,
+        channel: str,
+        context: MessageContext,
+        required: Iterable[str],
+        optional: Iterable[str] = (),
+        **extra: Any,
+    ) -> dict[str, str]:
+        """Render the named blocks of the context's template for ``channel``; ``extra`` adds
+        channel-specific variables (``this_message``: "deze brief" or "dit bericht").
+
+        :raises RenderError: the template is missing, lacks a required block, or fails.
+        """
+        path = self.path(channel, context.template, context.language)
+        variables = {**context_variables(context), **extra}
+        try:
+            template = self._text.get_template(path)
+            context_ = template.new_context(variables)
+            # Rendering the root once resolves {% extends %}: inherited blocks register in
+            # the context's block stack, child overrides first.
+            for _ in template.root_render_func(context_):
+                pass
+            rendered: dict[str, str] = {}
+            for name in (*required, *optional):
+                stack = context_.blocks.get(name)
+                if not stack:
+                    if name in required:
+                        raise RenderError(f"template {path} has no block {name!r}")
+                    continue
+                rendered[name] = "".join(stack[0](context_)).strip()
+        except TemplateNotFound:
+            where = (
+                f"{self.override_dir} or the shipped templates"
+                if self.override_dir
+                else "the shipped templates"
+            )
+            raise RenderError(f"no template {path} in {where}") from None
+        except TemplateError as exc:
+            raise RenderError(f"template {path}: {type(exc).__name__}: {exc}") from None
+        return rendered
+
+    def layout(self, name: str, context: MessageContext, *, html: bool, **extra: Any) -> str:
+        """Render a layout template (``email/_layout.txt.j2``) around already rendered blocks."""
+        env = self._html if html else self._text
+        variables = {**context_variables(context), **extra}
+        try:
+            return env.get_template(name).render(variables).strip() + "\n"
+        except TemplateNotFound:
+            raise RenderError(f"no layout template {name}") from None
+        except TemplateError as exc:
+            raise RenderError(f"template {name}: {type(exc).__name__}: {exc}") from None
