@@ -1,0 +1,133 @@
+"""Shared parts of the ``debsync`` command line: the typer app, options, errors, JSON output.
+
+Exit codes: 0 ok, 1 a run failed, 2 bad usage or configuration. ``--json`` output shapes are
+documented in ``docs/cli.md`` and versioned by their ``"version"`` field.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.markup import escape
+
+from debsync import __version__
+from debsync.config import Config, config_path, load_config
+from debsync.errors import ConfigError, StoreError
+from debsync.plugins import Plugins
+from debsync.store import Store, open_store
+
+JSON_VERSION = 1
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+app = typer.Typer(
+    name="debsync",
+    help="Dutch accounts-receivable follow-up next to your bookkeeping program.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+config_app = typer.Typer(help="Inspect and validate connectors.toml.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+out = Console()
+err = Console(stderr=True)
+
+
+@dataclass
+class _Options:
+    config: Path
+    verbose: int
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"debsync {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    ctx: typer.Context,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            "-c",
+            help="Configuration file [default: $DEBSYNC_CONFIG or ./connectors.toml].",
+            show_default=False,
+        ),
+    ] = None,
+    verbose: Annotated[
+        int, typer.Option("--verbose", "-v", count=True, help="More log output (-vv: debug).")
+    ] = 0,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show version.")
+    ] = False,
+) -> None:
+    level = (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
+    logging.basicConfig(
+        level=level,
+        format="%(name)s: %(message)s",
+        handlers=[RichHandler(console=err, show_path=False, show_time=verbose > 0)],
+        force=True,
+    )
+    ctx.obj = _Options(config=config_path(config), verbose=verbose)
+
+
+def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
+    raise typer.Exit(code)
+
+
+def load(ctx: typer.Context) -> tuple[Plugins, Config]:
+    plugins = Plugins()
+    for info in plugins.broken():
+        err.print(f"[yellow]warning:[/] plugin {info.name} is broken and skipped: {info.error}")
+    try:
+        return plugins, load_config(ctx.obj.config, plugins)
+    except ConfigError as exc:
+        fail(str(exc))
+
+
+def open_store_or_exit(config: Config) -> Store:
+    try:
+        return open_store(config.store_url)
+    except StoreError as exc:
+        fail(str(exc), EXIT_FAILED)
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=_json_default) + "\n")
+
+
+def _json_default(value: object) -> str:
+    if isinstance(value, Decimal | date):
+        return str(value) if isinstance(value, Decimal) else value.isoformat()
+    raise TypeError(f"cannot serialise {type(value).__name__}")
+
+
+def parse_date(text: str, option: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        fail(f"{option} expects a date like 2026-11-22, got {text!r}")
+
+
+def money(amount: Decimal, currency: str) -> str:
+    return f"{currency} {amount:,.2f}"
+
+
+def main() -> None:
+    """Console-script entry point: plugins may add commands before arguments are parsed."""
+    Plugins().register_commands(app)
+    app()
