@@ -1,8 +1,10 @@
 """Every hook a debsync plugin can implement. These docstrings are the plugin author's reference.
 
 A plugin is a module with functions decorated ``@debsync.hookimpl`` whose names match the
-specifications below. Built-in connectors and actions are plugins too: they register through
-exactly these hooks.
+specifications below; an implementation may take fewer arguments than the spec (pluggy passes
+only those it names), so new arguments never break existing plugins. Built-in connectors and
+actions are plugins too: they register through exactly these hooks. Core code calls hooks only
+through the typed facade in ``debsync.plugins``.
 """
 
 from __future__ import annotations
@@ -13,8 +15,11 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
-    from debsync.actions.base import Action
+    import typer
+
+    from debsync.actions.base import Action, ActionOutcome, MessageContext
     from debsync.connectors.base import Connector
+    from debsync.sync import SyncResult
 
 hookspec = pluggy.HookspecMarker("debsync")
 
@@ -52,4 +57,65 @@ def debsync_register_actions(register: RegisterAction) -> None:
     :return: nothing; return values are ignored.
 
     Fires once per process, when the plugin manager first builds its registry. Collect-all.
+    """
+
+
+@hookspec(firstresult=True)
+def debsync_veto_action(context: MessageContext) -> str | None:
+    """Block a planned action right before it is sent, e.g. because a CRM knows of a dispute.
+
+    :param context: everything the message would say: debtor, invoices, amounts, step,
+        channel and the action's idempotency key (``context.key``).
+    :return: a reason (one sentence, no personal data) to block the action, or ``None`` to let
+        it go. A blocked action is cancelled with that reason in the dossier; when the next plan
+        proposes it again it is revived and asked again, so a veto lasts as long as its cause.
+
+    Fires once per attempt, after the outbox re-checked the invoices and before the channel
+    renders the message (also for ``debsync preview``, so keep it free of side effects).
+    ``firstresult``: the first plugin that returns a reason decides. A plugin that raises
+    counts as a veto (nothing is sent on a broken check) and is reported in the reason.
+    """
+
+
+@hookspec
+def debsync_sync_finished(instance: str, result: SyncResult) -> None:
+    """Observe a finished sync run of one connector instance, successful or not.
+
+    :param instance: the connector instance name (``[connectors.<instance>]``).
+    :param result: counts of new, changed, closed and rejected records, pages, ``ok`` and the
+        error if it failed.
+    :return: nothing; return values are ignored.
+
+    Fires after the run's outcome is committed to the store. Collect-all: every plugin is
+    called; one that raises is logged and does not stop the others or the daemon.
+    """
+
+
+@hookspec
+def debsync_action_finished(outcome: ActionOutcome) -> None:
+    """Observe what became of one attempt to carry out an action (audit trails, CRM notes,
+    metrics).
+
+    :param outcome: the action's key, instance, debtor id, step, channel, resulting state
+        (``sent``, ``failed``, ``dead``, ``in_doubt``, ``cancelled``), attempt number, receipt
+        and error. Ids only: look details up in the dossier if you need them.
+    :return: nothing; return values are ignored.
+
+    Fires after the outcome is committed to the outbox. Collect-all; a plugin that raises is
+    logged and does not affect the action or the other plugins.
+    """
+
+
+@hookspec
+def debsync_register_commands(app: typer.Typer) -> None:
+    """Add subcommands to the ``debsync`` command line.
+
+    :param app: the root typer application; add commands with ``@app.command()`` or groups
+        with ``app.add_typer(...)``. Use names that cannot clash with debsync's own commands,
+        e.g. prefixed with your plugin's name.
+    :return: nothing; return values are ignored.
+
+    Fires once, when the ``debsync`` command starts, before arguments are parsed.
+    Collect-all. A plugin whose registration raises is reported as broken by
+    ``debsync plugins``; the command line works without it.
     """

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
+import logging
 import os
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import pluggy
 from pydantic import BaseModel
@@ -27,11 +28,27 @@ from debsync.actions.base import Action
 from debsync.connectors.base import Connector
 from debsync.errors import PluginError
 
+if TYPE_CHECKING:
+    import typer
+
+    from debsync.actions.base import ActionOutcome, MessageContext
+    from debsync.sync import SyncResult
+
+log = logging.getLogger("debsync.plugins")
+
 PROJECT = "debsync"
 ENTRY_POINT_GROUP = "debsync"
 DISABLE_ENV = "DEBSYNC_DISABLE_PLUGINS"
 
-DEFAULT_PLUGINS: tuple[str, ...] = ("debsync.connectors.csv",)
+DEFAULT_PLUGINS: tuple[str, ...] = (
+    "debsync.connectors.csv",
+    "debsync.actions.email",
+    "debsync.actions.call",
+    "debsync.actions.letter",
+    "debsync.actions.sms",
+    "debsync.actions.agency",
+    "debsync.actions.webhook",
+)
 
 _TYPE_NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
 
@@ -169,6 +186,48 @@ class Plugins:
 
     def broken(self) -> list[PluginInfo]:
         return [info for info in self.infos.values() if info.status == "broken"]
+
+    def veto(self, context: MessageContext) -> str | None:
+        """The first reason a plugin gives to block this action (``debsync_veto_action``);
+        a plugin that raises blocks it too, so nothing is sent on a broken check."""
+        for name, outcome in self._each("debsync_veto_action", context=context):
+            if isinstance(outcome, BaseException):
+                return f"the veto check of plugin {name} failed: {_describe(outcome)}"
+            if outcome:
+                return f"{outcome} (plugin {name})"
+        return None
+
+    def sync_finished(self, instance: str, result: SyncResult) -> None:
+        """Tell observers a sync run finished (``debsync_sync_finished``)."""
+        self._observe("debsync_sync_finished", instance=instance, result=result)
+
+    def action_finished(self, outcome: ActionOutcome) -> None:
+        """Tell observers what became of an action (``debsync_action_finished``)."""
+        self._observe("debsync_action_finished", outcome=outcome)
+
+    def register_commands(self, app: typer.Typer) -> None:
+        """Let plugins add subcommands (``debsync_register_commands``); a plugin whose
+        registration raises is marked broken and the command line goes on without it."""
+        for name, outcome in self._each("debsync_register_commands", app=app):
+            if isinstance(outcome, BaseException) and name in self.infos:
+                self.infos[name].status, self.infos[name].error = "broken", _describe(outcome)
+
+    def _observe(self, hook: str, **kwargs: Any) -> None:
+        for name, outcome in self._each(hook, **kwargs):
+            if isinstance(outcome, BaseException):
+                log.error("plugin %s failed in %s: %s", name, hook, _describe(outcome))
+
+    def _each(self, hook: str, **kwargs: Any) -> Iterator[tuple[str, object]]:
+        """Call each implementation in pluggy's order (last registered first, honouring
+        tryfirst/trylast), yielding its result or the exception it raised, so one broken
+        plugin neither hides the others nor stops the daemon."""
+        caller = getattr(self._pm.hook, hook)
+        for impl in reversed(caller.get_hookimpls()):
+            try:
+                result = impl.function(*(kwargs[arg] for arg in impl.argnames))
+            except Exception as exc:
+                result = exc
+            yield impl.plugin_name, result
 
 
 def _identity(plugin: object) -> object:
