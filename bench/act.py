@@ -199,7 +199,13 @@ def smtp_sink() -> Any:
             Count.messages += 1
             return "250 2.0.0 Ok: queued"
 
-    controller = Controller(Count(), hostname="127.0.0.1", port=0)
+    class FreePort(Controller):
+        def _trigger_server(self) -> None:
+            # Bound to port 0: learn the real port before aiosmtpd's start-up probe connects.
+            self.port = self.server.sockets[0].getsockname()[1]
+            super()._trigger_server()
+
+    controller = FreePort(Count(), hostname="127.0.0.1", port=0)
     controller.start()
     return controller, Count
 
