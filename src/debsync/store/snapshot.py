@@ -27,6 +27,7 @@ from debsync.scheduler import (
     InvoiceFacts,
     Snapshot,
     StepSent,
+    collector_paused,
 )
 from debsync.store import Store
 from debsync.store.schema import connector_state, debtors, events, invoices, outbox
@@ -94,7 +95,7 @@ def load_snapshot(
             where.append(table.c[column] == debtor[1])
         return where
 
-    with store.engine.connect() as conn:
+    with collector_paused(), store.engine.connect() as conn:
         synced = dict(
             conn.execute(
                 sa.select(connector_state.c.instance, connector_state.c.last_success_at).where(
@@ -145,18 +146,27 @@ def load_snapshot(
             )
         }
         history: dict[tuple[str, str], list[StepSent]] = defaultdict(list)
-        for inst, invoice_id, data in conn.execute(
-            sa.select(events.c.instance, events.c.invoice_id, events.c.data)
+        data = events.c.data  # fields picked in the database: decoding JSON here costs more
+        for inst, invoice_id, step, sent_on, role, received_on, stated_costs in conn.execute(
+            sa.select(
+                events.c.instance,
+                events.c.invoice_id,
+                data["step"].as_string(),
+                data["sent_on"].as_string(),
+                data["role"].as_string(),
+                data["received_on"].as_string(),
+                data["stated_costs_minor"].as_integer(),
+            )
             .where(*scoped(events), events.c.kind == STEP_SENT)
             .order_by(events.c.id)
         ):
             history[(inst, invoice_id)].append(
                 StepSent(
-                    step=data["step"],
-                    sent_on=date.fromisoformat(data["sent_on"]),
-                    role=data.get("role"),
-                    received_on=_date(data.get("received_on")),
-                    stated_costs_minor=data.get("stated_costs_minor"),
+                    step=step,
+                    sent_on=date.fromisoformat(sent_on),
+                    role=role,
+                    received_on=_date(received_on),
+                    stated_costs_minor=stated_costs,
                 )
             )
         waiting = pending_steps(conn, scoped(outbox), exclude_key) if pending else {}
