@@ -27,6 +27,8 @@ from typing import Any
 
 TODAY = date(2026, 3, 18)
 NOW = datetime(2026, 3, 18, 8, 0, tzinfo=UTC)
+# Every debtor reachable on every channel, as in the in-memory book.
+ADDRESS = {"lines": ["Dorpsstraat 1"], "postcode": "3512 AB", "city": "Utrecht", "country": "NL"}
 LADDER = [
     ("reminder", 1, None),
     ("call", 8, None),
@@ -111,6 +113,7 @@ def in_memory(invoices: int, debtors: int) -> Any:
 def write_sqlite(path: Path, invoices: int, debtors: int) -> None:
     import sqlalchemy as sa
 
+    from debsync import law
     from debsync.store import open_store
     from debsync.store.schema import connector_state, events
     from debsync.store.schema import debtors as debtor_table
@@ -145,10 +148,10 @@ def write_sqlite(path: Path, invoices: int, debtors: int) -> None:
                         "external_id": row["debtor"],
                         "name": "x",
                         "kind": row["kind"],
-                        "emails": [],
-                        "phones": [],
+                        "emails": [f"{row['debtor'].lower()}@example.nl"],
+                        "phones": ["+31612345678"],
                         "language": "nl",
-                        "address": None,
+                        "address": ADDRESS,
                         "kvk": None,
                         "vat": None,
                         "iban": None,
@@ -192,7 +195,9 @@ def write_sqlite(path: Path, invoices: int, debtors: int) -> None:
                             "step": name,
                             "sent_on": on.isoformat(),
                             "role": role,
-                            "received_on": None,
+                            "received_on": (
+                                law.presumed_receipt(on, "letter").isoformat() if role else None
+                            ),
                             "stated_costs_minor": 4000 if role else None,
                         },
                     }
@@ -269,7 +274,7 @@ def main() -> None:
     print(
         f"load + plan from SQLite: {figures['invoices']:,.0f} invoices in {total:.1f} s "
         f"(load {figures['load_s']:.1f} s, plan {figures['plan_s']:.1f} s), "
-        f"peak RSS {figures['peak_rss_mb']:,.0f} MB"
+        f"{figures['actions']:,.0f} actions, peak RSS {figures['peak_rss_mb']:,.0f} MB"
     )
 
 
