@@ -199,8 +199,8 @@ class Address(BaseModel):
     def _postcode(self) -> Self:
         if self.country == "NL" and self.postcode:
             match = _POSTCODE_NL.match(self.postcode)
-            if not match:
-                raise ValueError(f"{self.postcode!r} is not a Dutch postcode (1234 AB)")
+            if not match:  # the value stays out: with a house number it locates a person
+                raise ValueError("not a Dutch postcode (expected 1234 AB)")
             object.__setattr__(self, "postcode", f"{match[1]} {match[2].upper()}")
         return self
 
