@@ -28,8 +28,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
-from types import TracebackType
-from typing import Annotated, Any, ClassVar, Literal, Self
+from typing import Annotated, Any, ClassVar, Literal
 from urllib.parse import quote
 
 import httpx
@@ -45,8 +44,6 @@ from pydantic import (
 
 from debsync import hookimpl, law
 from debsync.actions.base import (
-    Action,
-    ActionEnvironment,
     ActionSettings,
     CreditorContext,
     InboundError,
@@ -63,8 +60,8 @@ from debsync.actions.base import (
 )
 from debsync.actions.signing import SIGNATURE_HEADER, verify_signature
 from debsync.actions.webhook import (
-    HttpChannel,
     HttpUrl,
+    SignedHttpAction,
     SignedHttpSettings,
     amount_text,
     optional_amount,
@@ -401,7 +398,7 @@ def _costs(context: MessageContext) -> dict[str, Any] | None:
     }
 
 
-class AgencyAction(Action[AgencySettings]):
+class AgencyAction(SignedHttpAction[AgencySettings]):
     """Hands a claim over with ``POST {base_url}/cases``; reads status back with
     :meth:`receive` (pushed events) and :meth:`poll`."""
 
@@ -409,22 +406,6 @@ class AgencyAction(Action[AgencySettings]):
     Settings: ClassVar[type[ActionSettings]] = AgencySettings
     channel: ClassVar[str] = "agency"
     idempotent: ClassVar[bool] = True  # the agency deduplicates on Idempotency-Key
-
-    def __init__(self, instance: str, settings: AgencySettings, env: ActionEnvironment) -> None:
-        super().__init__(instance, settings, env)
-        self._http = HttpChannel(instance, settings, env)
-
-    async def __aenter__(self) -> Self:
-        await self._http.open()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self._http.close()
 
     def _url(self, *parts: str) -> str:
         path = "/".join(quote(part, safe="") for part in parts)

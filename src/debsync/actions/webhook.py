@@ -25,7 +25,7 @@ from decimal import Decimal
 from email.utils import parsedate_to_datetime
 from functools import cache
 from types import TracebackType
-from typing import Annotated, Any, ClassVar, Self
+from typing import Annotated, Any, ClassVar, Self, TypeVar
 
 import httpx
 from pydantic import AfterValidator, Field, SecretStr, field_validator, model_validator
@@ -340,15 +340,14 @@ class WebhookSettings(SignedHttpSettings):
         return self.url
 
 
-class WebhookAction(Action[WebhookSettings]):
-    """One ``dunning.step`` event per message; a 2xx (or 409: already received) delivers it."""
+SignedSettingsT = TypeVar("SignedSettingsT", bound=SignedHttpSettings)
 
-    type_name: ClassVar[str] = "webhook"
-    Settings: ClassVar[type[ActionSettings]] = WebhookSettings
-    channel: ClassVar[str] = "webhook"
-    idempotent: ClassVar[bool] = True  # receivers deduplicate on the event id (the outbox key)
 
-    def __init__(self, instance: str, settings: WebhookSettings, env: ActionEnvironment) -> None:
+class SignedHttpAction(Action[SignedSettingsT]):
+    """An action that talks to one signed HTTP endpoint: its :class:`HttpChannel` opens with
+    the batch (``async with action:``) and closes after it."""
+
+    def __init__(self, instance: str, settings: SignedSettingsT, env: ActionEnvironment) -> None:
         super().__init__(instance, settings, env)
         self._http = HttpChannel(instance, settings, env)
 
@@ -363,6 +362,15 @@ class WebhookAction(Action[WebhookSettings]):
         tb: TracebackType | None,
     ) -> None:
         await self._http.close()
+
+
+class WebhookAction(SignedHttpAction[WebhookSettings]):
+    """One ``dunning.step`` event per message; a 2xx (or 409: already received) delivers it."""
+
+    type_name: ClassVar[str] = "webhook"
+    Settings: ClassVar[type[ActionSettings]] = WebhookSettings
+    channel: ClassVar[str] = "webhook"
+    idempotent: ClassVar[bool] = True  # receivers deduplicate on the event id (the outbox key)
 
     def render(self, context: MessageContext) -> Payload:
         currency = context.currency
