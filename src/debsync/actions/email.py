@@ -18,10 +18,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import os
 import re
 import ssl
-import tempfile
 from collections.abc import Mapping, Sequence
 from email.headerregistry import Address
 from email.message import EmailMessage
@@ -50,6 +48,7 @@ from debsync.actions.base import (
     RenderError,
     RetryableActionError,
 )
+from debsync.actions.files import write_atomically
 from debsync.clock import AMSTERDAM
 from debsync.hookspecs import RegisterAction
 from debsync.model import Language
@@ -224,23 +223,6 @@ def _dot_stuffed(content: bytes) -> bytes:
     if not content.endswith(b"\r\n"):
         content += b"\r\n"
     return re.sub(rb"(?m)^\.", b"..", content) + b".\r\n"
-
-
-def _write_atomically(path: Path, content: bytes) -> None:
-    """Write next to the target, then rename: a reader never sees half a file. The file is
-    readable by the daemon's user only (it holds personal data)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(content)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
 
 
 def _abort(smtp: aiosmtplib.SMTP, transport: asyncio.BaseTransport | None = None) -> None:
@@ -683,7 +665,8 @@ class FileAction(MessageAction[FileSettings]):
         content = await self.compose(payload, idempotency_key)
         path = self.directory / f"{idempotency_key}.eml"
         try:
-            await asyncio.to_thread(_write_atomically, path, content)
+            # Mode 0o600: the message holds personal data, for the daemon's user only.
+            await asyncio.to_thread(write_atomically, path, content, mode=0o600)
         except OSError as exc:
             raise ActionUnavailableError(
                 f"action {self.instance}: cannot write to {self.directory}: "

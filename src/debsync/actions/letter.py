@@ -21,12 +21,10 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import os
 import re
-import uuid
 from abc import abstractmethod
 from collections.abc import Iterator, Sequence
-from contextlib import ExitStack, suppress
+from contextlib import ExitStack
 from dataclasses import replace
 from datetime import date, datetime, time
 from decimal import Decimal
@@ -57,6 +55,7 @@ from debsync.actions.base import (
     Receipt,
     RenderError,
 )
+from debsync.actions.files import write_atomically
 from debsync.clock import AMSTERDAM
 from debsync.hookspecs import RegisterAction
 from debsync.model import Address, Language
@@ -270,39 +269,13 @@ class PrintLetterAction(LetterAction[PrintLetterSettings]):
             raise PermanentActionError(f"action id {key!r} is not usable as a file name")
         name = f"{key}.pdf"
         try:
-            path = await asyncio.to_thread(_write_atomically, self.directory / name, pdf)
+            path = await asyncio.to_thread(write_atomically, self.directory / name, pdf, mode=0o666)
         except OSError as exc:
             raise ActionUnavailableError(
                 f"print folder {self.directory} cannot be written: {exc.strerror or exc}"
             ) from None
         self.env.logger.info("letter %s is in the print folder as %s", key, name)
         return Receipt(provider_id=name, details={"path": str(path)}, dispatched=False)
-
-
-def _write_atomically(target: Path, data: bytes) -> Path:
-    """Write ``target`` so that a reader (a person, a print queue) never sees half a file,
-    and the file survives a crash once this returns."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(f".{target.name}.{uuid.uuid4().hex}.part")
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-    fd = os.open(partial, flags, 0o666)  # 0o666 less the umask, like any new file
-    try:
-        with os.fdopen(fd, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(partial, target)
-    except BaseException:
-        with suppress(FileNotFoundError):
-            partial.unlink()
-        raise
-    if os.name == "posix":  # make the rename itself durable
-        directory = os.open(target.parent, os.O_RDONLY)
-        try:
-            os.fsync(directory)
-        finally:
-            os.close(directory)
-    return target
 
 
 # -- rendering: context -> LetterContent ---------------------------------------------------
