@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from debsync.config import ConnectorInstance
-from debsync.connectors.base import ConnectorContext, Page, Reject
+from debsync.connectors.base import ConnectorContext, Page, Reject, SyncResult
 from debsync.connectors.csv import CsvConnector, CsvSettings
 from debsync.model import Debtor, Invoice
 from debsync.store import Store
-from debsync.sync import SyncEngine, SyncResult
+from debsync.sync import SyncEngine
 
 Rows = Sequence[Sequence[str]]
 

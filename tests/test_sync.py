@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from debsync.connectors.base import Page, Reject
+from debsync.connectors.base import Page, Reject, SyncResult
 from debsync.store import Store
 from debsync.store.schema import connector_state, debtors, events, invoices, payments, sync_runs
-from debsync.sync import SyncEngine, SyncResult
+from debsync.sync import SyncEngine
 
 from fakes import INSTANCE, FakeConnector, debtor, invoice, snapshot
 

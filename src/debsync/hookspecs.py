@@ -18,8 +18,7 @@ if TYPE_CHECKING:
     import typer
 
     from debsync.actions.base import Action, ActionOutcome, MessageContext
-    from debsync.connectors.base import Connector
-    from debsync.sync import SyncResult
+    from debsync.connectors.base import Connector, SyncResult
 
 hookspec = pluggy.HookspecMarker("debsync")
 

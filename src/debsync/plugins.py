@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     import typer
 
     from debsync.actions.base import ActionOutcome, MessageContext
-    from debsync.sync import SyncResult
+    from debsync.connectors.base import SyncResult
 
 log = logging.getLogger("debsync.plugins")
 

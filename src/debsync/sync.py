@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from datetime import date, datetime
 from typing import Any, NamedTuple
 
@@ -31,7 +31,14 @@ from sqlalchemy.engine import Connection
 
 from debsync.clock import Clock, local_date, system_clock
 from debsync.config import Config, ConnectorInstance
-from debsync.connectors.base import Connector, ConnectorContext, Page, Previous, Reject
+from debsync.connectors.base import (
+    Connector,
+    ConnectorContext,
+    Page,
+    Previous,
+    SyncCounts,
+    SyncResult,
+)
 from debsync.errors import ConnectorError, FatalConnectorError
 from debsync.model import Debtor, Invoice, Payment, from_minor, to_minor
 from debsync.plugins import Plugins
@@ -54,36 +61,6 @@ MASS_CLOSE_FRACTION = 0.5
 
 class MassCloseRefused(FatalConnectorError):
     """A snapshot would close more than half of the open invoices; an operator must confirm."""
-
-
-@dataclass
-class SyncCounts:
-    debtors_new: int = 0
-    debtors_changed: int = 0
-    invoices_new: int = 0
-    invoices_changed: int = 0
-    invoices_closed: int = 0
-    invoices_reopened: int = 0
-    partial_payments: int = 0
-    payments_new: int = 0
-    invoices_seen: int = 0
-    rejects: int = 0
-
-    @property
-    def writes(self) -> int:
-        return sum(v for k, v in asdict(self).items() if k not in ("invoices_seen", "rejects"))
-
-
-@dataclass
-class SyncResult:
-    instance: str
-    run_id: int
-    snapshot: bool
-    ok: bool = False
-    pages: int = 0
-    counts: SyncCounts = field(default_factory=SyncCounts)
-    rejects: list[Reject] = field(default_factory=list)
-    error: str | None = None
 
 
 class _Known(NamedTuple):

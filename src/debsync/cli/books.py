@@ -29,6 +29,7 @@ from debsync.cli.common import (
 )
 from debsync.clock import AMSTERDAM, local_date, system_clock
 from debsync.config import Config
+from debsync.connectors.base import SyncResult
 from debsync.dispatch import plan_from_store
 from debsync.errors import DebsyncError
 from debsync.law import load_rate_table
@@ -47,7 +48,7 @@ from debsync.store.reports import (
     instance_status,
     outbox_status,
 )
-from debsync.sync import SyncEngine, SyncResult, build_connector
+from debsync.sync import SyncEngine, build_connector
 
 # -- sync --------------------------------------------------------------------------------
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -99,6 +99,40 @@ class Page:
             + len(self.rejects)
             + len(self.unchanged_invoices)
         )
+
+
+@dataclass
+class SyncCounts:
+    """What one sync run changed in the store, by kind."""
+
+    debtors_new: int = 0
+    debtors_changed: int = 0
+    invoices_new: int = 0
+    invoices_changed: int = 0
+    invoices_closed: int = 0
+    invoices_reopened: int = 0
+    partial_payments: int = 0
+    payments_new: int = 0
+    invoices_seen: int = 0
+    rejects: int = 0
+
+    @property
+    def writes(self) -> int:
+        return sum(v for k, v in asdict(self).items() if k not in ("invoices_seen", "rejects"))
+
+
+@dataclass
+class SyncResult:
+    """The outcome of one sync run of one instance, as reported to hooks and the CLI."""
+
+    instance: str
+    run_id: int
+    snapshot: bool
+    ok: bool = False
+    pages: int = 0
+    counts: SyncCounts = field(default_factory=SyncCounts)
+    rejects: list[Reject] = field(default_factory=list)
+    error: str | None = None
 
 
 @dataclass(frozen=True)

@@ -31,12 +31,12 @@ import sqlalchemy as sa
 from pydantic import BaseModel
 
 from debsync.config import ConnectorInstance
-from debsync.connectors.base import Connector, ConnectorSettings, Page
+from debsync.connectors.base import Connector, ConnectorSettings, Page, SyncResult
 from debsync.errors import FatalConnectorError, RetryableConnectorError
 from debsync.model import Debtor, Invoice, Money, Payment
 from debsync.store import Store
 from debsync.store.schema import invoices, payments
-from debsync.sync import SyncEngine, SyncResult
+from debsync.sync import SyncEngine
 from debsync.testing.book import HALF, SampleBook, sample_book
 
 MAX_PAGES = 10_000
