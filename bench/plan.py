@@ -71,8 +71,8 @@ def book(invoices: int, debtors: int, seed: int = 7) -> Iterator[dict[str, Any]]
 
 def in_memory(invoices: int, debtors: int) -> Any:
     from debsync import law
+    from debsync.facts import DebtorFacts, InstanceFacts, InvoiceFacts, Snapshot, StepSent
     from debsync.model import DebtorKind, Language
-    from debsync.scheduler import DebtorFacts, InstanceFacts, InvoiceFacts, Snapshot, StepSent
 
     inv_facts, debtor_facts, history = [], {}, {}
     for row in book(invoices, debtors):

@@ -20,12 +20,13 @@ from debsync.actions.base import (
     PermanentActionError,
     RetryableActionError,
 )
+from debsync.decisions import Reason
 from debsync.dispatch import plan_from_store, receipt_rule
+from debsync.facts import PauseKind
 from debsync.outbox import State
 from debsync.pauses import end_pause, start_pause
 from debsync.plugins import Plugins
 from debsync.policy import Policy, Step
-from debsync.scheduler import PauseKind, Reason
 from debsync.store import Store
 from debsync.store.schema import events
 from debsync.store.schema import outbox as outbox_table

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from debsync.facts import Instalment, PauseKind
 from debsync.pauses import PauseError, active_pauses, end_pause, find_invoice, start_pause
-from debsync.scheduler import Instalment, PauseKind
 from debsync.store import Store
 from debsync.store.schema import events
 from debsync.store.snapshot import STEP_SENT, load_snapshot

@@ -10,22 +10,20 @@ from pydantic import ValidationError
 
 from debsync import law
 from debsync.clock import AMSTERDAM
-from debsync.model import DebtorKind, Language
-from debsync.policy import Policy, Step, default_policy
-from debsync.scheduler import (
+from debsync.decisions import Plan, Reason, idempotency_key
+from debsync.facts import (
     DebtorFacts,
     Instalment,
     InstanceFacts,
     InvoiceFacts,
     Pause,
     PauseKind,
-    Plan,
-    Reason,
     Snapshot,
     StepSent,
-    idempotency_key,
-    plan,
 )
+from debsync.model import DebtorKind, Language
+from debsync.policy import Policy, Step, default_policy
+from debsync.scheduler import plan
 
 POLICIES = {"default": default_policy()}
 DUE = date(2026, 3, 2)  # a Monday

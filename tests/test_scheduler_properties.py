@@ -10,17 +10,11 @@ from hypothesis import strategies as st
 
 from debsync import law
 from debsync.clock import AMSTERDAM
+from debsync.decisions import Plan
+from debsync.facts import DebtorFacts, InstanceFacts, InvoiceFacts, Snapshot, StepSent
 from debsync.model import DebtorKind, Language
 from debsync.policy import default_policy
-from debsync.scheduler import (
-    DebtorFacts,
-    InstanceFacts,
-    InvoiceFacts,
-    Plan,
-    Snapshot,
-    StepSent,
-    plan,
-)
+from debsync.scheduler import plan
 
 POLICY = default_policy()
 POLICIES = {"default": POLICY}

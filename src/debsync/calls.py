@@ -16,9 +16,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Row
 
 from debsync.clock import Clock, system_clock
+from debsync.facts import Pause, PauseKind
 from debsync.outbox import OutboxError, State, event_row, find
 from debsync.pauses import start_pause
-from debsync.scheduler import Pause, PauseKind
 from debsync.store import Store
 from debsync.store.schema import events, outbox
 

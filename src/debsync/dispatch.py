@@ -36,9 +36,11 @@ from debsync.actions.base import (
     RenderError,
     RetryableActionError,
 )
+from debsync.claims import build_action
 from debsync.clock import Clock, local_date, system_clock
 from debsync.config import ActionInstance, Config, OutboxSettings
 from debsync.connectors.base import Connector
+from debsync.decisions import Plan
 from debsync.messages import Facts, load_facts, message_context
 from debsync.model import Invoice, Money, from_minor
 from debsync.outbox import (
@@ -58,7 +60,7 @@ from debsync.outbox import (
     worker_id,
 )
 from debsync.plugins import Plugins
-from debsync.scheduler import Plan, build_action, pause_covering, pauses_in_force, plan
+from debsync.scheduler import pause_covering, pauses_in_force, plan
 from debsync.store import Store
 from debsync.store.schema import events, invoices
 from debsync.store.snapshot import load_snapshot

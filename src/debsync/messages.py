@@ -29,18 +29,11 @@ from debsync.actions.base import (
     WikProof,
 )
 from debsync.config import Config
+from debsync.decisions import PlannedAction
+from debsync.facts import DebtorFacts, InstanceFacts, InvoiceFacts, Pause, Snapshot, StepSent
 from debsync.model import Address, DebtorKind, Language, from_minor
 from debsync.outbox import STEP_SENT, State
 from debsync.pauses import load_active
-from debsync.scheduler import (
-    DebtorFacts,
-    InstanceFacts,
-    InvoiceFacts,
-    Pause,
-    PlannedAction,
-    Snapshot,
-    StepSent,
-)
 from debsync.store.schema import debtors, events, invoices, outbox
 from debsync.store.snapshot import unreachable_channels
 

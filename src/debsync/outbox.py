@@ -40,9 +40,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Row
 
 from debsync.clock import local_date
+from debsync.decisions import PlannedAction
 from debsync.errors import DebsyncError
+from debsync.facts import PendingStep
 from debsync.model import to_minor
-from debsync.scheduler import PendingStep, PlannedAction
 from debsync.store import Store
 from debsync.store.schema import events, outbox
 

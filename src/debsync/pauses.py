@@ -19,7 +19,7 @@ from sqlalchemy.engine import Connection
 
 from debsync.clock import Clock, system_clock
 from debsync.errors import DebsyncError
-from debsync.scheduler import Instalment, Pause, PauseKind, PauseScope
+from debsync.facts import Instalment, Pause, PauseKind, PauseScope
 from debsync.store import Store
 from debsync.store.schema import debtors, events, invoices
 

@@ -21,249 +21,33 @@ Rules no policy can switch off (``debsync.law`` has the sources):
 from __future__ import annotations
 
 import gc
-import hashlib
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from decimal import Decimal
-from enum import StrEnum
-from typing import Literal, NamedTuple
+from typing import NamedTuple
 
-from debsync import law
+from debsync import claims, law
+from debsync.claims import build_action, wik_sent
 from debsync.clock import local_date
-from debsync.model import DebtorKind, Language, from_minor
+from debsync.decisions import (
+    Decision,
+    Plan,
+    Reason,
+)
+from debsync.facts import (
+    DebtorFacts,
+    InstanceFacts,
+    InvoiceFacts,
+    Pause,
+    PauseKind,
+    PendingStep,
+    Snapshot,
+    StepSent,
+)
+from debsync.model import DebtorKind
 from debsync.policy import DEFAULT_POLICY, Policy, Step
-
-EUR = "EUR"
-
-# -- input -----------------------------------------------------------------------------
-
-
-class InvoiceFacts(NamedTuple):
-    """What the scheduler needs of one invoice. Amounts in integer minor units."""
-
-    instance: str
-    external_id: str
-    number: str
-    debtor_id: str
-    due_date: date
-    currency: str
-    open_minor: int
-    direct_debit: bool = False
-    closed: bool = False
-
-
-class DebtorFacts(NamedTuple):
-    """What the scheduler needs of one debtor.
-
-    :param unreachable: channels that cannot reach this debtor (``"email"`` without an
-        address, ``"letter"`` without a postal address, …): a step drops them, and a step left
-        without channels is passed over like a step for another kind of debtor.
-    """
-
-    instance: str
-    external_id: str
-    kind: DebtorKind = DebtorKind.UNKNOWN
-    language: Language = Language.NL
-    policy: str | None = None
-    unreachable: frozenset[str] = frozenset()
-
-
-class StepSent(NamedTuple):
-    """A step that was actually carried out for an invoice (from the outbox's record).
-
-    For a veertiendagenbrief, ``received_on`` is the presumed receipt counted from the posting
-    date, and ``stated_costs_minor`` the costs amount the letter stated.
-    """
-
-    step: str
-    sent_on: date
-    role: str | None = None
-    received_on: date | None = None
-    stated_costs_minor: int | None = None
-
-
-class PauseKind(StrEnum):
-    DISPUTE = "dispute"
-    PROMISE = "promise"
-    PAYMENT_PLAN = "payment_plan"
-    HOLD = "hold"
-
-
-PauseScope = Literal["invoice", "debtor", "instance"]
-
-
-class Instalment(NamedTuple):
-    due_on: date
-    amount_minor: int
-
-
-@dataclass(frozen=True)
-class Pause:
-    """An active pause as recorded in the dossier.
-
-    :param until: promise: the promised date; hold: the last day of the hold; dispute: None.
-    :param balance_minor: payment plan: the open amount in scope when the plan was agreed.
-    """
-
-    id: str
-    kind: PauseKind
-    instance: str
-    scope: PauseScope
-    target: str
-    reason: str
-    author: str
-    created_at: datetime
-    until: date | None = None
-    instalments: tuple[Instalment, ...] = ()
-    balance_minor: int | None = None
-
-
-class PendingStep(NamedTuple):
-    """An outbox action that already covers an invoice and has not finished: the invoice is
-    not planned again until it has (``state`` is the outbox state; a letter that was printed
-    but not yet posted is ``"sent"`` with ``dispatched`` False)."""
-
-    key: str
-    step: str
-    channel: str
-    state: str
-    dispatched: bool = True
-
-
-@dataclass(frozen=True)
-class InstanceFacts:
-    name: str
-    policy: str = DEFAULT_POLICY
-    last_success_at: datetime | None = None
-
-
-@dataclass
-class Snapshot:
-    """Everything the scheduler reads, loaded by the caller (``debsync.store.snapshot``)."""
-
-    invoices: Sequence[InvoiceFacts]
-    debtors: Mapping[tuple[str, str], DebtorFacts]
-    instances: Mapping[str, InstanceFacts]
-    history: Mapping[tuple[str, str], Sequence[StepSent]] = field(default_factory=dict)
-    pauses: Sequence[Pause] = ()
-    pending: Mapping[tuple[str, str], PendingStep] = field(default_factory=dict)
-
-
-# -- output ----------------------------------------------------------------------------
-
-
-class Reason(StrEnum):
-    """Why an invoice is or is not acted on today; stable codes for ``plan --json``."""
-
-    PLANNED = "planned"
-    AWAITING_APPROVAL = "awaiting_approval"
-    PAID = "paid"
-    CREDIT = "credit_note"
-    NET_BALANCE = "net_balance_not_positive"
-    NOT_DUE = "not_yet_due"
-    PAUSED = "paused"
-    BELOW_THRESHOLD = "below_threshold"
-    WAITING_WIK_TERM = "waiting_wik_term"
-    NO_WIK = "no_veertiendagenbrief"
-    STALE = "data_too_old"
-    HANDED_OFF = "handed_off"
-    DIRECT_DEBIT = "direct_debit_pending"
-    LADDER_DONE = "ladder_complete"
-    UNKNOWN_STEP = "unknown_step_in_history"
-    NO_POLICY = "unknown_policy"
-    QUEUED = "queued"
-    AWAITING_DISPATCH = "awaiting_dispatch"
-    ACTION_FAILED = "action_failed"
-    REJECTED = "rejected"
-
-
-class Decision(NamedTuple):
-    """The scheduler's verdict on one invoice."""
-
-    instance: str
-    invoice_id: str
-    number: str
-    debtor_id: str
-    reason: Reason
-    current_step: str | None
-    next_step: str | None
-    next_on: date | None
-    detail: str
-
-
-class ClaimLine(NamedTuple):
-    invoice_id: str
-    number: str
-    due_date: date
-    days_overdue: int
-    principal: Decimal
-    interest: Decimal | None
-
-
-@dataclass(frozen=True)
-class PlannedAction:
-    """One message (or task) for one debtor: a step on one channel over their invoices."""
-
-    key: str
-    instance: str
-    debtor_id: str
-    policy: str
-    step: str
-    channel: str
-    template: str
-    role: str | None
-    legal_copy: bool
-    requires_approval: bool
-    language: Language
-    kind: DebtorKind
-    currency: str
-    lines: tuple[ClaimLine, ...]
-    principal: Decimal
-    interest: Decimal | None
-    costs: Decimal | None
-    announced_costs: Decimal | None
-    deadline: date
-    notes: tuple[str, ...]
-    explanation: str
-
-    @property
-    def total(self) -> Decimal:
-        return self.principal + (self.interest or 0) + (self.costs or 0)
-
-
-@dataclass
-class Plan:
-    today: date
-    actions: list[PlannedAction]
-    decisions: list[Decision]
-    warnings: list[str]
-
-    def explain(self, number: str) -> list[str]:
-        """Every decision about invoices with this number (one per instance that has it)."""
-        return [explain(d) for d in self.decisions if d.number == number]
-
-
-def explain(d: Decision) -> str:
-    where = f"invoice {d.number} ({d.instance})"
-    detail = d.detail or _DETAILS.get(d.reason, "")
-    at = f"; next step {d.next_step!r} on {d.next_on.isoformat()}" if d.next_on else ""
-    current = f"last step sent: {d.current_step!r}" if d.current_step else "no step sent yet"
-    return f"{where}: {d.reason.value}: {detail}. {current}{at}"
-
-
-# -- planning --------------------------------------------------------------------------
-
-
-def idempotency_key(
-    instance: str, debtor_id: str, step: str, channel: str, ids: Iterable[str]
-) -> str:
-    """What an action is about, hashed: the same debtor, step, channel and invoices give the
-    same key, so planning twice enqueues once."""
-    text = "\x1f".join((instance, debtor_id, step, channel, *sorted(ids)))
-    return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
 @dataclass
@@ -404,7 +188,7 @@ def _plan(
     history = snapshot.history
     ladders: dict[tuple[str, DebtorKind, frozenset[str]], _Ladder] = {}
     views: dict[tuple[str, str], _DebtorView] = {}
-    wik_dates: dict[tuple[StepSent, str], tuple[date, date]] = {}
+    wik_terms: dict[tuple[StepSent, str], tuple[date, date]] = {}
     no_history: tuple[StepSent, ...] = ()
 
     for inv in snapshot.invoices:
@@ -504,12 +288,12 @@ def _plan(
         if rung.min_overdue:
             step_ord = max(step_ord, due_ord + rung.min_overdue)
         if ladder.consumer:
-            wik = _wik_sent(hist) if hist else None
+            wik = wik_sent(hist) if hist else None
             if wik is not None:
                 key = (wik, policy.name)
-                dates = wik_dates.get(key)
+                dates = wik_terms.get(key)
                 if dates is None:
-                    dates = wik_dates[key] = _wik_dates(wik, policy)
+                    dates = wik_terms[key] = claims.wik_dates(wik, policy)
                 escalate_ord = dates[1].toordinal()
                 if escalate_ord > step_ord:
                     step_ord = escalate_ord
@@ -632,19 +416,6 @@ def _plan(
                     )
                 )
     return Plan(today=today, actions=actions, decisions=decisions, warnings=sorted(set(warnings)))
-
-
-_DETAILS = {
-    Reason.PAID: "no amount open",
-    Reason.CREDIT: "credit notes and negative amounts are never dunned",
-    Reason.NET_BALANCE: "the debtor's credit notes cover the open amount",
-    Reason.HANDED_OFF: "handed off to the collection agency; nothing more is sent",
-    Reason.DIRECT_DEBIT: "collected by direct debit; dunned only once the collection has failed",
-    Reason.LADDER_DONE: "every step of the policy was taken",
-    Reason.NO_WIK: "a consumer claim is handed off only after a veertiendagenbrief whose term "
-    "ended unpaid",
-    Reason.NOT_DUE: "the next step is not due yet",
-}
 
 
 _PENDING_REASONS = {
@@ -806,170 +577,3 @@ def _describe_pause(pause: Pause) -> str:
         PauseKind.HOLD: f"on hold until {pause.until}",
     }[pause.kind]
     return f"{label} ({pause.scope} pause {pause.id} by {pause.author}: {pause.reason})"
-
-
-def _wik_sent(hist: Sequence[StepSent]) -> StepSent | None:
-    for sent in reversed(hist):
-        if sent.role == "wik_notice":
-            return sent
-    return None
-
-
-def _wik_dates(wik: StepSent, policy: Policy) -> tuple[date, date]:
-    """(last day of the veertiendagenbrief term, first day a consumer claim may escalate:
-    the term plus a buffer of business days for payments made on its last day)."""
-    receipt = wik.received_on or law.presumed_receipt(
-        wik.sent_on, "letter", delivery_days=policy.delivery_days
-    )
-    last_day = law.veertiendagenbrief_term(receipt).last_day
-    return last_day, law.add_business_days(last_day, policy.wik_buffer_business_days)
-
-
-# -- building actions ------------------------------------------------------------------
-
-
-def build_action(
-    debtor: DebtorFacts,
-    policy: Policy,
-    step_index: int,
-    channel: str,
-    currency: str,
-    invoices: Sequence[InvoiceFacts],
-    history: Mapping[tuple[str, str], Sequence[StepSent]],
-    today: date,
-    rates: law.RateTable | None = None,
-    warnings: list[str] | None = None,
-    *,
-    explanation: str = "",
-) -> PlannedAction | None:
-    """One message for ``debtor``: step ``step_index`` of ``policy`` on ``channel`` over
-    ``invoices`` (their open amounts as of ``today``), with interest, costs and a deadline as
-    the policy and the law allow. ``None`` when the principal is below the minimum.
-
-    The scheduler builds every planned action with it; the outbox calls it again right before
-    sending when invoices were paid or paused meanwhile, so the figures are never stale.
-    """
-    step = policy.steps[step_index]
-    ordered = sorted(invoices, key=lambda inv: (inv.due_date, inv.number))
-    principal = sum((from_minor(inv.open_minor, currency) for inv in ordered), Decimal(0))
-    if principal < max(policy.min_open_amount, step.min_open_amount):
-        return None
-    business = debtor.kind is DebtorKind.BUSINESS
-    eur = currency == EUR
-    notes: list[str] = []
-    if not eur and (step.claim_interest or step.claim_costs or step.role == "wik_notice"):
-        notes.append(f"no statutory interest or collection costs on a {currency} claim")
-
-    lines = []
-    interest_total: Decimal | None = Decimal(0) if step.claim_interest and eur else None
-    for inv in ordered:
-        amount = from_minor(inv.open_minor, currency)
-        interest: Decimal | None = None
-        if interest_total is not None:
-            try:
-                interest = law.statutory_interest(
-                    amount,
-                    inv.due_date + timedelta(days=1),
-                    today,
-                    commercial=business,
-                    table=rates,
-                )
-            except law.RateUnknownError as exc:
-                notes.append(f"interest left out: {exc}")
-                if warnings is not None:
-                    warnings.append(f"statutory interest table needs an update: {exc}")
-                interest_total = None
-            else:
-                interest_total += interest
-        lines.append(
-            ClaimLine(
-                inv.external_id,
-                inv.number,
-                inv.due_date,
-                (today - inv.due_date).days,
-                amount,
-                interest,
-            )
-        )
-    if interest_total is None:
-        lines = [line._replace(interest=None) for line in lines]
-
-    costs: Decimal | None = None
-    announced: Decimal | None = None
-    if eur and step.claim_costs:
-        costs = _costs(debtor, policy, currency, ordered, principal, history, today, notes)
-    wik_letter = step.role == "wik_notice" and not business
-    if eur and wik_letter:
-        announced = law.collection_costs(principal, vat_rate=policy.costs_vat_rate)
-    legal_copy = step.role == "wik_notice" and (
-        channel == "letter" or (channel == "email" and policy.email_is_legal_copy)
-    )
-    if wik_letter:
-        receipt = law.presumed_receipt(
-            today,
-            "letter" if channel != "email" or not policy.email_is_legal_copy else "email",
-            delivery_days=policy.delivery_days,
-            email_is_legal_copy=policy.email_is_legal_copy,
-        )
-        deadline = law.veertiendagenbrief_term(receipt).last_day
-    else:
-        deadline = law.add_business_days(today, step.deadline_business_days)
-    ids = [inv.external_id for inv in ordered]
-    return PlannedAction(
-        key=idempotency_key(ordered[0].instance, debtor.external_id, step.name, channel, ids),
-        instance=ordered[0].instance,
-        debtor_id=debtor.external_id,
-        policy=policy.name,
-        step=step.name,
-        channel=channel,
-        template=step.template_name,
-        role=step.role,
-        legal_copy=legal_copy,
-        requires_approval=step.requires_approval,
-        language=debtor.language,
-        kind=debtor.kind,
-        currency=currency,
-        lines=tuple(lines),
-        principal=principal,
-        interest=interest_total,
-        costs=costs,
-        announced_costs=announced,
-        deadline=deadline,
-        notes=tuple(dict.fromkeys(notes)),
-        explanation=explanation,
-    )
-
-
-def _costs(
-    debtor: DebtorFacts,
-    policy: Policy,
-    currency: str,
-    invoices: Sequence[InvoiceFacts],
-    principal: Decimal,
-    history: Mapping[tuple[str, str], Sequence[StepSent]],
-    today: date,
-    notes: list[str],
-) -> Decimal | None:
-    if debtor.kind is DebtorKind.BUSINESS:
-        if policy.b2b_costs == "none":
-            return None
-        if policy.b2b_costs == "compensation":
-            return law.B2B_COMPENSATION * len(invoices)
-        return law.collection_costs(principal, vat_rate=policy.costs_vat_rate)
-    # Consumer (or unknown, treated as one): only after an expired veertiendagenbrief, for
-    # every invoice in the message, and never above what the letter stated.
-    letters: set[StepSent] = set()
-    for inv in invoices:
-        wik = _wik_sent(history.get((inv.instance, inv.external_id), ()))
-        if wik is None or wik.sent_on <= inv.due_date or today <= _wik_dates(wik, policy)[0]:
-            notes.append(
-                "no collection costs: a consumer owes them only after a veertiendagenbrief "
-                "whose term has ended unpaid (art. 6:96 lid 6 BW)"
-            )
-            return None
-        letters.add(wik)
-    costs = law.collection_costs(principal, vat_rate=policy.costs_vat_rate)
-    if all(letter.stated_costs_minor is not None for letter in letters):
-        stated = sum(letter.stated_costs_minor or 0 for letter in letters)
-        costs = min(costs, from_minor(stated, currency))  # never above what was stated
-    return costs

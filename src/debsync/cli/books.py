@@ -30,16 +30,11 @@ from debsync.cli.common import (
 from debsync.clock import AMSTERDAM, local_date, system_clock
 from debsync.config import Config
 from debsync.connectors.base import SyncResult
+from debsync.decisions import Plan, PlannedAction, Reason, explain
 from debsync.dispatch import plan_from_store
 from debsync.errors import DebsyncError
 from debsync.law import load_rate_table
 from debsync.plugins import Plugins
-from debsync.scheduler import (
-    Plan,
-    PlannedAction,
-    Reason,
-    explain,
-)
 from debsync.store import Store
 from debsync.store.reports import (
     AGING_BUCKETS,

@@ -22,13 +22,9 @@ from debsync.cli.common import (
     print_json,
 )
 from debsync.config import Config
+from debsync.facts import Instalment, PauseKind, PauseScope
 from debsync.model import to_minor
 from debsync.pauses import PauseError, active_pauses, end_pause, find_invoice, start_pause
-from debsync.scheduler import (
-    Instalment,
-    PauseKind,
-    PauseScope,
-)
 from debsync.store import Store
 
 # -- pauses ------------------------------------------------------------------------------

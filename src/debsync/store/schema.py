@@ -1,6 +1,9 @@
 """The store's tables (SQLAlchemy Core). Migrations in ``migrations/`` create exactly these;
 ``tests/test_store.py`` checks that the two never drift apart.
 
+The ``StrEnum`` classes are the vocabulary of the ``kind``, ``state`` and ``cancel_code``
+columns, so every layer that reads the tables speaks it without importing the layers above.
+
 Records are keyed by (connector instance, external id). Money is kept as exact integer minor
 units beside its ISO currency, so no float ever touches an amount, in SQLite or PostgreSQL.
 """
@@ -8,6 +11,7 @@ units beside its ISO currency, so no float ever touches an amount, in SQLite or 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
@@ -29,6 +33,77 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
+
+# -- the values some columns hold -------------------------------------------------------------
+
+
+class EventKind(StrEnum):
+    """Every ``events.kind`` debsync writes itself, in one place. Outbox transitions add
+    ``action.<state>`` and provider reports ``<channel>.<status>``; those are open sets."""
+
+    DEBTOR_CREATED = "debtor.created"
+    DEBTOR_CHANGED = "debtor.changed"
+    INVOICE_OPENED = "invoice.opened"
+    INVOICE_CHANGED = "invoice.changed"
+    INVOICE_CLOSED = "invoice.closed"
+    INVOICE_REOPENED = "invoice.reopened"
+    INVOICE_PARTIALLY_PAID = "invoice.partially_paid"
+    PAYMENT_RECORDED = "payment.recorded"
+    STEP_SENT = "step.sent"
+    """A step reached the debtor for one invoice. Its data: ``{"step", "role", "sent_on",
+    "received_on", "stated_costs_minor", "key"}`` (dates ISO)."""
+    ACTION_REVIVED = "action.revived"
+    ACTION_INVOICE_DROPPED = "action.invoice_dropped"
+    LETTER_POSTED = "letter.posted"
+    CALL_COMPLETED = "call.completed"
+    PAUSE_STARTED = "pause.started"
+    PAUSE_ENDED = "pause.ended"
+
+
+class ActionState(StrEnum):
+    """The states of an outbox row; the transitions are ``debsync.outbox``'s."""
+
+    PLANNED = "planned"
+    AWAITING_APPROVAL = "awaiting_approval"
+    APPROVED = "approved"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+    DEAD = "dead"
+    CANCELLED = "cancelled"
+    IN_DOUBT = "in_doubt"
+
+
+OPEN_STATES = (
+    ActionState.PLANNED,
+    ActionState.AWAITING_APPROVAL,
+    ActionState.APPROVED,
+    ActionState.SENDING,
+    ActionState.FAILED,
+    ActionState.IN_DOUBT,
+)
+
+
+class CancelCode(StrEnum):
+    """Why an action was cancelled. The first four clear up by themselves (a reopened
+    invoice, an ended pause): planning the same action again revives it. The others were a
+    person's decision or a refused precondition, and keep the invoices from being planned
+    again for that step until a person retries or approves."""
+
+    PAID = "paid"
+    PAUSED = "paused"
+    BELOW_THRESHOLD = "below_threshold"
+    VETOED = "vetoed"
+    REJECTED = "rejected"
+    REFUSED = "refused"
+    MANUAL = "manual"
+
+
+REVIVABLE = frozenset(
+    {CancelCode.PAID, CancelCode.PAUSED, CancelCode.BELOW_THRESHOLD, CancelCode.VETOED}
+)
+BLOCKING_CANCELS = tuple(code.value for code in CancelCode if code not in REVIVABLE)
+
 
 metadata = MetaData(
     naming_convention={
@@ -185,7 +260,7 @@ outbox = Table(
     "outbox",
     metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
-    # What the action is about, hashed (scheduler.idempotency_key): planning twice enqueues once.
+    # What the action is about, hashed (decisions.idempotency_key): planning twice enqueues once.
     Column("key", String(64), nullable=False, unique=True),
     Column("instance", String(64), nullable=False),
     Column("debtor_id", String(255), nullable=False),

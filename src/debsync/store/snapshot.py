@@ -17,18 +17,12 @@ from typing import Any
 import phonenumbers
 import sqlalchemy as sa
 
+from debsync.facts import DebtorFacts, InstanceFacts, InvoiceFacts, Snapshot, StepSent
 from debsync.model import DebtorKind, Language
 from debsync.outbox import pending_steps
 from debsync.pauses import load_active
 from debsync.policy import DEFAULT_POLICY
-from debsync.scheduler import (
-    DebtorFacts,
-    InstanceFacts,
-    InvoiceFacts,
-    Snapshot,
-    StepSent,
-    collector_paused,
-)
+from debsync.scheduler import collector_paused
 from debsync.store import Store
 from debsync.store.schema import connector_state, debtors, events, invoices, outbox
 

@@ -1,0 +1,139 @@
+"""What the scheduler decides: a verdict with a reason for every open invoice, and the
+actions (one message per debtor, step and channel) it plans.
+
+Pure data, no I/O: the outbox stores a :class:`PlannedAction` as it is, and the CLI prints
+decisions with :func:`explain`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from enum import StrEnum
+from typing import NamedTuple
+
+from debsync.model import DebtorKind, Language
+
+
+class Reason(StrEnum):
+    """Why an invoice is or is not acted on today; stable codes for ``plan --json``."""
+
+    PLANNED = "planned"
+    AWAITING_APPROVAL = "awaiting_approval"
+    PAID = "paid"
+    CREDIT = "credit_note"
+    NET_BALANCE = "net_balance_not_positive"
+    NOT_DUE = "not_yet_due"
+    PAUSED = "paused"
+    BELOW_THRESHOLD = "below_threshold"
+    WAITING_WIK_TERM = "waiting_wik_term"
+    NO_WIK = "no_veertiendagenbrief"
+    STALE = "data_too_old"
+    HANDED_OFF = "handed_off"
+    DIRECT_DEBIT = "direct_debit_pending"
+    LADDER_DONE = "ladder_complete"
+    UNKNOWN_STEP = "unknown_step_in_history"
+    NO_POLICY = "unknown_policy"
+    QUEUED = "queued"
+    AWAITING_DISPATCH = "awaiting_dispatch"
+    ACTION_FAILED = "action_failed"
+    REJECTED = "rejected"
+
+
+class Decision(NamedTuple):
+    """The scheduler's verdict on one invoice."""
+
+    instance: str
+    invoice_id: str
+    number: str
+    debtor_id: str
+    reason: Reason
+    current_step: str | None
+    next_step: str | None
+    next_on: date | None
+    detail: str
+
+
+class ClaimLine(NamedTuple):
+    invoice_id: str
+    number: str
+    due_date: date
+    days_overdue: int
+    principal: Decimal
+    interest: Decimal | None
+
+
+@dataclass(frozen=True)
+class PlannedAction:
+    """One message (or task) for one debtor: a step on one channel over their invoices."""
+
+    key: str
+    instance: str
+    debtor_id: str
+    policy: str
+    step: str
+    channel: str
+    template: str
+    role: str | None
+    legal_copy: bool
+    requires_approval: bool
+    language: Language
+    kind: DebtorKind
+    currency: str
+    lines: tuple[ClaimLine, ...]
+    principal: Decimal
+    interest: Decimal | None
+    costs: Decimal | None
+    announced_costs: Decimal | None
+    deadline: date
+    notes: tuple[str, ...]
+    explanation: str
+
+    @property
+    def total(self) -> Decimal:
+        return self.principal + (self.interest or 0) + (self.costs or 0)
+
+
+@dataclass
+class Plan:
+    today: date
+    actions: list[PlannedAction]
+    decisions: list[Decision]
+    warnings: list[str]
+
+    def explain(self, number: str) -> list[str]:
+        """Every decision about invoices with this number (one per instance that has it)."""
+        return [explain(d) for d in self.decisions if d.number == number]
+
+
+def explain(d: Decision) -> str:
+    where = f"invoice {d.number} ({d.instance})"
+    detail = d.detail or _DETAILS.get(d.reason, "")
+    at = f"; next step {d.next_step!r} on {d.next_on.isoformat()}" if d.next_on else ""
+    current = f"last step sent: {d.current_step!r}" if d.current_step else "no step sent yet"
+    return f"{where}: {d.reason.value}: {detail}. {current}{at}"
+
+
+def idempotency_key(
+    instance: str, debtor_id: str, step: str, channel: str, ids: Iterable[str]
+) -> str:
+    """What an action is about, hashed: the same debtor, step, channel and invoices give the
+    same key, so planning twice enqueues once."""
+    text = "\x1f".join((instance, debtor_id, step, channel, *sorted(ids)))
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+_DETAILS = {
+    Reason.PAID: "no amount open",
+    Reason.CREDIT: "credit notes and negative amounts are never dunned",
+    Reason.NET_BALANCE: "the debtor's credit notes cover the open amount",
+    Reason.HANDED_OFF: "handed off to the collection agency; nothing more is sent",
+    Reason.DIRECT_DEBIT: "collected by direct debit; dunned only once the collection has failed",
+    Reason.LADDER_DONE: "every step of the policy was taken",
+    Reason.NO_WIK: "a consumer claim is handed off only after a veertiendagenbrief whose term "
+    "ended unpaid",
+    Reason.NOT_DUE: "the next step is not due yet",
+}
