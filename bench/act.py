@@ -107,10 +107,12 @@ def phase(kind: str, work: Path, count: int, port: int | None) -> dict[str, floa
     from debsync.actions.base import Action, ActionSettings, MessageContext, Receipt
     from debsync.config import ActionInstance, Config, ConnectorInstance, CreditorSettings
     from debsync.connectors.base import Connector, ConnectorSettings, Page
-    from debsync.dispatch import Dispatcher, plan_from_store
-    from debsync.outbox import State, enqueue
+    from debsync.outbox.executor import Dispatcher
+    from debsync.outbox.table import enqueue
+    from debsync.planning import plan_from_store
     from debsync.plugins import Plugins
     from debsync.store import open_store
+    from debsync.store.schema import ActionState
 
     class NoopSettings(ActionSettings):
         pass
@@ -167,7 +169,7 @@ def phase(kind: str, work: Path, count: int, port: int | None) -> dict[str, floa
     planned = time.perf_counter()
     report = asyncio.run(dispatcher.execute())
     done = time.perf_counter()
-    sent = report.outcomes[State.SENT]
+    sent = report.outcomes[ActionState.SENT]
     if sent != count or len(queued.new) != count:
         outcomes = dict(report.outcomes)
         raise SystemExit(f"{kind}: sent {sent} of {count}: {outcomes} {report.unavailable}")

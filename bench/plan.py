@@ -115,10 +115,9 @@ def write_sqlite(path: Path, invoices: int, debtors: int) -> None:
 
     from debsync import law
     from debsync.store import open_store
-    from debsync.store.schema import connector_state, events
+    from debsync.store.schema import EventKind, connector_state, events
     from debsync.store.schema import debtors as debtor_table
     from debsync.store.schema import invoices as invoice_table
-    from debsync.store.snapshot import STEP_SENT
 
     store = open_store(f"sqlite:///{path}")
     fingerprint = hashlib.blake2b(b"bench", digest_size=16).digest()
@@ -189,7 +188,7 @@ def write_sqlite(path: Path, invoices: int, debtors: int) -> None:
                         "instance": "books",
                         "debtor_id": row["debtor"],
                         "invoice_id": number,
-                        "kind": STEP_SENT,
+                        "kind": EventKind.STEP_SENT,
                         "run_id": None,
                         "data": {
                             "step": name,
@@ -209,10 +208,10 @@ def write_sqlite(path: Path, invoices: int, debtors: int) -> None:
 
 
 def load_and_plan(path: Path) -> dict[str, float]:
+    from debsync.planning import load_snapshot
     from debsync.policy import default_policy
     from debsync.scheduler import plan
     from debsync.store import open_store
-    from debsync.store.snapshot import load_snapshot
 
     started = time.perf_counter()
     store = open_store(f"sqlite:///{path}")

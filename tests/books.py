@@ -17,8 +17,8 @@ from debsync.config import (
     CreditorSettings,
     OutboxSettings,
 )
-from debsync.dispatch import ActReport, Dispatcher
 from debsync.model import DebtorKind, Invoice
+from debsync.outbox.executor import ActReport, Dispatcher
 from debsync.plugins import Plugins
 from debsync.policy import Policy, Step
 from debsync.store import Store

@@ -24,8 +24,8 @@ from debsync.actions.base import (
     StatusReport,
 )
 from debsync.dossier import load_dossier
-from debsync.outbox import State
 from debsync.store import Store
+from debsync.store.schema import ActionState
 
 from books import Book
 from fakes import RecordingAction
@@ -88,7 +88,7 @@ def book(store: Store, tmp_path: Path) -> Book:
 
 def providers(book: Book) -> dict[str, str]:
     """Debtor id -> the provider id its message got."""
-    return {r.debtor_id: r.provider_id for r in book.rows() if r.state == State.SENT}
+    return {r.debtor_id: r.provider_id for r in book.rows() if r.state == ActionState.SENT}
 
 
 def test_a_report_is_filed_once_in_the_debtors_dossier(book: Book) -> None:
@@ -219,4 +219,4 @@ def test_agency_events_arrive_signed_and_are_filed(book: Book, tmp_path: Path) -
 def test_outbox_rows_keep_their_state_whatever_is_reported(book: Book) -> None:
     sent = providers(book)
     inbound.record(book.store, "mail", [report("x", sent["D1"], "failed")], book.clock())
-    assert {r.state for r in outbox.rows(book.store)} == {State.SENT}
+    assert {r.state for r in outbox.rows(book.store)} == {ActionState.SENT}

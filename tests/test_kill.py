@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 
 from debsync import outbox
-from debsync.outbox import State
 from debsync.store import open_store
+from debsync.store.schema import ActionState
 
 from smtp_server import SMTPTestServer
 
@@ -115,15 +115,15 @@ def test_killed_at_random_moments_nothing_is_sent_twice(tmp_path: Path) -> None:
     rows = outbox.rows(store)
     store.dispose()
     states = collections.Counter(r.state for r in rows)
-    assert len(rows) == ACTIONS and set(states) <= {State.SENT, State.IN_DOUBT}, states
+    assert len(rows) == ACTIONS and set(states) <= {ActionState.SENT, ActionState.IN_DOUBT}, states
     assert kills == KILLS, f"the children finished too soon to be killed ({kills} kills)"
     twice = {mid: n for mid, n in delivered.items() if n > 1}
     assert not twice, f"delivered more than once: {twice}"
     for row in rows:
         count = delivered.get(f"<ds.{row.key}@{SENDER_DOMAIN}>", 0)
-        if row.state == State.SENT:
+        if row.state == ActionState.SENT:
             assert count == 1, f"action {row.key} is sent but arrived {count} times"
         else:  # in doubt: arrived once or never, and waits in `debsync outbox review`
             assert count in (0, 1)
     # the kills did land mid-send: some actions were left in doubt (and wait for review)
-    assert states[State.IN_DOUBT] >= 1, states
+    assert states[ActionState.IN_DOUBT] >= 1, states

@@ -21,14 +21,14 @@ from debsync.actions.base import (
     RetryableActionError,
 )
 from debsync.decisions import Reason
-from debsync.dispatch import plan_from_store, receipt_rule
 from debsync.facts import PauseKind
-from debsync.outbox import State
+from debsync.outbox.executor import receipt_rule
 from debsync.pauses import end_pause, start_pause
+from debsync.planning import plan_from_store
 from debsync.plugins import Plugins
 from debsync.policy import Policy, Step
 from debsync.store import Store
-from debsync.store.schema import events
+from debsync.store.schema import ActionState, events
 from debsync.store.schema import outbox as outbox_table
 
 from books import DUE, START, Book
@@ -61,14 +61,14 @@ def book(store: Store, tmp_path: Path) -> Book:
 def test_act_sends_one_message_per_debtor_and_records_the_step(book: Book) -> None:
     report = book.act()
 
-    assert report.enqueued == 2 and report.outcomes[State.SENT] == 2
+    assert report.enqueued == 2 and report.outcomes[ActionState.SENT] == 2
     sent = {payload["invoices"][0][0]: payload for _, payload in RecordingAction.sent}
     assert sorted(p["invoices"] for p in sent.values()) == [["F1", "F2"], ["G1"]]
     assert RecordingAction.batches == 1  # one session (connection) for the batch
     steps = book.events("step.sent")
     assert sorted(e.invoice_id for e in steps) == ["F1", "F2", "G1"]
     assert {e.data["step"] for e in steps} == {"reminder"}
-    assert {r.state for r in book.rows()} == {State.SENT}
+    assert {r.state for r in book.rows()} == {ActionState.SENT}
 
 
 def test_acting_twice_sends_once(book: Book) -> None:
@@ -93,7 +93,7 @@ def test_the_ladder_advances_from_the_day_a_step_was_sent(book: Book) -> None:
     assert book.act().planned == 0
     book.advance(1)
     report = book.act()
-    assert report.outcomes[State.SENT] == 2
+    assert report.outcomes[ActionState.SENT] == 2
     assert {payload["step"] for _, payload in RecordingAction.sent[2:]} == {"aanmaning"}
 
 
@@ -104,7 +104,7 @@ def test_an_invoice_paid_before_sending_is_dropped_from_the_message(book: Book) 
 
     report = asyncio.run(book.dispatcher().execute())
 
-    assert report.outcomes[State.SENT] == 2
+    assert report.outcomes[ActionState.SENT] == 2
     d1 = next(p for _, p in RecordingAction.sent if p["invoices"][0] == "F1")
     assert d1["invoices"] == ["F1"] and d1["principal"] == "121.00"
     dropped = book.events("action.invoice_dropped")
@@ -120,7 +120,7 @@ def test_an_action_whose_invoices_are_all_paid_is_cancelled(book: Book) -> None:
     asyncio.run(book.dispatcher().execute())
 
     g1 = next(r for r in book.rows() if r.debtor_id == "D2")
-    assert g1.state == State.CANCELLED and g1.cancel_code == "paid"
+    assert g1.state == ActionState.CANCELLED and g1.cancel_code == "paid"
     assert len(RecordingAction.sent) == 1
 
 
@@ -139,13 +139,13 @@ def test_a_paused_action_is_cancelled_then_revived_when_the_pause_ends(book: Boo
     )
     asyncio.run(book.dispatcher().execute())
     g1 = next(r for r in book.rows() if r.debtor_id == "D2")
-    assert (g1.state, g1.cancel_code) == (State.CANCELLED, "paused")
+    assert (g1.state, g1.cancel_code) == (ActionState.CANCELLED, "paused")
 
     end_pause(book.store, pause.id, reason="resolved", author="anna", clock=book.clock)
     report = book.act()
 
-    assert report.revived == 1 and report.outcomes[State.SENT] == 1
-    assert next(r for r in book.rows() if r.debtor_id == "D2").state == State.SENT
+    assert report.revived == 1 and report.outcomes[ActionState.SENT] == 1
+    assert next(r for r in book.rows() if r.debtor_id == "D2").state == ActionState.SENT
 
 
 def test_retryable_failures_back_off_then_die(book: Book) -> None:
@@ -157,7 +157,7 @@ def test_retryable_failures_back_off_then_die(book: Book) -> None:
     ]
     book.act()
     row = next(r for r in book.rows() if r.debtor_id == "D2")
-    assert row.state == State.FAILED and row.attempts == 1
+    assert row.state == ActionState.FAILED and row.attempts == 1
     assert row.next_attempt_at == book.clock.now + timedelta(seconds=600)  # Retry-After wins
 
     asyncio.run(book.dispatcher().execute())  # not due yet: nothing happens
@@ -167,8 +167,8 @@ def test_retryable_failures_back_off_then_die(book: Book) -> None:
         book.clock.now += timedelta(hours=1)
         asyncio.run(book.dispatcher().execute())
     row = next(r for r in book.rows() if r.debtor_id == "D2")
-    assert row.state == State.DEAD and row.attempts == 3 and "gave up" in row.last_error
-    assert [r.key for r in outbox.rows(book.store, states=[State.DEAD])] == [keys["D2"]]
+    assert row.state == ActionState.DEAD and row.attempts == 3 and "gave up" in row.last_error
+    assert [r.key for r in outbox.rows(book.store, states=[ActionState.DEAD])] == [keys["D2"]]
 
 
 def test_a_permanent_failure_is_dead_at_once(book: Book) -> None:
@@ -178,7 +178,7 @@ def test_a_permanent_failure_is_dead_at_once(book: Book) -> None:
     RecordingAction.script[keys["D1"]] = [PermanentActionError("550 mailbox unknown")]
     book.act()
     row = next(r for r in book.rows() if r.debtor_id == "D1")
-    assert row.state == State.DEAD and row.last_error == "550 mailbox unknown"
+    assert row.state == ActionState.DEAD and row.last_error == "550 mailbox unknown"
     assert {e.invoice_id for e in book.events("step.sent")} == {"G1"}
 
 
@@ -191,7 +191,7 @@ def test_an_unknown_outcome_waits_for_a_person(book: Book) -> None:
     book.clock.now += timedelta(days=1)
     asyncio.run(book.dispatcher().execute())
 
-    (doubt,) = outbox.rows(book.store, states=[State.IN_DOUBT])
+    (doubt,) = outbox.rows(book.store, states=[ActionState.IN_DOUBT])
     assert doubt.key == keys["D1"] and len(RecordingAction.sent) == 1  # never retried alone
     # the plan explains why F1 and F2 wait
     reasons = {
@@ -201,7 +201,7 @@ def test_an_unknown_outcome_waits_for_a_person(book: Book) -> None:
 
     outbox.confirm(book.store, doubt.key[:8], "anna", book.clock(), receipt_rule(book.config))
     row = next(r for r in book.rows() if r.key == doubt.key)
-    assert row.state == State.SENT and row.dispatched_on == START.date()
+    assert row.state == ActionState.SENT and row.dispatched_on == START.date()
     assert {e.invoice_id for e in book.events("step.sent")} == {"F1", "F2", "G1"}
 
 
@@ -214,7 +214,7 @@ def test_resend_after_review_sends_again(book: Book) -> None:
     outbox.resend(book.store, keys["D1"], "anna", book.clock())
     asyncio.run(book.dispatcher().execute())
     assert [k for k, _ in RecordingAction.sent].count(keys["D1"]) == 1
-    assert next(r for r in book.rows() if r.key == keys["D1"]).state == State.SENT
+    assert next(r for r in book.rows() if r.key == keys["D1"]).state == ActionState.SENT
 
 
 def test_idempotent_channels_retry_in_doubt_actions_by_themselves(
@@ -225,10 +225,10 @@ def test_idempotent_channels_retry_in_doubt_actions_by_themselves(
     (key,) = [a.key for a in plan_from_store(book.config, book.store, book.clock()).actions]
     RecordingAction.script[key] = [OutcomeUnknownError("read timeout")]
     book.act()
-    assert book.rows()[0].state == State.IN_DOUBT
+    assert book.rows()[0].state == ActionState.IN_DOUBT
     book.clock.now += timedelta(minutes=5)
     asyncio.run(book.dispatcher().execute())
-    assert book.rows()[0].state == State.SENT and len(RecordingAction.sent) == 1
+    assert book.rows()[0].state == ActionState.SENT and len(RecordingAction.sent) == 1
 
 
 def test_a_worker_that_died_while_sending_leaves_the_action_in_doubt(book: Book) -> None:
@@ -246,17 +246,19 @@ def test_a_worker_that_died_while_sending_leaves_the_action_in_doubt(book: Book)
         assert outbox.move(
             conn,
             row,
-            State.SENDING,
+            ActionState.SENDING,
             book.clock(),
-            from_states=(State.PLANNED,),
+            from_states=(ActionState.PLANNED,),
             owner="dead-worker",
         )
     asyncio.run(book.dispatcher().execute())
-    assert next(r for r in book.rows() if r.key == row.key).state == State.SENDING  # lease held
+    assert (
+        next(r for r in book.rows() if r.key == row.key).state == ActionState.SENDING
+    )  # lease held
 
     book.clock.now += timedelta(seconds=61)
     asyncio.run(book.dispatcher().execute())
-    assert next(r for r in book.rows() if r.key == row.key).state == State.IN_DOUBT
+    assert next(r for r in book.rows() if r.key == row.key).state == ActionState.IN_DOUBT
     assert [k for k, _ in RecordingAction.sent] == [other.key]  # its lease expired: sent once
 
 
@@ -283,8 +285,8 @@ def test_an_unavailable_channel_stops_the_batch_without_counting_attempts(book: 
     assert report.unavailable == {"mail": "535 auth refused"} and not report.ok
     assert RecordingAction.sent == []  # the second action was not even tried
     states = {r.key: (r.state, r.attempts) for r in book.rows()}
-    assert states[rows_in_order[0].key] == (State.FAILED, 0)
-    assert states[rows_in_order[1].key] == (State.PLANNED, 0)
+    assert states[rows_in_order[0].key] == (ActionState.FAILED, 0)
+    assert states[rows_in_order[1].key] == (ActionState.PLANNED, 0)
     assert sorted(states) == keys
 
 
@@ -292,7 +294,7 @@ def test_approval_then_rejection_keeps_the_invoice_from_being_planned_again(book
     for days in (0, 7, 7):
         book.advance(days)
         book.act()
-    waiting = outbox.rows(book.store, states=[State.AWAITING_APPROVAL])
+    waiting = outbox.rows(book.store, states=[ActionState.AWAITING_APPROVAL])
     assert {r.step for r in waiting} == {"handoff"} and len(waiting) == 2
     d1, d2 = sorted(waiting, key=lambda r: r.debtor_id)
 
@@ -301,7 +303,7 @@ def test_approval_then_rejection_keeps_the_invoice_from_being_planned_again(book
     book.act()
 
     states = {r.key: r.state for r in book.rows()}
-    assert states[d1.key] == State.SENT and states[d2.key] == State.CANCELLED
+    assert states[d1.key] == ActionState.SENT and states[d2.key] == ActionState.CANCELLED
     reasons = {
         d.number: d.reason for d in plan_from_store(book.config, book.store, book.clock()).decisions
     }
@@ -333,7 +335,7 @@ def test_a_printed_letter_takes_its_step_when_posted(store: Store, tmp_path: Pat
 
     book.act()
     (row,) = book.rows()
-    assert row.state == State.SENT and row.dispatched_on is None
+    assert row.state == ActionState.SENT and row.dispatched_on is None
     assert book.events("step.sent") == []
     reasons = {
         d.number: d.reason for d in plan_from_store(book.config, book.store, book.clock()).decisions
@@ -391,7 +393,7 @@ def test_hook_debsync_veto_action(book: Book) -> None:
     book.act()
 
     g1 = next(r for r in book.rows() if r.debtor_id == "D2")
-    assert g1.state == State.CANCELLED and g1.cancel_code == "vetoed"
+    assert g1.state == ActionState.CANCELLED and g1.cancel_code == "vetoed"
     assert g1.last_error == "vetoed: the CRM records a dispute (plugin crm)"
     assert [p["invoices"] for _, p in RecordingAction.sent] == [["F1", "F2"]]
 
@@ -399,7 +401,7 @@ def test_hook_debsync_veto_action(book: Book) -> None:
     report = book.act()
     assert (
         report.revived == 1
-        and next(r for r in book.rows() if r.debtor_id == "D2").state == State.SENT
+        and next(r for r in book.rows() if r.debtor_id == "D2").state == ActionState.SENT
     )
 
 
@@ -442,5 +444,5 @@ def test_an_idempotent_channel_stops_retrying_an_unknown_outcome(
         book.clock.now += timedelta(hours=7)
         asyncio.run(book.dispatcher().execute())
     (row,) = book.rows()
-    assert row.state == State.DEAD and row.attempts == 3
+    assert row.state == ActionState.DEAD and row.attempts == 3
     assert row.last_error == "gave up after 3 attempts, outcome unknown: read timeout"

@@ -11,9 +11,9 @@ import sqlalchemy as sa
 
 from debsync.facts import Instalment, PauseKind
 from debsync.pauses import PauseError, active_pauses, end_pause, find_invoice, start_pause
+from debsync.planning import load_snapshot
 from debsync.store import Store
-from debsync.store.schema import events
-from debsync.store.snapshot import STEP_SENT, load_snapshot
+from debsync.store.schema import EventKind, events
 from debsync.sync import SyncEngine
 
 from fakes import INSTANCE, FakeConnector, debtor, invoice, snapshot
@@ -105,7 +105,7 @@ def test_snapshot_reads_invoices_history_and_pauses(synced: Store, clock: Any) -
                 instance="books",
                 debtor_id="D1",
                 invoice_id="F1",
-                kind=STEP_SENT,
+                kind=EventKind.STEP_SENT,
                 data={
                     "step": "reminder",
                     "sent_on": "2026-10-02",

@@ -32,9 +32,9 @@ from debsync.actions.base import (
     StatusReport,
 )
 from debsync.clock import Clock, system_clock
-from debsync.outbox import State, event_row
+from debsync.outbox.table import event_row
 from debsync.store import Store
-from debsync.store.schema import events, outbox, received_events
+from debsync.store.schema import ActionState, events, outbox, received_events
 
 log = logging.getLogger("debsync.inbound")
 
@@ -127,7 +127,7 @@ def awaiting_reports(
         rows = conn.execute(
             sa.select(outbox.c.key, outbox.c.provider_id, outbox.c.updated_at).where(
                 outbox.c.action == action,
-                outbox.c.state == State.SENT,
+                outbox.c.state == ActionState.SENT,
                 outbox.c.updated_at >= now - timedelta(days=window_days),
                 outbox.c.key.not_in(finished),
             )

@@ -15,8 +15,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from debsync import inbound, outbox
-from debsync.calls import Outcome, complete, open_calls
+from debsync import inbound
 from debsync.cli.books import run_sync
 from debsync.cli.common import (
     EXIT_FAILED,
@@ -32,11 +31,16 @@ from debsync.cli.common import (
 )
 from debsync.clock import local_date, system_clock
 from debsync.config import Config
-from debsync.dispatch import ActReport, Dispatcher, Ending, plan_from_store, receipt_rule
 from debsync.dossier import DossierError, load_dossier
-from debsync.messages import load_facts
-from debsync.outbox import OutboxError, State
+from debsync.outbox import review
+from debsync.outbox import table as queue
+from debsync.outbox.calls import Outcome, complete, open_calls
+from debsync.outbox.context import load_facts
+from debsync.outbox.executor import ActReport, Dispatcher, Ending, receipt_rule
+from debsync.outbox.table import OutboxError
+from debsync.planning import plan_from_store
 from debsync.store import Store
+from debsync.store.schema import OPEN_STATES, ActionState
 from debsync.store.schema import outbox as outbox_table
 
 outbox_app = typer.Typer(help="Review the outbox: actions in doubt, dead or waiting.")
@@ -97,7 +101,7 @@ def _dry_run(config: Config, store: Store) -> None:
             ).scalars()
         )
         due = conn.execute(
-            sa.select(sa.func.count()).where(outbox.claimable(now, list(config.routes())))
+            sa.select(sa.func.count()).where(queue.claimable(now, list(config.routes())))
         ).scalar_one()
     table = Table(title="would queue", title_justify="left")
     for column in ("action", "debtor", "step", "channel", "invoices", "approval"):
@@ -215,7 +219,7 @@ def serve(
 def approve(ctx: typer.Context, action_id: ActionId, author: AuthorOption = None) -> None:
     """Approve an action that waits for approval (a handoff, say); it is sent by `act`."""
     _, config = load(ctx)
-    row = _decide(config, lambda s: outbox.approve(s, action_id, _author(author), system_clock()))
+    row = _decide(config, lambda s: review.approve(s, action_id, _author(author), system_clock()))
     out.print(f"action {_short(row.key)} ({row.step} by {row.channel}) approved")
 
 
@@ -230,7 +234,7 @@ def reject(
     again until the action is approved after all."""
     _, config = load(ctx)
     row = _decide(
-        config, lambda s: outbox.reject(s, action_id, _author(author), reason, system_clock())
+        config, lambda s: review.reject(s, action_id, _author(author), reason, system_clock())
     )
     out.print(f"action {_short(row.key)} ({row.step} by {row.channel}) rejected")
 
@@ -251,7 +255,7 @@ def preview(ctx: typer.Context, action_id: ActionId) -> None:
     plugins, config = load(ctx)
     store = open_store_or_exit(config)
     try:
-        row = outbox.find(store, action_id)
+        row = queue.find(store, action_id)
         configured = config.action_for(row.instance, row.channel)
         if configured is None:
             fail(f"no [actions] instance carries channel {row.channel!r}", EXIT_FAILED)
@@ -262,7 +266,7 @@ def preview(ctx: typer.Context, action_id: ActionId) -> None:
             f"{row.state}",
             highlight=False,
         )
-        if row.payload is not None and row.state not in outbox.OPEN_STATES:
+        if row.payload is not None and row.state not in OPEN_STATES:
             out.print(f"payload sha256 {row.payload_sha256} (as handed to the channel)")
             out.print(action.preview(row.payload), highlight=False, markup=False)
             return
@@ -325,7 +329,7 @@ def _print_rows(title: str, rows: list[Any]) -> None:
 def _list(ctx: typer.Context, states: list[str], title: str, as_json: bool) -> None:
     _, config = load(ctx)
     store = open_store_or_exit(config)
-    found = outbox.rows(store, states=states)
+    found = queue.rows(store, states=states)
     store.dispose()
     if as_json:
         print_json({"version": JSON_VERSION, "actions": _rows_json(found)})
@@ -349,7 +353,7 @@ def outbox_list(
 @outbox_app.command("review")
 def outbox_review(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Actions that need a person: in doubt (did it reach the debtor?) or dead."""
-    _list(ctx, [State.IN_DOUBT, State.DEAD], "needs review", as_json)
+    _list(ctx, [ActionState.IN_DOUBT, ActionState.DEAD], "needs review", as_json)
 
 
 @outbox_app.command("confirm")
@@ -359,7 +363,7 @@ def outbox_confirm(ctx: typer.Context, action_id: ActionId, author: AuthorOption
     rule = receipt_rule(config)
     row = _decide(
         config,
-        lambda s: outbox.confirm(s, action_id, _author(author), system_clock(), rule),
+        lambda s: review.confirm(s, action_id, _author(author), system_clock(), rule),
     )
     out.print(f"action {_short(row.key)} recorded as sent")
 
@@ -368,7 +372,7 @@ def outbox_confirm(ctx: typer.Context, action_id: ActionId, author: AuthorOption
 def outbox_resend(ctx: typer.Context, action_id: ActionId, author: AuthorOption = None) -> None:
     """Send an in-doubt, dead or refused action again (after checking it did not arrive)."""
     _, config = load(ctx)
-    row = _decide(config, lambda s: outbox.resend(s, action_id, _author(author), system_clock()))
+    row = _decide(config, lambda s: review.resend(s, action_id, _author(author), system_clock()))
     out.print(f"action {_short(row.key)} will be sent again by the next `debsync act`")
 
 
@@ -382,7 +386,7 @@ def outbox_cancel(
     """Cancel an action that has not been sent."""
     _, config = load(ctx)
     row = _decide(
-        config, lambda s: outbox.cancel(s, action_id, _author(author), reason, system_clock())
+        config, lambda s: review.cancel(s, action_id, _author(author), reason, system_clock())
     )
     out.print(f"action {_short(row.key)} cancelled")
 
@@ -399,7 +403,7 @@ def letters_list(ctx: typer.Context, as_json: JsonOption = False) -> None:
     store = open_store_or_exit(config)
     found = [
         r
-        for r in outbox.rows(store, states=[State.SENT])
+        for r in queue.rows(store, states=[ActionState.SENT])
         if r.channel == "letter" and not r.dispatched_on
     ]
     store.dispose()
@@ -436,7 +440,7 @@ def letters_posted(
     rule = receipt_rule(config)
     row = _decide(
         config,
-        lambda s: outbox.mark_posted(
+        lambda s: review.mark_posted(
             s, action_id, posted_on, _author(author), system_clock(), rule
         ),
     )

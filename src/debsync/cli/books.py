@@ -31,18 +31,13 @@ from debsync.clock import AMSTERDAM, local_date, system_clock
 from debsync.config import Config
 from debsync.connectors.base import SyncResult
 from debsync.decisions import Plan, PlannedAction, Reason, explain
-from debsync.dispatch import plan_from_store
 from debsync.errors import DebsyncError
 from debsync.law import load_rate_table
+from debsync.outbox.review import OutboxStatus, outbox_status
+from debsync.planning import plan_from_store
 from debsync.plugins import Plugins
 from debsync.store import Store
-from debsync.store.reports import (
-    AGING_BUCKETS,
-    InstanceStatus,
-    OutboxStatus,
-    instance_status,
-    outbox_status,
-)
+from debsync.store.reports import AGING_BUCKETS, InstanceStatus, instance_status
 from debsync.sync import SyncEngine, build_connector
 
 # -- sync --------------------------------------------------------------------------------

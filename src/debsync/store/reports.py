@@ -6,7 +6,6 @@ SQLite and PostgreSQL and stays fast for a hundred thousand open invoices.
 
 from __future__ import annotations
 
-from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -15,9 +14,13 @@ from typing import Any
 import sqlalchemy as sa
 
 from debsync.model import from_minor
-from debsync.outbox import OPEN_STATES, State
 from debsync.store import Store
-from debsync.store.schema import connector_state, invoices, outbox, sync_rejects, sync_runs
+from debsync.store.schema import (
+    connector_state,
+    invoices,
+    sync_rejects,
+    sync_runs,
+)
 
 AGING_BUCKETS = ("not_due", "0-30", "31-60", "61-90", ">90")
 """Days past due: ``not_due`` is due today or later; ``0-30`` is 1 to 30 days past due."""
@@ -128,46 +131,3 @@ def instance_status(store: Store, instances: dict[str, str], today: date) -> lis
             status.totals[currency] = totals
             status.open_invoices += totals.open_invoices
     return sorted(result.values(), key=lambda s: s.instance)
-
-
-@dataclass
-class ReviewRow:
-    key: str
-    instance: str
-    debtor_id: str
-    step: str
-    channel: str
-    state: str
-    error: str | None
-
-
-@dataclass
-class OutboxStatus:
-    """Actions per state; those that need a person (dead, in doubt); open actions that wait
-    because no ``[actions]`` instance carries their channel."""
-
-    counts: dict[str, int] = field(default_factory=dict)
-    review: list[ReviewRow] = field(default_factory=list)
-    unrouted: dict[str, int] = field(default_factory=dict)
-
-
-def outbox_status(store: Store, routes: Collection[tuple[str, str]]) -> OutboxStatus:
-    with store.engine.connect() as conn:
-        status = OutboxStatus()
-        for instance, channel, state, n in conn.execute(
-            sa.select(
-                outbox.c.instance, outbox.c.channel, outbox.c.state, sa.func.count()
-            ).group_by(outbox.c.instance, outbox.c.channel, outbox.c.state)
-        ):
-            status.counts[state] = status.counts.get(state, 0) + n
-            if state in OPEN_STATES and (instance, channel) not in routes:
-                status.unrouted[channel] = status.unrouted.get(channel, 0) + n
-        status.review = [
-            ReviewRow(r.key, r.instance, r.debtor_id, r.step, r.channel, r.state, r.last_error)
-            for r in conn.execute(
-                sa.select(outbox)
-                .where(outbox.c.state.in_((State.DEAD, State.IN_DOUBT)))
-                .order_by(outbox.c.id)
-            )
-        ]
-    return status

@@ -17,10 +17,10 @@ from sqlalchemy.engine import Row
 
 from debsync.clock import Clock, system_clock
 from debsync.facts import Pause, PauseKind
-from debsync.outbox import OutboxError, State, event_row, find
+from debsync.outbox.table import OutboxError, event_row, find
 from debsync.pauses import start_pause
 from debsync.store import Store
-from debsync.store.schema import events, outbox
+from debsync.store.schema import ActionState, events, outbox
 
 COMPLETED = "call.completed"
 
@@ -53,7 +53,7 @@ def open_calls(store: Store, *, contacts: int = 3) -> list[CallTask]:
             r
             for r in conn.execute(
                 sa.select(outbox)
-                .where(outbox.c.channel == "call", outbox.c.state == State.SENT)
+                .where(outbox.c.channel == "call", outbox.c.state == ActionState.SENT)
                 .order_by(outbox.c.dispatched_on, outbox.c.id)
             )
             if r.key not in done_keys
@@ -106,7 +106,7 @@ def complete(
 ) -> list[Pause]:
     """Record a call's outcome; a promise or a dispute pauses the task's invoices."""
     row = find(store, key_prefix)
-    if row.channel != "call" or row.state != State.SENT:
+    if row.channel != "call" or row.state != ActionState.SENT:
         raise OutboxError(f"action {row.key} is not a filed call task")
     if outcome is Outcome.PROMISED and promise_date is None:
         raise OutboxError("a promise needs --promise-date")

@@ -10,25 +10,34 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from datetime import date
+from datetime import date, datetime
 from functools import lru_cache
 from typing import Any
 
 import phonenumbers
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 
-from debsync.facts import DebtorFacts, InstanceFacts, InvoiceFacts, Snapshot, StepSent
+from debsync import law
+from debsync.config import Config
+from debsync.decisions import Plan
+from debsync.facts import DebtorFacts, InstanceFacts, InvoiceFacts, PendingStep, Snapshot, StepSent
 from debsync.model import DebtorKind, Language
-from debsync.outbox import pending_steps
 from debsync.pauses import load_active
 from debsync.policy import DEFAULT_POLICY
-from debsync.scheduler import collector_paused
+from debsync.scheduler import collector_paused, plan
 from debsync.store import Store
-from debsync.store.schema import connector_state, debtors, events, invoices, outbox
-
-STEP_SENT = "step.sent"
-"""Event kind recording that a step reached the debtor for one invoice. Its data:
-``{"step", "role", "sent_on", "received_on", "stated_costs_minor", "key"}`` (dates ISO)."""
+from debsync.store.schema import (
+    BLOCKING_CANCELS,
+    OPEN_STATES,
+    ActionState,
+    EventKind,
+    connector_state,
+    debtors,
+    events,
+    invoices,
+    outbox,
+)
 
 _KINDS = {k.value: k for k in DebtorKind}
 _LANGUAGES = {lang.value: lang for lang in Language}
@@ -151,7 +160,7 @@ def load_snapshot(
                 data["received_on"].as_string(),
                 data["stated_costs_minor"].as_integer(),
             )
-            .where(*scoped(events), events.c.kind == STEP_SENT)
+            .where(*scoped(events), events.c.kind == EventKind.STEP_SENT)
             .order_by(events.c.id)
         ):
             history[(inst, invoice_id)].append(
@@ -177,3 +186,63 @@ def load_snapshot(
 
 def _date(value: str | None) -> date | None:
     return date.fromisoformat(value) if value else None
+
+
+def pending_steps(
+    conn: Connection, where: Sequence[Any], exclude_key: str | None = None
+) -> dict[tuple[str, str], PendingStep]:
+    """Per (instance, invoice): the outbox action that keeps it from being planned again —
+    one under way, dead, refused or rejected, or a letter not yet posted."""
+    blocking = sa.or_(
+        outbox.c.state.in_([*OPEN_STATES, ActionState.DEAD]),
+        sa.and_(
+            outbox.c.state == ActionState.CANCELLED, outbox.c.cancel_code.in_(BLOCKING_CANCELS)
+        ),
+        sa.and_(outbox.c.state == ActionState.SENT, outbox.c.dispatched_on.is_(None)),
+    )
+    query = sa.select(
+        outbox.c.key,
+        outbox.c.instance,
+        outbox.c.step,
+        outbox.c.channel,
+        outbox.c.state,
+        outbox.c.dispatched_on,
+        outbox.c.invoice_ids,
+    ).where(*where, blocking)
+    if exclude_key is not None:
+        query = query.where(outbox.c.key != exclude_key)
+    found: dict[tuple[str, str], PendingStep] = {}
+    for key, inst, step, channel, state, dispatched_on, invoice_ids in conn.execute(
+        query.order_by(outbox.c.id)
+    ):
+        entry = PendingStep(key, step, channel, state, dispatched_on is not None)
+        for invoice_id in invoice_ids:
+            found[(inst, invoice_id)] = entry
+    return found
+
+
+def plan_from_store(
+    config: Config,
+    store: Store,
+    now: datetime,
+    *,
+    rates: law.RateTable | None = None,
+    check_freshness: bool = True,
+) -> Plan:
+    """Today's plan for every configured instance, from what the store holds."""
+    snapshot = load_snapshot(
+        store,
+        {name: c.policy for name, c in config.connectors.items()},
+        {
+            (name, debtor): policy
+            for name, c in config.connectors.items()
+            for debtor, policy in c.debtor_policies.items()
+        },
+    )
+    return plan(
+        snapshot,
+        config.policies,
+        now,
+        rates=rates or law.load_rate_table(config.law.interest_rates),
+        check_freshness=check_freshness,
+    )

@@ -32,10 +32,9 @@ from debsync.config import Config
 from debsync.decisions import PlannedAction
 from debsync.facts import DebtorFacts, InstanceFacts, InvoiceFacts, Pause, Snapshot, StepSent
 from debsync.model import Address, DebtorKind, Language, from_minor
-from debsync.outbox import STEP_SENT, State
 from debsync.pauses import load_active
-from debsync.store.schema import debtors, events, invoices, outbox
-from debsync.store.snapshot import unreachable_channels
+from debsync.planning import unreachable_channels
+from debsync.store.schema import ActionState, EventKind, debtors, events, invoices, outbox
 
 Key = tuple[str, str]
 
@@ -126,7 +125,7 @@ def load_facts(conn: Connection, rows: Sequence[Row[Any]]) -> Facts:
         sa.select(events.c.instance, events.c.invoice_id, events.c.data)
         .where(
             sa.tuple_(events.c.instance, events.c.debtor_id).in_(pairs),
-            events.c.kind == STEP_SENT,
+            events.c.kind == EventKind.STEP_SENT,
         )
         .order_by(events.c.id)
     ):
@@ -147,7 +146,7 @@ def load_facts(conn: Connection, rows: Sequence[Row[Any]]) -> Facts:
             sa.tuple_(outbox.c.instance, outbox.c.debtor_id).in_(pairs),
             outbox.c.role == "wik_notice",
             outbox.c.legal_copy.is_(True),
-            outbox.c.state == State.SENT,
+            outbox.c.state == ActionState.SENT,
             outbox.c.dispatched_on.is_not(None),
         )
     ):

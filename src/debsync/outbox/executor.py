@@ -39,13 +39,9 @@ from debsync.actions.base import (
 from debsync.claims import build_action
 from debsync.clock import Clock, local_date, system_clock
 from debsync.config import ActionInstance, Config, OutboxSettings
-from debsync.connectors.base import Connector
-from debsync.decisions import Plan
-from debsync.messages import Facts, load_facts, message_context
-from debsync.model import Invoice, Money, from_minor
-from debsync.outbox import (
-    CancelCode,
-    State,
+from debsync.outbox.context import Facts, load_facts, message_context
+from debsync.outbox.documents import Documents
+from debsync.outbox.table import (
     StepTaken,
     Transition,
     claim,
@@ -59,12 +55,11 @@ from debsync.outbox import (
     sweep,
     worker_id,
 )
+from debsync.planning import plan_from_store
 from debsync.plugins import Plugins
-from debsync.scheduler import pause_covering, pauses_in_force, plan
+from debsync.scheduler import pause_covering, pauses_in_force
 from debsync.store import Store
-from debsync.store.schema import events, invoices
-from debsync.store.snapshot import load_snapshot
-from debsync.sync import build_connector
+from debsync.store.schema import ActionState, CancelCode, events
 from debsync.templates import Templates
 
 log = logging.getLogger("debsync.dispatch")
@@ -84,10 +79,10 @@ class ActReport:
 
     @property
     def ok(self) -> bool:
-        return not self.unavailable and not self.outcomes.get(State.DEAD, 0)
+        return not self.unavailable and not self.outcomes.get(ActionState.DEAD, 0)
 
 
-_SENDABLE = (State.PLANNED, State.APPROVED, State.FAILED, State.IN_DOUBT)
+_SENDABLE = (ActionState.PLANNED, ActionState.APPROVED, ActionState.FAILED, ActionState.IN_DOUBT)
 """States an action may be sent (or ended) from, once claimed."""
 
 
@@ -106,7 +101,7 @@ class _Attempt:
 
     row: Row[Any]
     composed: Composed | None
-    state: str = State.SENDING
+    state: str = ActionState.SENDING
     receipt: Receipt | None = None
     error: str | None = None
     attempts: int = 0  # the attempt count to store
@@ -127,24 +122,25 @@ class _Attempt:
         assert self.composed is not None
         return self.composed.dropped
 
-    def fail(self, state: State, error: str, *, counted: bool = True) -> None:
+    def fail(self, state: ActionState, error: str, *, counted: bool = True) -> None:
         self.state, self.error = state, error
         self.attempts = self.row.attempts + (1 if counted else 0)
 
     def unknown(self, error: str, settings: OutboxSettings, *, idempotent: bool) -> None:
         """In doubt. An idempotent channel retries that by itself, but not forever: after
         ``max_attempts`` the action is dead, for a person to look at."""
-        self.fail(State.IN_DOUBT, error)
+        self.fail(ActionState.IN_DOUBT, error)
         if idempotent and self.attempts >= settings.max_attempts:
             self.fail(
-                State.DEAD, f"gave up after {self.attempts} attempts, outcome unknown: {error}"
+                ActionState.DEAD,
+                f"gave up after {self.attempts} attempts, outcome unknown: {error}",
             )
 
     def retry(self, exc: RetryableActionError, settings: OutboxSettings) -> None:
         """Back off, or give up after ``max_attempts``; ``Retry-After`` is a minimum."""
-        self.fail(State.FAILED, str(exc))
+        self.fail(ActionState.FAILED, str(exc))
         if self.attempts >= settings.max_attempts:
-            self.fail(State.DEAD, f"gave up after {self.attempts} attempts: {exc}")
+            self.fail(ActionState.DEAD, f"gave up after {self.attempts} attempts: {exc}")
             return
         wait = backoff(self.attempts, settings.retry_initial_seconds, settings.retry_max_seconds)
         self.wait = max(wait, exc.retry_after or 0)
@@ -162,36 +158,9 @@ class Composed(NamedTuple):
 class Ending(NamedTuple):
     """Why an action ends before sending: the state it ends in and the reason."""
 
-    state: State
+    state: ActionState
     reason: str
     code: CancelCode | None = None
-
-
-def plan_from_store(
-    config: Config,
-    store: Store,
-    now: datetime,
-    *,
-    rates: law.RateTable | None = None,
-    check_freshness: bool = True,
-) -> Plan:
-    """Today's plan for every configured instance, from what the store holds."""
-    snapshot = load_snapshot(
-        store,
-        {name: c.policy for name, c in config.connectors.items()},
-        {
-            (name, debtor): policy
-            for name, c in config.connectors.items()
-            for debtor, policy in c.debtor_policies.items()
-        },
-    )
-    return plan(
-        snapshot,
-        config.policies,
-        now,
-        rates=rates or law.load_rate_table(config.law.interest_rates),
-        check_freshness=check_freshness,
-    )
 
 
 def backoff(attempt: int, initial: float, maximum: float) -> float:
@@ -241,7 +210,7 @@ class Dispatcher:
         self.templates = Templates(config.outbox.templates)
         self.rates = law.load_rate_table(config.law.interest_rates)
         self._actions: dict[str, Action[Any]] = {}
-        self._connectors: dict[str, Connector[Any]] = {}
+        self.documents = Documents(config, store, clock)
         self._receipt = receipt_rule(config)
 
     # -- planning ---------------------------------------------------------------------------
@@ -264,7 +233,7 @@ class Dispatcher:
         now = self.clock()
         report = report or ActReport(today=local_date(now))
         for key in sweep(self.store, now):
-            report.outcomes[State.IN_DOUBT] += 1
+            report.outcomes[ActionState.IN_DOUBT] += 1
             log.warning("action %s: the previous worker stopped while sending", key)
         settings = self.config.outbox
         routes = {
@@ -305,7 +274,7 @@ class Dispatcher:
                 config_dir=self.config.directory,
                 templates=self.templates,
                 clock=self.clock,
-                fetch_document=self._fetch_document,
+                fetch_document=self.documents.fetch,
             )
             found = self._actions[configured.name] = configured.cls(
                 configured.name, configured.settings, env
@@ -350,7 +319,7 @@ class Dispatcher:
         now = self.clock()
         today = local_date(now)
         ready: list[_Attempt] = []
-        endings: dict[State, list[Transition]] = {}
+        endings: dict[ActionState, list[Transition]] = {}
         for row in rows:
             composed = self.compose(action, row, facts, today)
             if isinstance(composed, Ending):
@@ -369,18 +338,18 @@ class Dispatcher:
         unavailable: ActionUnavailableError | None = None
         for attempt in attempts:
             if unavailable is not None:  # not tried: as if never claimed, no attempt counted
-                attempt.fail(State.FAILED, f"not sent: {unavailable}", counted=False)
+                attempt.fail(ActionState.FAILED, f"not sent: {unavailable}", counted=False)
                 continue
             try:
                 attempt.receipt = await action.send(attempt.payload, attempt.row.key)
-                attempt.state = State.SENT
+                attempt.state = ActionState.SENT
             except ActionUnavailableError as exc:
                 unavailable = exc
-                attempt.fail(State.FAILED, f"channel unavailable: {exc}", counted=False)
+                attempt.fail(ActionState.FAILED, f"channel unavailable: {exc}", counted=False)
             except RetryableActionError as exc:
                 attempt.retry(exc, self.config.outbox)
             except PermanentActionError as exc:
-                attempt.fail(State.DEAD, str(exc))
+                attempt.fail(ActionState.DEAD, str(exc))
             except OutcomeUnknownError as exc:
                 attempt.unknown(str(exc), self.config.outbox, idempotent=action.idempotent)
             except Exception as exc:  # a bug in a plugin: the message may have left
@@ -438,7 +407,7 @@ class Dispatcher:
         moved = {
             row.id
             for row in move_many(
-                conn, State.SENDING, now, transitions, from_states=_SENDABLE, owner=self.owner
+                conn, ActionState.SENDING, now, transitions, from_states=_SENDABLE, owner=self.owner
             )
         }
         return [a for a in ready if a.row.id in moved]
@@ -450,11 +419,11 @@ class Dispatcher:
         steps the dispatched messages took."""
         released: dict[str, Any] = {"lease_owner": None, "lease_until": None}
         settings = self.config.outbox
-        by_state: dict[State, list[Transition]] = {}
+        by_state: dict[ActionState, list[Transition]] = {}
         for a in attempts:
             values: dict[str, Any]
             event: dict[str, Any]
-            if a.state == State.SENT:
+            if a.state == ActionState.SENT:
                 receipt = a.receipt
                 assert receipt is not None
                 values = {
@@ -483,13 +452,13 @@ class Dispatcher:
                 }
                 event = {"error": a.error}
                 log.warning("action %s: %s: %s", a.row.key, a.state, a.error)
-            by_state.setdefault(State(a.state), []).append(Transition(a.row, values, event))
+            by_state.setdefault(ActionState(a.state), []).append(Transition(a.row, values, event))
         taken = []
         for state, transitions in by_state.items():
             moved = move_many(
-                conn, state, now, transitions, from_states=(State.SENDING,), owner=self.owner
+                conn, state, now, transitions, from_states=(ActionState.SENDING,), owner=self.owner
             )
-            if state != State.SENT:
+            if state != ActionState.SENT:
                 continue
             dispatched = {id(t.row): t for t in transitions if t.values["dispatched_on"]}
             for row in moved:
@@ -533,7 +502,7 @@ class Dispatcher:
         policy = self.config.policies.get(plan["policy"])
         step_index = policy.index(row.step) if policy else None
         if policy is None or step_index is None:
-            return Ending(State.DEAD, f"step {row.step!r} is no longer in its policy")
+            return Ending(ActionState.DEAD, f"step {row.step!r} is no longer in its policy")
         in_force = (
             pauses_in_force(
                 facts.snapshot(self.config, row.instance, row.debtor_id),
@@ -554,7 +523,7 @@ class Dispatcher:
                 keep.append(inv)
         if not keep:
             code = CancelCode.PAID if CancelCode.PAID in dropped.values() else CancelCode.PAUSED
-            return Ending(State.CANCELLED, f"every invoice is {code.value}", code)
+            return Ending(ActionState.CANCELLED, f"every invoice is {code.value}", code)
         rebuilt = build_action(
             facts.debtor_facts(row.instance, row.debtor_id),
             policy,
@@ -569,43 +538,19 @@ class Dispatcher:
         )
         if rebuilt is None:
             reason = "what is left is below the policy's minimum amount"
-            return Ending(State.CANCELLED, reason, CancelCode.BELOW_THRESHOLD)
+            return Ending(ActionState.CANCELLED, reason, CancelCode.BELOW_THRESHOLD)
         rebuilt = replace(rebuilt, key=row.key)  # the same action, with today's figures
         try:
             context = message_context(rebuilt, facts, self.config, today)
             vetoed = self.plugins.veto(context)
             if vetoed is not None:
-                return Ending(State.CANCELLED, f"vetoed: {vetoed}", CancelCode.VETOED)
+                return Ending(ActionState.CANCELLED, f"vetoed: {vetoed}", CancelCode.VETOED)
             payload = action.render(context)
         except RefusedError as exc:
-            return Ending(State.CANCELLED, str(exc), CancelCode.REFUSED)
+            return Ending(ActionState.CANCELLED, str(exc), CancelCode.REFUSED)
         except RenderError as exc:
-            return Ending(State.DEAD, f"cannot render: {exc}")
+            return Ending(ActionState.DEAD, f"cannot render: {exc}")
         return Composed(payload, [line.invoice_id for line in rebuilt.lines], dropped)
-
-    async def _fetch_document(self, instance: str, invoice_id: str) -> bytes | None:
-        """Ask the connector for an invoice PDF (actions never talk to connectors)."""
-        configured = self.config.connectors.get(instance)
-        if configured is None or "documents" not in configured.cls.capabilities:
-            return None
-        connector = self._connectors.get(instance)
-        if connector is None:
-            connector = self._connectors[instance] = build_connector(
-                configured, self.config, self.clock
-            )
-        with self.store.engine.connect() as conn:
-            row = conn.execute(
-                sa.select(invoices).where(
-                    invoices.c.instance == instance, invoices.c.external_id == invoice_id
-                )
-            ).first()
-        if row is None or not row.has_document:
-            return None
-        try:
-            return await connector.fetch_document(_invoice_model(row))
-        except Exception:  # a missing attachment must not stop the message
-            log.warning("invoice %s: the connector could not supply its document", invoice_id)
-            return None
 
 
 def _receipt_json(receipt: Receipt) -> dict[str, Any]:
@@ -615,19 +560,3 @@ def _receipt_json(receipt: Receipt) -> dict[str, Any]:
         "dispatched": receipt.dispatched,
         "content_sha256": receipt.content_sha256,
     }
-
-
-def _invoice_model(row: Row[Any]) -> Invoice:
-    return Invoice(
-        external_id=row.external_id,
-        number=row.number,
-        debtor_id=row.debtor_id,
-        issue_date=row.issue_date,
-        due_date=row.due_date,
-        total=Money(amount=from_minor(row.total_minor, row.currency), currency=row.currency),
-        open_amount=Money(amount=from_minor(row.open_minor, row.currency), currency=row.currency),
-        payment_reference=row.payment_reference,
-        payment_url=row.payment_url,
-        direct_debit=row.direct_debit,
-        has_document=row.has_document,
-    )

@@ -1,23 +1,5 @@
-"""The outbox: every planned action under its idempotency key, from planning until it is sent.
-
-::
-
-    planned ───────────────────────────────► sending ──► sent
-    awaiting_approval ──► approved ──────────┘  │ │
-                     └──► cancelled (rejected)   │ └──► failed ──(backoff)──► sending … ──► dead
-                                                 └────► in_doubt ──► sent (confirmed by a person)
-                                                                 └──► planned (resend)
-    any open state ──► cancelled (paid, paused, refused, vetoed, by hand)
-
-The key (``scheduler.idempotency_key``: instance, debtor, step, channel, invoice set) is unique
-in the table, so planning the same action twice enqueues it once. Rows are claimed with a lease
-(``FOR UPDATE SKIP LOCKED`` on PostgreSQL), so two workers never send the same row. A row is
-marked ``sending`` in its own transaction before the channel is called: if the process dies
-before the outcome is recorded, the expired lease turns it into ``in_doubt``, which is retried
-automatically only when the channel declared itself idempotent and otherwise waits for a person
-(``debsync outbox review``). Every transition is an event in the debtor's dossier.
-
-This module owns the table; ``debsync.dispatch`` drives the sending.
+"""The outbox table as a queue: enqueue under the idempotency key, claim with leases, guarded
+transitions that each write their dossier event, and the record of steps taken.
 """
 
 from __future__ import annotations
@@ -32,7 +14,6 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from enum import StrEnum
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
@@ -42,57 +23,9 @@ from sqlalchemy.engine import Connection, Row
 from debsync.clock import local_date
 from debsync.decisions import PlannedAction
 from debsync.errors import DebsyncError
-from debsync.facts import PendingStep
 from debsync.model import to_minor
 from debsync.store import Store
-from debsync.store.schema import events, outbox
-
-STEP_SENT = "step.sent"
-"""Event kind recording that a step reached the debtor for one invoice. Its data:
-``{"step", "role", "sent_on", "received_on", "stated_costs_minor", "key"}`` (dates ISO)."""
-
-
-class State(StrEnum):
-    PLANNED = "planned"
-    AWAITING_APPROVAL = "awaiting_approval"
-    APPROVED = "approved"
-    SENDING = "sending"
-    SENT = "sent"
-    FAILED = "failed"
-    DEAD = "dead"
-    CANCELLED = "cancelled"
-    IN_DOUBT = "in_doubt"
-
-
-OPEN_STATES = (
-    State.PLANNED,
-    State.AWAITING_APPROVAL,
-    State.APPROVED,
-    State.SENDING,
-    State.FAILED,
-    State.IN_DOUBT,
-)
-
-
-class CancelCode(StrEnum):
-    """Why an action was cancelled. The first four clear up by themselves (a reopened
-    invoice, an ended pause): planning the same action again revives it. The others were a
-    person's decision or a refused precondition, and keep the invoices from being planned
-    again for that step until a person retries or approves."""
-
-    PAID = "paid"
-    PAUSED = "paused"
-    BELOW_THRESHOLD = "below_threshold"
-    VETOED = "vetoed"
-    REJECTED = "rejected"
-    REFUSED = "refused"
-    MANUAL = "manual"
-
-
-REVIVABLE = frozenset(
-    {CancelCode.PAID, CancelCode.PAUSED, CancelCode.BELOW_THRESHOLD, CancelCode.VETOED}
-)
-BLOCKING_CANCELS = tuple(code.value for code in CancelCode if code not in REVIVABLE)
+from debsync.store.schema import REVIVABLE, ActionState, EventKind, events, outbox
 
 
 class OutboxError(DebsyncError):
@@ -208,7 +141,7 @@ def enqueue(store: Store, actions: Sequence[PlannedAction], now: datetime) -> En
             revivable = conn.execute(
                 sa.select(outbox).where(
                     outbox.c.key.in_(others),
-                    outbox.c.state == State.CANCELLED,
+                    outbox.c.state == ActionState.CANCELLED,
                     outbox.c.cancel_code.in_([c.value for c in REVIVABLE]),
                 )
             ).all()
@@ -216,7 +149,7 @@ def enqueue(store: Store, actions: Sequence[PlannedAction], now: datetime) -> En
                 fresh = _new_row(by_key[old.key], now)
                 conn.execute(
                     sa.update(outbox)
-                    .where(outbox.c.id == old.id, outbox.c.state == State.CANCELLED)
+                    .where(outbox.c.id == old.id, outbox.c.state == ActionState.CANCELLED)
                     .values(
                         state=fresh["state"],
                         plan=fresh["plan"],
@@ -247,7 +180,7 @@ def _new_row(action: PlannedAction, now: datetime) -> dict[str, Any]:
         "role": action.role,
         "legal_copy": action.legal_copy,
         "requires_approval": action.requires_approval,
-        "state": State.AWAITING_APPROVAL if action.requires_approval else State.PLANNED,
+        "state": ActionState.AWAITING_APPROVAL if action.requires_approval else ActionState.PLANNED,
         "invoice_ids": [line.invoice_id for line in action.lines],
         "plan": plan_to_json(action),
         "planned_on": local_date(now),
@@ -264,12 +197,12 @@ def claimable(now: datetime, routes: Collection[tuple[str, str]]) -> Any:
     """Rows a worker may take now: due, unleased, and served by a configured action."""
     return sa.and_(
         sa.or_(
-            outbox.c.state.in_((State.PLANNED, State.APPROVED)),
+            outbox.c.state.in_((ActionState.PLANNED, ActionState.APPROVED)),
             sa.and_(
-                outbox.c.state.in_((State.FAILED, State.IN_DOUBT)),
+                outbox.c.state.in_((ActionState.FAILED, ActionState.IN_DOUBT)),
                 outbox.c.next_attempt_at <= now,
                 # in doubt: only where the channel deduplicates (declared idempotent)
-                sa.or_(outbox.c.state == State.FAILED, outbox.c.idempotent.is_(True)),
+                sa.or_(outbox.c.state == ActionState.FAILED, outbox.c.idempotent.is_(True)),
             ),
         ),
         sa.or_(outbox.c.lease_until.is_(None), outbox.c.lease_until < now),
@@ -320,16 +253,18 @@ def sweep(store: Store, now: datetime) -> list[str]:
     handing the message to the channel and recording the outcome. They are in doubt."""
     with store.engine.begin() as conn:
         stuck = conn.execute(
-            sa.select(outbox).where(outbox.c.state == State.SENDING, outbox.c.lease_until < now)
+            sa.select(outbox).where(
+                outbox.c.state == ActionState.SENDING, outbox.c.lease_until < now
+            )
         ).all()
         moved = []
         for row in stuck:
             if move(
                 conn,
                 row,
-                State.IN_DOUBT,
+                ActionState.IN_DOUBT,
                 now,
-                from_states=(State.SENDING,),
+                from_states=(ActionState.SENDING,),
                 reason="the worker stopped while sending; the outcome is unknown",
                 values={"lease_owner": None, "lease_until": None, "next_attempt_at": now},
             ):
@@ -341,7 +276,7 @@ _INSERT_EVENT = sa.insert(events)
 
 
 @functools.cache
-def _move_statement(from_states: tuple[State, ...], owned: bool) -> Any:
+def _move_statement(from_states: tuple[ActionState, ...], owned: bool) -> Any:
     """The guarded UPDATE for one set of expected states, built and compiled once: the
     outbox's hot path runs it twice per action."""
     where = [
@@ -363,11 +298,11 @@ class Transition(NamedTuple):
 
 def move_many(
     conn: Connection,
-    to: State,
+    to: ActionState,
     now: datetime,
     transitions: Sequence[Transition],
     *,
-    from_states: Sequence[State],
+    from_states: Sequence[ActionState],
     owner: str | None = None,
 ) -> list[Row[Any]]:
     """The same transition for many rows in one statement, each guarded by the expected
@@ -404,10 +339,10 @@ def move_many(
 def move(
     conn: Connection,
     row: Row[Any],
-    to: State,
+    to: ActionState,
     now: datetime,
     *,
-    from_states: Sequence[State],
+    from_states: Sequence[ActionState],
     owner: str | None = None,
     values: Mapping[str, Any] | None = None,
     **event_data: Any,
@@ -438,7 +373,7 @@ _STEPS_TAKEN = sa.select(events.c.instance, events.c.invoice_id, events.c.data).
     sa.tuple_(events.c.instance, events.c.invoice_id).in_(
         sa.bindparam("s_invoices", expanding=True)
     ),
-    events.c.kind == STEP_SENT,
+    events.c.kind == EventKind.STEP_SENT,
 )
 
 
@@ -465,7 +400,7 @@ def record_steps(conn: Connection, taken: Sequence[StepTaken], now: datetime) ->
             fresh.append(
                 event_row(
                     t.row,
-                    STEP_SENT,
+                    EventKind.STEP_SENT,
                     now,
                     invoice_id=invoice_id,
                     role=t.row.role,
@@ -480,37 +415,6 @@ def record_steps(conn: Connection, taken: Sequence[StepTaken], now: datetime) ->
 
 
 # -- reading --------------------------------------------------------------------------------
-
-
-def pending_steps(
-    conn: Connection, where: Sequence[Any], exclude_key: str | None = None
-) -> dict[tuple[str, str], PendingStep]:
-    """Per (instance, invoice): the outbox action that keeps it from being planned again —
-    one under way, dead, refused or rejected, or a letter not yet posted."""
-    blocking = sa.or_(
-        outbox.c.state.in_([*OPEN_STATES, State.DEAD]),
-        sa.and_(outbox.c.state == State.CANCELLED, outbox.c.cancel_code.in_(BLOCKING_CANCELS)),
-        sa.and_(outbox.c.state == State.SENT, outbox.c.dispatched_on.is_(None)),
-    )
-    query = sa.select(
-        outbox.c.key,
-        outbox.c.instance,
-        outbox.c.step,
-        outbox.c.channel,
-        outbox.c.state,
-        outbox.c.dispatched_on,
-        outbox.c.invoice_ids,
-    ).where(*where, blocking)
-    if exclude_key is not None:
-        query = query.where(outbox.c.key != exclude_key)
-    found: dict[tuple[str, str], PendingStep] = {}
-    for key, inst, step, channel, state, dispatched_on, invoice_ids in conn.execute(
-        query.order_by(outbox.c.id)
-    ):
-        entry = PendingStep(key, step, channel, state, dispatched_on is not None)
-        for invoice_id in invoice_ids:
-            found[(inst, invoice_id)] = entry
-    return found
 
 
 def find(store: Store, key_prefix: str) -> Row[Any]:
@@ -552,182 +456,8 @@ def counts(store: Store) -> dict[str, int]:
         }
 
 
-# -- a person's decisions -------------------------------------------------------------------
-
-
-def _decide(
-    store: Store,
-    key_prefix: str,
-    to: State,
-    now: datetime,
-    *,
-    from_states: Sequence[State],
-    verb: str,
-    values: Mapping[str, Any] | None = None,
-    **event_data: Any,
-) -> Row[Any]:
-    row = find(store, key_prefix)
-    if row.state not in from_states:
-        allowed = ", ".join(s.value for s in from_states)
-        raise OutboxError(
-            f"action {row.key} is {row.state}; only an action that is {allowed} can be {verb}"
-        )
-    with store.engine.begin() as conn:
-        if not move(conn, row, to, now, from_states=from_states, values=values, **event_data):
-            raise OutboxError(f"action {row.key} changed meanwhile; look again")
-    return row
-
-
-def approve(store: Store, key_prefix: str, author: str, now: datetime) -> Row[Any]:
-    """Approve an action that waits for approval (or one rejected earlier)."""
-    row = find(store, key_prefix)
-    from_states: tuple[State, ...] = (State.AWAITING_APPROVAL,)
-    if row.state == State.CANCELLED and row.cancel_code == CancelCode.REJECTED:
-        from_states = (State.CANCELLED,)
-    return _decide(
-        store,
-        key_prefix,
-        State.APPROVED,
-        now,
-        from_states=from_states,
-        verb="approved",
-        values={"cancel_code": None},
-        author=author,
-    )
-
-
-def reject(store: Store, key_prefix: str, author: str, reason: str, now: datetime) -> Row[Any]:
-    return _decide(
-        store,
-        key_prefix,
-        State.CANCELLED,
-        now,
-        from_states=(State.AWAITING_APPROVAL, State.APPROVED),
-        verb="rejected",
-        values={"cancel_code": CancelCode.REJECTED, "last_error": reason},
-        code=CancelCode.REJECTED.value,
-        author=author,
-        reason=reason,
-    )
-
-
-def cancel(store: Store, key_prefix: str, author: str, reason: str, now: datetime) -> Row[Any]:
-    return _decide(
-        store,
-        key_prefix,
-        State.CANCELLED,
-        now,
-        from_states=(
-            State.PLANNED,
-            State.AWAITING_APPROVAL,
-            State.APPROVED,
-            State.FAILED,
-            State.DEAD,
-            State.IN_DOUBT,
-        ),
-        verb="cancelled",
-        values={"cancel_code": CancelCode.MANUAL, "last_error": reason},
-        code=CancelCode.MANUAL.value,
-        author=author,
-        reason=reason,
-    )
-
-
-def resend(store: Store, key_prefix: str, author: str, now: datetime) -> Row[Any]:
-    """A person checked an in-doubt (or dead, or refused) action and wants it sent (again)."""
-    row = find(store, key_prefix)
-    from_states: tuple[State, ...] = (State.IN_DOUBT, State.DEAD, State.FAILED)
-    if row.state == State.CANCELLED and row.cancel_code == CancelCode.REFUSED:
-        from_states = (State.CANCELLED,)
-    next_state = State.APPROVED if row.requires_approval else State.PLANNED
-    return _decide(
-        store,
-        key_prefix,
-        next_state,
-        now,
-        from_states=from_states,
-        verb="sent again",
-        values={"cancel_code": None, "next_attempt_at": None, "attempts": 0},
-        author=author,
-        was=row.state,
-    )
-
-
 ReceiptRule = Callable[[Row[Any], date], date | None]
 """``(row, dispatched_on) -> presumed receipt`` for a legal copy (None for other rows)."""
-
-
-def confirm(
-    store: Store, key_prefix: str, author: str, now: datetime, receipt: ReceiptRule
-) -> Row[Any]:
-    """A person checked that an in-doubt action did reach the debtor: it counts as sent,
-    dispatched on the day it was being sent."""
-    row = find(store, key_prefix)
-    if row.state != State.IN_DOUBT:
-        raise OutboxError(f"action {row.key} is {row.state}; only an in-doubt action is confirmed")
-    sent_on = local_date(row.updated_at)
-    with store.engine.begin() as conn:
-        if not move(
-            conn,
-            row,
-            State.SENT,
-            now,
-            from_states=(State.IN_DOUBT,),
-            values={"dispatched_on": sent_on},
-            author=author,
-            confirmed=True,
-        ):
-            raise OutboxError(f"action {row.key} changed meanwhile; look again")
-        record_steps(
-            conn,
-            [StepTaken(row, row.invoice_ids, sent_on, receipt(row, sent_on), stated_costs(row))],
-            now,
-        )
-    return row
-
-
-def mark_posted(
-    store: Store,
-    key_prefix: str,
-    posted_on: date,
-    author: str,
-    now: datetime,
-    receipt: ReceiptRule,
-) -> Row[Any]:
-    """A person posted a printed letter on ``posted_on``: it is dispatched, its step is taken,
-    and for a veertiendagenbrief the presumed receipt (and so the term) counts from that day."""
-    row = find(store, key_prefix)
-    if row.channel != "letter" or row.state != State.SENT or row.dispatched_on is not None:
-        raise OutboxError(f"action {row.key} is not a printed letter waiting to be posted")
-    if posted_on < row.planned_on:
-        raise OutboxError(f"{posted_on} is before the letter was planned ({row.planned_on})")
-    with store.engine.begin() as conn:
-        done = conn.execute(
-            sa.update(outbox)
-            .where(outbox.c.id == row.id, outbox.c.dispatched_on.is_(None))
-            .values(dispatched_on=posted_on, updated_at=now)
-        )
-        if done.rowcount != 1:
-            raise OutboxError(f"action {row.key} changed meanwhile; look again")
-        received_on = receipt(row, posted_on)
-        conn.execute(
-            sa.insert(events).values(
-                **event_row(
-                    row,
-                    "letter.posted",
-                    now,
-                    posted_on=posted_on.isoformat(),
-                    received_on=received_on.isoformat() if received_on else None,
-                    author=author,
-                )
-            )
-        )
-        record_steps(
-            conn,
-            [StepTaken(row, row.invoice_ids, posted_on, received_on, stated_costs(row))],
-            now,
-        )
-    return row
 
 
 def stated_costs(row: Row[Any]) -> int | None:
