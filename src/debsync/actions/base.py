@@ -286,6 +286,17 @@ class WikProof:
 
 
 @dataclass(frozen=True)
+class InterestClaim:
+    """How ``MessageContext.interest`` was computed, for payloads that must state it."""
+
+    article: str  # the law.Article value, e.g. the statutory-interest article
+    start: date  # first day interest runs
+    until: date
+    day_count: str  # law convention's day_count value
+    compounding: str  # law convention's compounding value
+
+
+@dataclass(frozen=True)
 class MessageContext:
     """Everything a template or an action may use. Amounts are ``Decimal`` in ``currency``.
 
@@ -294,7 +305,9 @@ class MessageContext:
     collection-costs amount a veertiendagenbrief states; ``deadline`` is the new last day of
     payment; ``legal_copy`` marks the copy whose receipt starts a legal term;
     ``costs_basis`` says which rule the costs follow: ``"staffel"`` (the BIK staffel, for
-    consumers always) or ``"compensation"`` (EUR 40 per invoice, art. 6:96 lid 4 BW).
+    consumers always) or ``"compensation"`` (EUR 40 per invoice, art. 6:96 lid 4 BW);
+    ``interest_claim`` says how ``interest`` was computed, so an action can state it without
+    importing the law.
     """
 
     key: str
@@ -321,6 +334,7 @@ class MessageContext:
     notes: tuple[str, ...] = ()
     previous_steps: tuple[PreviousStep, ...] = ()
     wik: WikProof | None = None
+    interest_claim: InterestClaim | None = None
 
     @property
     def total(self) -> Decimal:

@@ -14,6 +14,7 @@ from debsync import law
 from debsync.actions.base import (
     CreditorContext,
     DebtorContext,
+    InterestClaim,
     InvoiceLine,
     MessageContext,
     PaymentInstructions,
@@ -100,10 +101,17 @@ def sample_context(
     principal = sum((line.open_amount for line in lines), Decimal(0))
     business = kind is DebtorKind.BUSINESS
     interest = costs = announced = None
-    wik = None
+    interest_claim = wik = None
     if step in ("aanmaning", "handoff"):  # interest per line, as the scheduler computes it
         lines = tuple(replace(line, interest=Decimal("6.17")) for line in lines)
         interest = Decimal("6.17") * len(lines)
+        interest_claim = InterestClaim(
+            article=(law.Article.HANDELSRENTE if business else law.Article.WETTELIJKE_RENTE).value,
+            start=min(line.due_date for line in lines) + timedelta(days=1),
+            until=today,
+            day_count=law.DEFAULT_CONVENTION.day_count.value,
+            compounding=law.DEFAULT_CONVENTION.compounding.value,
+        )
     if role == "wik_notice" and not business:
         announced = law.collection_costs(principal)
     if role == "handoff":
@@ -150,4 +158,5 @@ def sample_context(
         legal_copy=channel == "letter" and role == "wik_notice",
         previous_steps=(PreviousStep("reminder", today - timedelta(days=20)),),
         wik=wik,
+        interest_claim=interest_claim,
     )
