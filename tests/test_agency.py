@@ -46,12 +46,12 @@ from debsync.actions.base import (
 )
 from debsync.actions.signing import SignatureError, sign, verify_signature
 from debsync.config import ActionInstance, Config, CreditorSettings, OutboxSettings
-from debsync.dispatch import Dispatcher
 from debsync.model import Address, DebtorKind, Invoice, Language, Money
-from debsync.outbox import State
+from debsync.outbox.executor import Dispatcher
 from debsync.plugins import Plugins
 from debsync.policy import Policy, Step
 from debsync.store import Store
+from debsync.store.schema import ActionState as State
 from debsync.sync import SyncEngine
 from debsync.templates import Templates
 from debsync.testing import ActionChecks, ActionHarness

@@ -42,7 +42,7 @@ from pydantic import (
     ValidationError,
 )
 
-from debsync import hookimpl, law
+from debsync import hookimpl
 from debsync.actions.base import (
     ActionSettings,
     CreditorContext,
@@ -58,16 +58,9 @@ from debsync.actions.base import (
     SentAction,
     StatusReport,
 )
+from debsync.actions.http import HttpUrl, SignedHttpAction, SignedHttpSettings, safe_code
 from debsync.actions.signing import SIGNATURE_HEADER, verify_signature
-from debsync.actions.webhook import (
-    HttpUrl,
-    SignedHttpAction,
-    SignedHttpSettings,
-    amount_text,
-    optional_amount,
-    safe_code,
-    utc_timestamp,
-)
+from debsync.actions.webhook import amount_text, optional_amount, utc_timestamp
 from debsync.hookspecs import RegisterAction
 from debsync.model import Address, Amount, Currency, DebtorKind
 
@@ -379,6 +372,22 @@ def _creditor(creditor: CreditorContext) -> dict[str, Any]:
     }
 
 
+def _interest(context: MessageContext) -> dict[str, Any] | None:
+    """Statutory interest and how the core computed it: the article, the period, the day count
+    and the compounding (``MessageContext.interest_claim``)."""
+    claim = context.interest_claim
+    if context.interest is None or claim is None:
+        return None
+    return {
+        "type": claim.article,
+        "amount": amount_text(context.interest, context.currency),
+        "from": claim.start.isoformat(),
+        "until": claim.until.isoformat(),
+        "day_count": claim.day_count,
+        "compounding": claim.compounding,
+    }
+
+
 def _costs(context: MessageContext) -> dict[str, Any] | None:
     """Collection costs and their legal basis: the BIK staffel (consumers always; businesses
     where the policy chose it) or the EUR 40 per invoice of art. 6:96 lid 4 BW (never VAT)."""
@@ -449,20 +458,6 @@ class AgencyAction(SignedHttpAction[AgencySettings]):
             )
         business = debtor.kind is DebtorKind.BUSINESS
         until = context.today.isoformat()
-        convention = law.DEFAULT_CONVENTION
-        interest = None
-        if context.interest is not None:
-            first_day = min(line.due_date for line in context.invoices) + timedelta(days=1)
-            interest = {
-                "type": (
-                    law.Article.HANDELSRENTE if business else law.Article.WETTELIJKE_RENTE
-                ).value,
-                "amount": amount_text(context.interest, currency),
-                "from": first_day.isoformat(),
-                "until": until,
-                "day_count": convention.day_count.value,
-                "compounding": convention.compounding.value,
-            }
         wik = context.wik
         return {
             "schema": HANDOFF_SCHEMA,
@@ -490,7 +485,7 @@ class AgencyAction(SignedHttpAction[AgencySettings]):
             "claim": {
                 "currency": currency,
                 "principal": amount_text(context.principal, currency),
-                "interest": interest,
+                "interest": _interest(context),
                 "costs": _costs(context),
                 "total": amount_text(context.total, currency),
                 "invoices": [
