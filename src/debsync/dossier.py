@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from debsync.model import from_minor
 from debsync.policy import CHANNELS
 from debsync.store import Store
-from debsync.store.schema import debtors, events, invoices, outbox
+from debsync.store.schema import EventKind, debtors, events, invoices, outbox
 
 
 @dataclass(frozen=True)
@@ -130,30 +130,32 @@ def _summary(kind: str, data: dict[str, Any], numbers: dict[str, str]) -> str:
         if digest:
             extra = f"payload sha256 {digest[:16]}…"
         return f"{step} by {channel}: {state.replace('_', ' ')}" + (f" ({extra})" if extra else "")
-    texts = {
-        "debtor.created": "debtor record created",
-        "debtor.changed": "debtor record changed",
-        "invoice.opened": f"invoice {number} opened: due {data.get('due_date')}, "
+    texts: dict[str, str] = {
+        EventKind.DEBTOR_CREATED: "debtor record created",
+        EventKind.DEBTOR_CHANGED: "debtor record changed",
+        EventKind.INVOICE_OPENED: f"invoice {number} opened: due {data.get('due_date')}, "
         f"open {data.get('currency')} {data.get('open')}",
-        "invoice.partially_paid": f"{data.get('currency')} {data.get('paid')} paid, "
+        EventKind.INVOICE_PARTIALLY_PAID: f"{data.get('currency')} {data.get('paid')} paid, "
         f"open now {data.get('open')}",
-        "invoice.changed": f"open amount changed from {data.get('open_before')} "
+        EventKind.INVOICE_CHANGED: f"open amount changed from {data.get('open_before')} "
         f"to {data.get('open')}",
-        "invoice.closed": f"invoice {number} closed ({data.get('reason')}); "
+        EventKind.INVOICE_CLOSED: f"invoice {number} closed ({data.get('reason')}); "
         f"{data.get('currency')} {data.get('paid')} recorded as paid",
-        "invoice.reopened": f"invoice reopened with {data.get('currency')} {data.get('open')} open",
-        "payment.recorded": f"payment of {data.get('currency')} {data.get('amount')} "
+        EventKind.INVOICE_REOPENED: f"invoice reopened with {data.get('currency')} "
+        f"{data.get('open')} open",
+        EventKind.PAYMENT_RECORDED: f"payment of {data.get('currency')} {data.get('amount')} "
         f"on {data.get('paid_on')}",
-        "step.sent": f"step {step} taken on {data.get('sent_on')}"
+        EventKind.STEP_SENT: f"step {step} taken on {data.get('sent_on')}"
         + (f", presumed received {data['received_on']}" if data.get("received_on") else ""),
-        "pause.started": f"{data.get('kind')} pause {data.get('id')} by {data.get('author')}: "
-        f"{data.get('reason')}" + (f" (until {data['until']})" if data.get("until") else ""),
-        "pause.ended": f"pause {data.get('id')} ended by {data.get('author')}: "
+        EventKind.PAUSE_STARTED: f"{data.get('kind')} pause {data.get('id')} by "
+        f"{data.get('author')}: {data.get('reason')}"
+        + (f" (until {data['until']})" if data.get("until") else ""),
+        EventKind.PAUSE_ENDED: f"pause {data.get('id')} ended by {data.get('author')}: "
         f"{data.get('reason')}",
-        "call.completed": f"call outcome {data.get('outcome')}"
+        EventKind.CALL_COMPLETED: f"call outcome {data.get('outcome')}"
         + (f", promised for {data['promise_date']}" if data.get("promise_date") else "")
         + (f": {data['note']}" if data.get("note") else ""),
-        "letter.posted": f"letter posted on {data.get('posted_on')}",
+        EventKind.LETTER_POSTED: f"letter posted on {data.get('posted_on')}",
     }
     channel, _, status = kind.partition(".")
     if kind not in texts and channel in CHANNELS and status:  # a provider's report

@@ -21,9 +21,9 @@ from debsync.clock import Clock, system_clock
 from debsync.errors import DebsyncError
 from debsync.facts import Instalment, Pause, PauseKind, PauseScope
 from debsync.store import Store
-from debsync.store.schema import debtors, events, invoices
+from debsync.store.schema import EventKind, debtors, events, invoices
 
-STARTED, ENDED = "pause.started", "pause.ended"
+STARTED, ENDED = EventKind.PAUSE_STARTED, EventKind.PAUSE_ENDED
 
 
 class PauseError(DebsyncError):

@@ -44,6 +44,7 @@ from debsync.model import Debtor, Invoice, Payment, from_minor, to_minor
 from debsync.plugins import Plugins
 from debsync.store import Store
 from debsync.store.schema import (
+    EventKind,
     connector_state,
     debtors,
     events,
@@ -521,11 +522,11 @@ class _PageWriter:
                 inserts.append(
                     {"instance": self.instance, "external_id": ext, "created_at": now, **row}
                 )
-                out.append(self._event("debtor.created", now, debtor_id=ext))
+                out.append(self._event(EventKind.DEBTOR_CREATED, now, debtor_id=ext))
                 self._count("debtors_new")
             else:
                 updates.append({"k_instance": self.instance, "k_external_id": ext, **row})
-                out.append(self._event("debtor.changed", now, debtor_id=ext))
+                out.append(self._event(EventKind.DEBTOR_CHANGED, now, debtor_id=ext))
                 self._count("debtors_changed")
             self._pending_debtors[ext] = fingerprint
         if inserts:
@@ -573,7 +574,7 @@ class _PageWriter:
                 )
                 out.append(
                     self._event(
-                        "invoice.opened",
+                        EventKind.INVOICE_OPENED,
                         now,
                         debtor_id=debtor_id,
                         invoice_id=ext,
@@ -613,7 +614,7 @@ class _PageWriter:
         if before.state != "open":
             out.append(
                 self._event(
-                    "invoice.reopened",
+                    EventKind.INVOICE_REOPENED,
                     now,
                     debtor_id=debtor_id,
                     invoice_id=ext,
@@ -627,7 +628,7 @@ class _PageWriter:
         if before.currency == currency and paid > 0 and row["open_minor"] >= 0:
             out.append(
                 self._event(
-                    "invoice.partially_paid",
+                    EventKind.INVOICE_PARTIALLY_PAID,
                     now,
                     debtor_id=debtor_id,
                     invoice_id=ext,
@@ -643,7 +644,7 @@ class _PageWriter:
         else:
             out.append(
                 self._event(
-                    "invoice.changed",
+                    EventKind.INVOICE_CHANGED,
                     now,
                     debtor_id=debtor_id,
                     invoice_id=ext,
@@ -706,7 +707,7 @@ class _PageWriter:
             )
             out.append(
                 self._event(
-                    "payment.recorded",
+                    EventKind.PAYMENT_RECORDED,
                     now,
                     debtor_id=known.debtor_id if known else None,
                     invoice_id=payment.invoice_id,
@@ -741,7 +742,7 @@ class _PageWriter:
                 )
             out.append(
                 self._event(
-                    "invoice.closed",
+                    EventKind.INVOICE_CLOSED,
                     now,
                     debtor_id=before.debtor_id,
                     invoice_id=ext,

@@ -20,9 +20,7 @@ from debsync.facts import Pause, PauseKind
 from debsync.outbox.table import OutboxError, event_row, find
 from debsync.pauses import start_pause
 from debsync.store import Store
-from debsync.store.schema import ActionState, events, outbox
-
-COMPLETED = "call.completed"
+from debsync.store.schema import ActionState, EventKind, events, outbox
 
 
 class Outcome(StrEnum):
@@ -66,7 +64,7 @@ def _completed(conn: sa.Connection) -> set[str]:
     return {
         data["key"]
         for data in conn.execute(
-            sa.select(events.c.data).where(events.c.kind == COMPLETED)
+            sa.select(events.c.data).where(events.c.kind == EventKind.CALL_COMPLETED)
         ).scalars()
     }
 
@@ -118,7 +116,7 @@ def complete(
             sa.insert(events).values(
                 **event_row(
                     row,
-                    COMPLETED,
+                    EventKind.CALL_COMPLETED,
                     now,
                     outcome=outcome.value,
                     promise_date=promise_date.isoformat() if promise_date else None,

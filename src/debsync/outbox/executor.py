@@ -59,7 +59,7 @@ from debsync.planning import plan_from_store
 from debsync.plugins import Plugins
 from debsync.scheduler import pause_covering, pauses_in_force
 from debsync.store import Store
-from debsync.store.schema import ActionState, CancelCode, events
+from debsync.store.schema import ActionState, CancelCode, EventKind, events
 from debsync.templates import Templates
 
 log = logging.getLogger("debsync.dispatch")
@@ -375,7 +375,7 @@ class Dispatcher:
         """Store exactly what is handed to the channel and mark the rows sending, in one
         transaction that commits before anything is sent."""
         dropped = [
-            event_row(a.row, "action.invoice_dropped", now, invoice_id=i, reason=code.value)
+            event_row(a.row, EventKind.ACTION_INVOICE_DROPPED, now, invoice_id=i, reason=code.value)
             for a in ready
             for i, code in a.dropped.items()
         ]

@@ -27,7 +27,7 @@ from debsync.outbox.table import (
     stated_costs,
 )
 from debsync.store import Store
-from debsync.store.schema import OPEN_STATES, ActionState, CancelCode, events, outbox
+from debsync.store.schema import OPEN_STATES, ActionState, CancelCode, EventKind, events, outbox
 
 
 def _decide(
@@ -189,7 +189,7 @@ def mark_posted(
             sa.insert(events).values(
                 **event_row(
                     row,
-                    "letter.posted",
+                    EventKind.LETTER_POSTED,
                     now,
                     posted_on=posted_on.isoformat(),
                     received_on=received_on.isoformat() if received_on else None,

@@ -161,7 +161,13 @@ def enqueue(store: Store, actions: Sequence[PlannedAction], now: datetime) -> En
                     )
                 )
                 new_events.append(
-                    event_row(old, "action.revived", now, was=old.cancel_code, state=fresh["state"])
+                    event_row(
+                        old,
+                        EventKind.ACTION_REVIVED,
+                        now,
+                        was=old.cancel_code,
+                        state=fresh["state"],
+                    )
                 )
                 result.revived.append(old.key)
             result.existing = len(others) - len(revivable)
