@@ -1,0 +1,395 @@
+"""One pass over one export: rows to records, a page at a time."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from operator import itemgetter
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
+
+from debsync.connectors.base import Connector, Page, RecordBuilder
+from debsync.connectors.csv.aliases import DEBTOR_FIELDS, INVOICE_FIELDS
+from debsync.connectors.csv.settings import CsvSettings
+from debsync.connectors.csv.sniffing import Layout
+from debsync.connectors.csv.values import (
+    CellError,
+    Values,
+    country_code,
+    debtor_kind,
+    is_direct_debit,
+    language,
+)
+from debsync.errors import FatalConnectorError
+from debsync.model import Address, Currency, DebtorKind
+
+MAX_ID_LENGTH = 255
+"""Ids and references longer than the store's columns are rejected, not truncated."""
+_CURRENCY: TypeAdapter[str] = TypeAdapter(Currency)
+_TOTAL_ROW = re.compile(r"(?:sub|eind|grand\s*)?tota(?:a)?l\b", re.IGNORECASE)
+_SPLIT_EMAILS = re.compile(r"[;,\s]+")
+_SPLIT_PHONES = re.compile(r"[;,/]")
+
+
+@dataclass
+class _Stats:
+    rows: int = 0
+    skipped: int = 0
+    duplicates: int = 0
+    unknown_kinds: int = 0
+    contradicting: set[str] = field(default_factory=set)
+
+
+class FileReader:
+    """One pass over one file: rows to records, a page at a time.
+
+    Every row is padded with one extra empty cell, and a field without a column reads that
+    cell, so one ``itemgetter`` call fetches all fields of a row.
+    """
+
+    def __init__(self, connector: Connector[CsvSettings], name: str, layout: Layout) -> None:
+        self.settings = connector.settings
+        self.log = connector.context.logger
+        self.instance = connector.instance
+        self.name = name
+        self.layout = layout
+        self.values = Values(
+            day_first=layout.day_first,
+            decimal=layout.decimal,
+            strict=self.settings.decimal != "auto",
+        )
+        self.term = timedelta(days=self.settings.default_payment_term_days)
+        self.builder = RecordBuilder()
+        self.stats = _Stats()
+        self.debtors: dict[str, int] = {}
+        """Debtor id → hash of the debtor cells it was built from (first row wins)."""
+        self.invoices: dict[str, tuple[int, int]] = {}
+        """Invoice number → (line, hash of its cells), to tell repeats from conflicts."""
+        self.group: list[str] | None = None
+        """The current debtor group header row of a report-style export."""
+        self.group_line = 0
+        self.line = 1
+        """Physical line where the next record starts: where a csv error is."""
+        self.currencies: dict[str, str] = {"": self.settings.currency}
+        self.methods: dict[str, bool] = {}
+        self.previous = connector.previous
+        self.salt = hashlib.blake2b(
+            repr((self.settings.model_dump(mode="json", exclude={"page_size"}), layout)).encode(),
+            digest_size=16,
+        )
+        """What a row means depends on the settings and the layout: both salt the row's
+        raw fingerprint (connectors.base.Previous), so a change to either rebuilds it."""
+
+        def at(key: str) -> int:
+            column = layout.one(key)
+            return column.index if column else layout.width
+
+        self.debtor_at = at("debtor_id")
+        self.date_at = [at("issue_date"), at("due_date")]
+        self.debtor_cells = itemgetter(*(at(key) for key in DEBTOR_FIELDS))
+        self.contact_columns = [
+            column.index for key in ("email", "phone") for column in layout.columns.get(key, ())
+        ]
+        self.invoice_cells = itemgetter(*(at(key) for key in INVOICE_FIELDS))
+
+    def header(self, key: str) -> str:
+        column = self.layout.one(key)
+        assert column is not None  # only asked for fields that have a column
+        return column.header
+
+    def ref(self, line: int) -> str:
+        return f"{self.name}:{line}"
+
+    def pages(self, handle: io.TextIOBase) -> Iterator[Page]:
+        reader = csv.reader(handle, delimiter=self.layout.delimiter)
+        builder, page_size = self.builder, self.settings.page_size
+        header_record, width = self.layout.header_record, self.layout.width
+        number_at = self.layout.columns["number"][0].index
+        header_number = self.layout.columns["number"][0].header
+        for record, row in enumerate(reader):
+            line, end = self.line, reader.line_num
+            self.line = end + 1
+            if record <= header_record:
+                continue
+            if end > line:
+                self.check_quotes(line, end, row)
+            self.stats.rows += 1
+            if len(row) != width:
+                if len(row) < width:
+                    row += [""] * (width - len(row))
+                elif any(cell.strip() for cell in row[width:]):
+                    self.overlong(line, row[number_at].strip(), len(row))
+                    continue
+                else:
+                    del row[width:]
+            row.append("")
+            number = row[number_at].strip()
+            if number and number != header_number:
+                self.invoice_row(line, row, number)
+            else:
+                self.other_row(line, row, number)
+            if len(builder.invoices) >= page_size:
+                yield builder.page(cursor=None)
+        yield builder.page(cursor=None, snapshot_complete=True)
+        self.report()
+
+    def check_quotes(self, line: int, end: int, row: list[str]) -> None:
+        """A stray opening quote swallows the lines up to the next quote into one field.
+        Those rows would vanish and their invoices be closed as paid, so the file is
+        refused instead; a genuine multi-line cell (an address) has few separators."""
+        limit = max(2, self.layout.width // 2)
+        if any("\n" in cell and cell.count(self.layout.delimiter) >= limit for cell in row):
+            raise FatalConnectorError(
+                f"{self.name}:{line}: a quote opened on line {line} closes only on line {end}, "
+                "taking the lines in between into one field; fix the quoting (nothing was "
+                "closed)"
+            )
+
+    def overlong(self, line: int, number: str, fields: int) -> None:
+        self.builder.reject(
+            "row",
+            self.ref(line),
+            f"the row has {fields} fields but the header {self.layout.width} "
+            f"(an unquoted {self.layout.delimiter!r} in a value?)",
+            invoice_id=number or None,
+        )
+
+    def other_row(self, line: int, row: list[str], number: str) -> None:
+        """A row without an invoice number: blank, repeated header, total, group header,
+        label, or an invoice that lost its number (it still has a date)."""
+        first = next((cell.strip() for cell in row if cell.strip()), "")
+        if number or not first or _TOTAL_ROW.match(first):
+            self.stats.skipped += 1
+        elif any(row[i].strip() for i in self.date_at):
+            self.builder.reject("row", self.ref(line), f"column {self.header('number')!r} is empty")
+        elif row[self.debtor_at].strip():
+            self.group, self.group_line = row, line
+        else:
+            self.stats.skipped += 1
+
+    def invoice_row(self, line: int, row: list[str], number: str) -> None:
+        debtor_line, debtor_row = line, row
+        if self.group is not None and not row[self.debtor_at].strip():
+            debtor_line = self.group_line
+            debtor_row = [c if c.strip() else g for c, g in zip(row, self.group, strict=True)]
+        debtor = self.debtor_cells(debtor_row)
+        fields = self.invoice_cells(row)
+        key = hash((debtor[0], fields))
+        first = self.invoices.setdefault(number, (line, key))
+        if first[0] != line:
+            if first[1] == key:
+                self.stats.duplicates += 1
+            else:
+                self.builder.reject(
+                    "row",
+                    self.ref(line),
+                    f"invoice number {number!r} is also on line {first[0]} with different "
+                    f"values; line {first[0]} is used",
+                    invoice_id=number,
+                )
+            return
+        problems: list[str] = []
+        debtor_id = self.debtor(debtor_line, debtor_row, debtor, problems)
+        raw = self.raw((debtor_id, fields))
+        if not problems and self.previous.invoices.get(number) == raw:
+            self.builder.unchanged("invoice", number)
+            return
+        data = self.invoice_data(fields, debtor_id, problems)
+        if not problems:
+            self.builder.invoice(data, ref=self.ref(line), raw=raw)
+        elif _TOTAL_ROW.match(number):  # "Totaal" in the invoice number column
+            self.stats.skipped += 1
+            del self.invoices[number]
+        else:
+            self.builder.reject("row", self.ref(line), "; ".join(problems), invoice_id=number)
+
+    def debtor(self, line: int, row: list[str], cells: tuple[str, ...], problems: list[str]) -> str:
+        """The row's debtor id; the debtor is built from the first row that names it."""
+        debtor_id = cells[0].strip()
+        if not debtor_id or len(debtor_id) > MAX_ID_LENGTH:
+            problems.append(self.id_problem("debtor_id", debtor_id))
+            return ""
+        known = self.debtors.get(debtor_id)
+        if known is None:
+            self.debtors[debtor_id] = hash(cells)
+            raw = self.raw((cells, tuple(row[i] for i in self.contact_columns)))
+            if self.previous.debtors.get(debtor_id) == raw:
+                self.builder.unchanged("debtor", debtor_id)
+            else:
+                fields = dict(zip(DEBTOR_FIELDS, cells, strict=True))
+                self.build_debtor(line, row, debtor_id, fields, raw)
+        elif known != hash(cells):
+            self.stats.contradicting.add(debtor_id)
+        return debtor_id
+
+    def id_problem(self, key: str, value: str) -> str:
+        if value:
+            return f"column {self.header(key)!r} is longer than {MAX_ID_LENGTH} characters"
+        return f"column {self.header(key)!r} is empty"
+
+    def raw(self, cells: object) -> bytes:
+        """The raw fingerprint of a record's cells (see ``salt``)."""
+        digest = self.salt.copy()
+        digest.update(repr(cells).encode())
+        return digest.digest()
+
+    def build_debtor(
+        self, line: int, row: list[str], debtor_id: str, cells: dict[str, str], raw: bytes
+    ) -> None:
+        one = {key: value.strip() for key, value in cells.items()}
+        ref = self.ref(line)
+        kind = debtor_kind(one["kind"])
+        if kind is None:
+            self.stats.unknown_kinds += bool(one["kind"])
+            kind = DebtorKind.BUSINESS if one["kvk"] or one["vat"] else DebtorKind.UNKNOWN
+        columns = self.layout.columns
+        emails = [
+            email
+            for column in columns.get("email", ())
+            for email in _SPLIT_EMAILS.split(row[column.index])
+            if email
+        ]
+        phones = [
+            phone.strip()
+            for column in columns.get("phone", ())
+            for phone in _SPLIT_PHONES.split(row[column.index])
+            if phone.strip()
+        ]
+        self.builder.debtor(
+            {
+                "external_id": debtor_id,
+                "name": one["name"] or debtor_id,
+                "kind": kind,
+                "emails": list(dict.fromkeys(emails)),
+                "phones": list(dict.fromkeys(phones)),
+                "language": language(one["language"]),
+                "address": self.address(ref, one),
+                "kvk": one["kvk"] or None,
+                "vat": one["vat"] or None,
+                "iban": one["iban"] or None,
+            },
+            ref=ref,
+            raw=raw,
+        )
+
+    def address(self, ref: str, one: Mapping[str, str]) -> Address | None:
+        """The debtor's address, or ``None`` with a "dropped" reject when it is unusable: a
+        bad postcode must not cost the debtor its e-mail reminders."""
+        street = " ".join(part for part in (one["address"], one["house_number"]) if part)
+        postcode, city, country = one["postcode"], one["city"], one["country"]
+        if not (street or postcode or city or country):
+            return None
+        try:
+            code = country_code(country) if country else "NL"
+            return Address(
+                lines=(street,) if street else (), postcode=postcode, city=city, country=code
+            )
+        except CellError as exc:
+            reason = f"column {self.header('country')!r}: {exc}"
+        except ValidationError:  # only the postcode check is left once the country is a code
+            reason = f"column {self.header('postcode')!r}: not a Dutch postcode (1234 AB)"
+        self.builder.reject("debtor", ref, f"{reason}; the address was dropped", dropped=True)
+        return None
+
+    def problem(self, key: str, reason: str) -> str:
+        return f"column {self.header(key)!r}: {reason}"
+
+    def direct_debit(self, method: str) -> bool:
+        found = self.methods.get(method)
+        if found is None:
+            found = self.methods[method] = is_direct_debit(method)
+        return found
+
+    def currency(self, text: str, problems: list[str]) -> str:
+        """The ISO code of a currency cell (``€`` is EUR); validated once per spelling."""
+        try:
+            code = _CURRENCY.validate_python("EUR" if text in ("€", "EURO", "Euro") else text)
+        except ValidationError:
+            problems.append(self.problem("currency", f"{text!r} is not an ISO 4217 currency code"))
+            return self.settings.currency
+        self.currencies[text] = code
+        return code
+
+    def invoice_data(
+        self, fields: tuple[str, ...], debtor_id: str, problems: list[str]
+    ) -> dict[str, Any]:
+        """The Invoice mapping of one row; what is wrong with it goes to ``problems``."""
+        number, issued_text, due_text, total_text, open_text, currency_text, reference, url = map(
+            str.strip, fields[:-1]
+        )
+        values = self.values
+        issued = values.day(issued_text) if issued_text else None
+        due = values.day(due_text) if due_text else None
+        open_amount = values.amount(open_text, "open_amount") if open_text else None
+        total = values.amount(total_text, "total") if total_text else open_amount
+        currency = self.currencies.get(currency_text) or self.currency(currency_text, problems)
+        if isinstance(issued, str):
+            problems.append(self.problem("issue_date", issued))
+        if isinstance(due, str):
+            problems.append(self.problem("due_date", due))
+        if isinstance(issued, str) or isinstance(due, str):
+            pass
+        elif due is not None:
+            issued = issued or due - self.term
+        elif issued is not None:
+            due = issued + self.term  # no due date: the payment term applies
+        else:
+            key = "due_date" if self.layout.one("due_date") else "issue_date"
+            problems.append(f"column {self.header(key)!r} is empty")
+        if isinstance(open_amount, str):
+            problems.append(self.problem("open_amount", open_amount))
+        elif open_amount is None:
+            problems.append(f"column {self.header('open_amount')!r} is empty")
+        if isinstance(total, str) and total_text:
+            problems.append(self.problem("total", total))
+        if len(number) > MAX_ID_LENGTH:
+            problems.append(self.id_problem("number", number))
+        if len(reference) > MAX_ID_LENGTH:
+            problems.append(self.id_problem("payment_reference", reference))
+        return {
+            "external_id": number,
+            "number": number,
+            "debtor_id": debtor_id,
+            "issue_date": issued,
+            "due_date": due,
+            "total": {"amount": total, "currency": currency},
+            "open_amount": {"amount": open_amount, "currency": currency},
+            "payment_reference": reference or None,
+            "payment_url": url or None,
+            "direct_debit": self.direct_debit(fields[-1]),
+        }
+
+    def report(self) -> None:
+        """One summary line per file; ids only, never names or amounts."""
+        stats = self.stats
+        self.log.info(
+            "csv %s: %s: %d row(s) after the header, %d skipped (blank, total, label or "
+            "repeated header rows), %d identical repeat(s) ignored",
+            self.instance,
+            self.name,
+            stats.rows,
+            stats.skipped,
+            stats.duplicates,
+        )
+        if stats.contradicting:
+            self.log.warning(
+                "csv %s: %d debtor(s) have different details on later rows; the first row "
+                "of each was used (e.g. %s)",
+                self.instance,
+                len(stats.contradicting),
+                ", ".join(sorted(stats.contradicting)[:5]),
+            )
+        if stats.unknown_kinds:
+            self.log.warning(
+                "csv %s: %d debtor(s) have an unrecognised value in column %r; their kind "
+                "was derived from KvK and VAT numbers instead",
+                self.instance,
+                stats.unknown_kinds,
+                self.header("kind"),
+            )

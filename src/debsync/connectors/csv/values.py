@@ -1,0 +1,171 @@
+"""Reading Dutch cells: amounts with decimal commas, day-month-year dates, debtor kinds,
+languages, countries and payment methods.
+
+A problem with a cell is worded for a reject reason and quotes the value only when it holds
+nothing that could be personal data.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import date
+from decimal import Decimal
+from functools import cache
+
+from babel import Locale
+
+from debsync.connectors.csv.aliases import normalise_header
+from debsync.model import DebtorKind, Language
+
+MAX_AMOUNT = Decimal(10) ** 12
+"""Larger amounts are typos, and would overflow the store's integer minor units."""
+
+_KINDS: dict[str, DebtorKind] = {
+    **dict.fromkeys(
+        ("b", "z", "zakelijk", "bedrijf", "organisatie", "business", "company", "b2b"),
+        DebtorKind.BUSINESS,
+    ),
+    **dict.fromkeys(
+        ("p", "c", "particulier", "prive", "consument", "consumer", "private", "person", "b2c"),
+        DebtorKind.CONSUMER,
+    ),
+}
+_DUTCH = frozenset({"nl", "nld", "dut", "nederlands", "dutch", "vlaams", "flemish", "nlnl", "nlbe"})
+_DIRECT_DEBIT = ("incasso", "directdebit", "machtiging", "sepadd")
+
+# Amounts: the common Dutch form first, then the general forms.
+_AMOUNT_NL_FAST = re.compile(r"-?(?:\d{1,3}(?:\.\d{3}){1,3}|\d{1,12}),\d\d")
+_AMOUNT_NL = re.compile(r"(?:\d{1,3}(?:\.\d{3})+|\d+)(?:,\d+)?")
+_AMOUNT_EN = re.compile(r"(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?")
+_AMOUNT_NOISE = re.compile(r"[\s\u00a0\u202f€]|^EUR|EUR$", re.IGNORECASE)
+DATE_DMY = re.compile(r"(\d{1,2})[-/.](\d{1,2})[-/.](\d{4})(?:[ T]\d{1,2}:\d\d(?::\d\d)?)?")
+_DATE_ISO = re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})(?:[ T]\d{1,2}:\d\d(?::\d\d(?:\.\d+)?)?)?")
+_QUOTABLE = re.compile(r"[\d\s.,/:+\-−€()T]{1,32}")
+"""A bad date or amount is quoted in a reject only when it holds nothing but digits and
+separators: a shifted column must not copy a name or address into the log."""
+
+
+def amount_style(value: str) -> str | None:
+    """``","`` or ``"."`` when a value can only be read one way, else ``None``."""
+    text = _AMOUNT_NOISE.sub("", value).strip("-+()−")
+    nl, en = _AMOUNT_NL.fullmatch(text), _AMOUNT_EN.fullmatch(text)
+    if nl and not en:
+        return ","
+    if en and not nl:
+        return "."
+    return None
+
+
+class CellError(ValueError):
+    """One cell's problem, worded for a reject reason."""
+
+
+def _shown(value: str) -> str:
+    return repr(value) if _QUOTABLE.fullmatch(value) else "the value"
+
+
+class Values:
+    """Parses dates and amounts with precompiled patterns. A problem is returned as its
+    reason (a ``str``) rather than raised: bad rows are common enough to keep them cheap.
+    Dates are cached because an export repeats the same few hundred of them."""
+
+    def __init__(self, *, day_first: bool, decimal: Mapping[str, str], strict: bool) -> None:
+        self.day_first = day_first
+        self.decimal = decimal
+        self.strict = strict
+        self._dates: dict[str, date | str] = {}
+
+    def day(self, text: str) -> date | str:
+        found = self._dates.get(text)
+        if found is None:
+            found = self._dates[text] = self._parse_date(text)
+        return found
+
+    def _parse_date(self, text: str) -> date | str:
+        match = DATE_DMY.fullmatch(text)
+        if match:
+            first, second, year = int(match[1]), int(match[2]), int(match[3])
+            day, month = (first, second) if self.day_first else (second, first)
+        elif match := _DATE_ISO.fullmatch(text):
+            year, month, day = int(match[1]), int(match[2]), int(match[3])
+        else:
+            return f"{_shown(text)} is not a date (expected dd-mm-yyyy or yyyy-mm-dd)"
+        try:
+            return date(year, month, day)
+        except ValueError:
+            return f"{_shown(text)} is not a valid date"
+
+    def amount(self, text: str, key: str) -> Decimal | str:
+        style = self.decimal[key]
+        if style == "," and _AMOUNT_NL_FAST.fullmatch(text):  # bounded: at most 12 digits
+            return Decimal(text.replace(".", "").replace(",", "."))
+        value = self._general_amount(text, style)
+        if isinstance(value, Decimal) and not -MAX_AMOUNT < value < MAX_AMOUNT:
+            return "the amount is implausibly large"
+        return value
+
+    def _general_amount(self, text: str, style: str) -> Decimal | str:
+        """Currency signs, spaces, a sign in front or behind, parentheses, and either
+        decimal separator."""
+        cleaned = _AMOUNT_NOISE.sub("", text).replace("−", "-")
+        negative = False
+        if cleaned.startswith("(") and cleaned.endswith(")"):
+            negative, cleaned = True, cleaned[1:-1]
+        if cleaned.endswith(("-", "+")):
+            negative, cleaned = negative or cleaned[-1] == "-", cleaned[:-1]
+        elif cleaned.startswith(("-", "+")):
+            negative, cleaned = negative or cleaned[0] == "-", cleaned[1:]
+        found = amount_style(cleaned)
+        if found is None and (_AMOUNT_NL.fullmatch(cleaned) or _AMOUNT_EN.fullmatch(cleaned)):
+            found = style  # digits only, or "1.234" / "1,234": the column's style decides
+        if found is None or (self.strict and found != style):
+            expected = "a decimal comma" if style == "," else "a decimal point"
+            detail = f"is not an amount with {expected}" if self.strict else "is not an amount"
+            return f"{_shown(text)} {detail}"
+        if found == ",":
+            cleaned = cleaned.replace(".", "").replace(",", ".")
+        else:
+            cleaned = cleaned.replace(",", "")
+        value = Decimal(cleaned)
+        return -value if negative else value
+
+
+@cache
+def _country_codes() -> dict[str, str]:
+    """Dutch and English country names (as babel spells them) to ISO 3166 codes."""
+    codes: dict[str, str] = {"holland": "NL", "denederlanden": "NL", "uk": "GB"}
+    for locale in ("en", "nl"):
+        for code, name in Locale.parse(locale).territories.items():
+            if len(code) == 2 and code.isalpha():
+                codes.setdefault(normalise_header(name), code)
+    return codes
+
+
+def country_code(text: str) -> str:
+    """The ISO 3166 code of a country cell: a code, or a Dutch or English name."""
+    if len(text) == 2 and text.isalpha():
+        return text.upper()
+    code = _country_codes().get(normalise_header(text))
+    if code is None:
+        raise CellError(f"{text!r} is not a country name or ISO 3166 code")
+    return code
+
+
+def language(text: str) -> Language:
+    """Dutch variants are Dutch; any other language gets English, which a foreign debtor more
+    likely reads than Dutch."""
+    norm = normalise_header(text)
+    return Language.NL if not norm or norm in _DUTCH else Language.EN
+
+
+def debtor_kind(text: str) -> DebtorKind | None:
+    """The kind a ``Type``/``Soort`` cell names (``zakelijk``, ``particulier``, ``B2B``…), or
+    ``None`` when it names none."""
+    return _KINDS.get(normalise_header(text))
+
+
+def is_direct_debit(method: str) -> bool:
+    """Whether a payment-method cell means the debtor pays by SEPA direct debit."""
+    norm = normalise_header(method)
+    return any(word in norm for word in _DIRECT_DEBIT)
