@@ -1,8 +1,9 @@
-"""A scriptable in-memory connector for engine tests: what it yields is set by the test."""
+"""Scriptable fakes for engine tests: an in-memory connector whose yield the test sets,
+recording actions, and a batch of sends as the outbox makes one."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -11,7 +12,7 @@ from typing import Any, ClassVar
 from pydantic import Field, SecretStr
 
 from debsync import hookimpl
-from debsync.actions.base import Action, ActionSettings, MessageContext, Receipt
+from debsync.actions.base import Action, ActionError, ActionSettings, MessageContext, Receipt
 from debsync.config import ConnectorInstance
 from debsync.connectors.base import JSON, Connector, ConnectorContext, ConnectorSettings, Page
 from debsync.model import Debtor, Invoice, Money
@@ -159,3 +160,16 @@ class LetterRecordingAction(RecordingAction):
     type_name: ClassVar[str] = "recording-letter"
     channel: ClassVar[str] = "letter"
     dispatched: ClassVar[bool] = False
+
+
+async def batch(action: Action[Any], items: Sequence[tuple[dict[str, Any], str]]) -> list[Any]:
+    """Send every (payload, key) in one ``async with``, as the outbox sends a batch; each
+    outcome is a receipt or the error the action raised."""
+    outcomes: list[Any] = []
+    async with action:
+        for payload, key in items:
+            try:
+                outcomes.append(await action.send(payload, key))
+            except ActionError as exc:
+                outcomes.append(exc)
+    return outcomes

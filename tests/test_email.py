@@ -8,7 +8,7 @@ import json
 import logging
 import shutil
 import socket
-from collections.abc import Callable, Coroutine, Iterator, Sequence
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import replace
 from datetime import date
 from decimal import Decimal
@@ -22,7 +22,6 @@ from debsync.actions import email as email_actions
 from debsync.actions.base import (
     Action,
     ActionEnvironment,
-    ActionError,
     ActionUnavailableError,
     MessageContext,
     OutcomeUnknownError,
@@ -47,6 +46,7 @@ from debsync.templates import Templates
 from debsync.testing.samples import SAMPLE_CREDITOR, sample_context, sample_debtor
 
 from conftest import FIXED_NOW, FrozenClock
+from fakes import batch
 from smtp_server import DROP, HANG, LoopbackCA, SMTPTestServer
 
 KEY = "3f2a9c0d41b7e6a85c1d2e3f4a5b6c7d"  # sample_context's key
@@ -62,18 +62,6 @@ async def fetch_document(instance: str, invoice_id: str) -> bytes | None:
 
 def run(coro: Coroutine[Any, Any, Any]) -> Any:
     return asyncio.run(coro)
-
-
-async def batch(action: Action[Any], items: Sequence[tuple[dict[str, Any], str]]) -> list[Any]:
-    """Send every (payload, key) in one ``async with``; each outcome is a receipt or error."""
-    outcomes: list[Any] = []
-    async with action:
-        for payload, key in items:
-            try:
-                outcomes.append(await action.send(payload, key))
-            except ActionError as exc:
-                outcomes.append(exc)
-    return outcomes
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,6 @@ from pydantic import ValidationError
 from debsync.actions.base import (
     Action,
     ActionEnvironment,
-    ActionError,
     ActionUnavailableError,
     OutcomeUnknownError,
     PermanentActionError,
@@ -50,6 +49,7 @@ from debsync.templates import Templates
 from debsync.testing.samples import sample_context
 
 from conftest import FIXED_NOW, FrozenClock
+from fakes import batch
 
 KEY = "3f2a9c0d41b7e6a85c1d2e3f4a5b6c7d"  # sample_context's key
 MOBILE = "+31687654321"  # the sample consumer's mobile number
@@ -184,18 +184,6 @@ def make(provider: str, *, templates: Templates | None = None, **changes: Any) -
 
 def reminder(action: SmsAction, **context: Any) -> dict[str, Any]:
     return action.render(sample_context("reminder", "sms", Language.NL, invoices=1, **context))
-
-
-async def batch(action: Action[Any], items: list[tuple[dict[str, Any], str]]) -> list[Any]:
-    """Every (payload, key) in one ``async with``; each outcome is a receipt or an error."""
-    outcomes: list[Any] = []
-    async with action:
-        for payload, key in items:
-            try:
-                outcomes.append(await action.send(payload, key))
-            except ActionError as exc:
-                outcomes.append(exc)
-    return outcomes
 
 
 def send_once(action: SmsAction, payload: dict[str, Any] | None = None) -> Any:
