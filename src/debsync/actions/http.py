@@ -8,30 +8,25 @@ gateways send their providers' requests through a plain :class:`HttpChannel`.
 
 Transport failures, one policy, decided by what is knowable when the exchange broke off:
 
-============================================  ==============================================
-what broke                                    outcome
-============================================  ==============================================
-the request cannot be sent as configured      :class:`ActionUnavailableError`: every request
-(``UnsupportedProtocol``, ``LocalProtocol``)  would fail the same way
-no connection (refused, DNS, TLS, connect     nothing was sent: the channel is down for the
-timeout, proxy)                               run, or the message is retried (see below)
-no free connection in the pool, or the        :class:`RetryableActionError`: the receiver
-request broke off while being written         cannot have a complete request
-after the request was sent (read timeout,     a safe method (GET, HEAD) changed nothing:
-connection dropped, an undecodable answer)    :class:`RetryableActionError`; anything else
-                                              may have been processed:
-                                              :class:`OutcomeUnknownError`
-============================================  ==============================================
+* **the request cannot be sent as configured** (``UnsupportedProtocol``,
+  ``LocalProtocolError``): :class:`ActionUnavailableError`, every request would fail alike;
+* **no connection** (refused, DNS, TLS, connect timeout, proxy): nothing was sent; the
+  channel is down for the run, or the message is retried (below);
+* **no free connection in the pool, or the request broke off while being written**:
+  :class:`RetryableActionError`, the receiver cannot have a complete request;
+* **after the request was sent** (read timeout, connection dropped, an undecodable answer):
+  a safe method (GET, HEAD) changed nothing, so :class:`RetryableActionError`; anything else
+  may have been processed, so :class:`OutcomeUnknownError`.
 
 The outbox settles an unknown outcome by itself only for an idempotent action (the webhook
 and the agency deduplicate on ``Idempotency-Key``); a non-idempotent one (SMS) waits for a
 person. A failed connection proves nothing was delivered either way; what it does not say is
 whether the next message would fare better. ``unreachable_stops_channel`` is that choice, made
-by the action that knows its endpoint: a webhook receiver or an agency is one host that
-serves nobody but this instance, so when it refuses connections every message in the batch
-would fail alike, and the run stops using it without spending attempts; an SMS provider's
-gateway is a shared, load-balanced front where a failed connection is one transient path,
-so the message is retried with backoff and the batch goes on.
+by the action that knows its endpoint: a webhook receiver or an agency is the one host
+configured for this instance, so when it refuses connections every message in the batch would
+fail alike, and the run stops using it without spending attempts; an SMS provider's gateway
+is a large, load-balanced front where a failed connection is one transient path, so the text
+is retried with backoff and the batch goes on.
 """
 
 from __future__ import annotations

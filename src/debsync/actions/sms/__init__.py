@@ -5,11 +5,12 @@ whitespace normalised, measured in GSM-7 septets or UCS-2 code units. A text lon
 ``max_segments`` fails the render, not the send, so the template is fixed once instead of
 failing at every debtor. The recipient is the debtor's first mobile number.
 
-Sending goes through one :class:`Gateway` per provider over one ``httpx.AsyncClient`` per
-batch. No provider deduplicates on a key of ours, so the action is not idempotent: every
-failure is classified by whether the message can have left (retry later, never, channel down,
-in doubt), and the outbox key travels as the provider's ``reference`` where there is one (CM,
-Bird), so a delivery report can be matched to its action even without the provider's id.
+Sending goes through one :class:`~debsync.actions.sms.gateway.Gateway` per provider over one
+``httpx.AsyncClient`` per batch (:mod:`debsync.actions.http`). No provider deduplicates on a
+key of ours, so the action is not idempotent: every failure is classified by whether the
+message can have left (retry later, never, channel down, in doubt), and the outbox key travels
+as the provider's ``reference`` where there is one (CM, Bird), so a delivery report can be
+matched to its action even without the provider's id.
 
 Delivery reports: :meth:`SmsAction.parse_delivery_report` turns a provider's callback, exactly
 as an HTTP endpoint received it, into :class:`DeliveryReport` records after checking the
