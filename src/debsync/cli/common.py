@@ -6,6 +6,7 @@ documented in ``docs/cli.md`` and versioned by their ``"version"`` field.
 
 from __future__ import annotations
 
+import getpass
 import json
 import logging
 import sys
@@ -23,6 +24,7 @@ from rich.markup import escape
 from debsync import __version__
 from debsync.config import Config, config_path, load_config
 from debsync.errors import ConfigError, StoreError
+from debsync.outbox.table import OutboxError
 from debsync.plugins import Plugins
 from debsync.store import Store, open_store
 
@@ -47,6 +49,7 @@ err = Console(stderr=True)
 class _Options:
     config: Path
     verbose: int
+    plugins: Plugins | None = None  # loaded once per process: by main(), or on first use
 
 
 def _version(value: bool) -> None:
@@ -81,7 +84,8 @@ def _main(
         handlers=[RichHandler(console=err, show_path=False, show_time=verbose > 0)],
         force=True,
     )
-    ctx.obj = _Options(config=config_path(config), verbose=verbose)
+    loaded = ctx.obj if isinstance(ctx.obj, Plugins) else None
+    ctx.obj = _Options(config=config_path(config), verbose=verbose, plugins=loaded)
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
@@ -89,8 +93,17 @@ def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
     raise typer.Exit(code)
 
 
+def plugins_of(ctx: typer.Context) -> Plugins:
+    """The process's plugins, loaded once: by :func:`main` before the arguments are parsed
+    (plugins may add commands), or here on first use when the app is invoked directly."""
+    options: _Options = ctx.find_root().obj
+    if options.plugins is None:
+        options.plugins = Plugins()
+    return options.plugins
+
+
 def load(ctx: typer.Context) -> tuple[Plugins, Config]:
-    plugins = Plugins()
+    plugins = plugins_of(ctx)
     for info in plugins.broken():
         err.print(f"[yellow]warning:[/] plugin {info.name} is broken and skipped: {info.error}")
     try:
@@ -129,5 +142,56 @@ def money(amount: Decimal, currency: str) -> str:
 
 def main() -> None:
     """Console-script entry point: plugins may add commands before arguments are parsed."""
-    Plugins().register_commands(app)
-    app()
+    plugins = Plugins()
+    plugins.register_commands(app)
+    app(obj=plugins)
+
+
+ActionId = Annotated[str, typer.Argument(metavar="ACTION_ID", help="The action id (or 6+ chars).")]
+
+
+AuthorOption = Annotated[
+    str | None, typer.Option("--by", help="Who decided [default: the current user].")
+]
+
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+
+
+def who(author: str | None) -> str:
+    return author or getpass.getuser()
+
+
+def short(key: str) -> str:
+    return key[:12]
+
+
+def decide(config: Config, decision: Any) -> Any:
+    store = open_store_or_exit(config)
+    try:
+        return decision(store)
+    except OutboxError as exc:
+        fail(str(exc), EXIT_FAILED)
+    finally:
+        store.dispose()
+
+
+def rows_json(rows: list[Any]) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": r.key,
+            "instance": r.instance,
+            "debtor": r.debtor_id,
+            "step": r.step,
+            "channel": r.channel,
+            "state": r.state,
+            "invoices": r.invoice_ids,
+            "attempts": r.attempts,
+            "planned_on": r.planned_on.isoformat(),
+            "dispatched_on": r.dispatched_on.isoformat() if r.dispatched_on else None,
+            "next_attempt_at": r.next_attempt_at.isoformat() if r.next_attempt_at else None,
+            "provider_id": r.provider_id,
+            "error": r.last_error,
+        }
+        for r in rows
+    ]

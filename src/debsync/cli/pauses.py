@@ -13,6 +13,7 @@ from rich.table import Table
 from debsync.cli.common import (
     EXIT_FAILED,
     JSON_VERSION,
+    AuthorOption,
     app,
     fail,
     load,
@@ -40,9 +41,6 @@ InstanceOption = Annotated[
     typer.Option("--instance", help="Connector instance (needed when ids are ambiguous)."),
 ]
 ReasonOption = Annotated[str, typer.Option("--reason", help="Why; kept in the dossier.")]
-AuthorOption = Annotated[
-    str | None, typer.Option("--by", help="Who decided [default: the current user].")
-]
 
 
 def _scope(

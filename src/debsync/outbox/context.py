@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -21,6 +21,7 @@ from debsync import law
 from debsync.actions.base import (
     CreditorContext,
     DebtorContext,
+    InterestClaim,
     InvoiceLine,
     MessageContext,
     PaymentInstructions,
@@ -249,6 +250,23 @@ def message_context(
         notes=action.notes,
         previous_steps=_previous_steps(facts, instance, (line.external_id for line in lines)),
         wik=_wik_proof(facts, instance, [line.external_id for line in lines], policy.delivery_days),
+        interest_claim=_interest_claim(action, today),
+    )
+
+
+def _interest_claim(action: PlannedAction, today: date) -> InterestClaim | None:
+    """How the action's interest was computed (as :mod:`debsync.claims` does), for payloads
+    that must state it; actions do not import the law."""
+    if action.interest is None:
+        return None
+    business = action.kind is DebtorKind.BUSINESS
+    convention = law.DEFAULT_CONVENTION
+    return InterestClaim(
+        article=(law.Article.HANDELSRENTE if business else law.Article.WETTELIJKE_RENTE).value,
+        start=min(line.due_date for line in action.lines) + timedelta(days=1),
+        until=today,
+        day_count=convention.day_count.value,
+        compounding=convention.compounding.value,
     )
 
 

@@ -266,6 +266,10 @@ class Dispatcher:
         with self.store.engine.connect() as conn:
             return load_facts(conn, rows)
 
+    def actions(self) -> dict[str, Action[Any]]:
+        """Every configured action instance, built once (for polling and callbacks)."""
+        return {name: self.action(configured) for name, configured in self.config.actions.items()}
+
     def action(self, configured: ActionInstance) -> Action[Any]:
         found = self._actions.get(configured.name)
         if found is None:

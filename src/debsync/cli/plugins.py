@@ -1,14 +1,25 @@
-"""Commands for plugin authors: generate a plugin package, print a type's settings schema."""
+"""debsync plugins, new and the schema commands: what is installed, and starting a plugin."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
+from rich.table import Table
 
-from debsync.cli.common import EXIT_FAILED, app, fail, out, print_json
-from debsync.plugins import Plugins
+from debsync.cli.common import (
+    EXIT_FAILED,
+    JSON_VERSION,
+    app,
+    err,
+    fail,
+    out,
+    plugins_of,
+    print_json,
+)
 from debsync.scaffold import ScaffoldError, generate
 
 new_app = typer.Typer(help="Start a plugin: a package that passes the conformance kit.")
@@ -58,12 +69,48 @@ def _schema(kind: str, known: dict[str, Any], type_name: str) -> None:
 
 
 @connectors_app.command("schema")
-def connectors_schema(type_name: Annotated[str, typer.Argument(metavar="TYPE")]) -> None:
+def connectors_schema(
+    ctx: typer.Context, type_name: Annotated[str, typer.Argument(metavar="TYPE")]
+) -> None:
     """Print a connector type's settings as JSON Schema (what its table may contain)."""
-    _schema("connector", Plugins().connector_types(), type_name)
+    _schema("connector", plugins_of(ctx).connector_types(), type_name)
 
 
 @actions_app.command("schema")
-def actions_schema(type_name: Annotated[str, typer.Argument(metavar="TYPE")]) -> None:
+def actions_schema(
+    ctx: typer.Context, type_name: Annotated[str, typer.Argument(metavar="TYPE")]
+) -> None:
     """Print an action type's settings as JSON Schema."""
-    _schema("action", Plugins().action_types(), type_name)
+    _schema("action", plugins_of(ctx).action_types(), type_name)
+
+
+@app.command()
+def plugins(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    show_all: Annotated[bool, typer.Option("--all", help="Include built-in plugins.")] = False,
+) -> None:
+    """Installed plugins, what they register, and any that are broken."""
+    infos = [i for i in plugins_of(ctx).infos.values() if show_all or not i.builtin]
+    if as_json:
+        print_json({"version": JSON_VERSION, "plugins": [asdict(i) for i in infos]})
+        return
+    if not infos:
+        out.print("No third-party plugins installed (use --all to include built-ins).")
+        return
+    table = Table(title="plugins", title_justify="left")
+    for column in ("name", "version", "status", "connectors", "actions"):
+        table.add_column(column)
+    for i in infos:
+        colour = {"loaded": "green", "broken": "red", "disabled": "yellow"}[i.status]
+        table.add_row(
+            i.name + (" (built-in)" if i.builtin else ""),
+            i.version or "-",
+            f"[{colour}]{i.status}[/]",
+            ", ".join(i.connectors) or "-",
+            ", ".join(i.actions) or "-",
+        )
+    out.print(table)
+    for i in infos:
+        if i.error:
+            err.print(f"[red]{escape(i.name)}:[/] {escape(i.error)}", highlight=False)

@@ -1,62 +1,29 @@
-"""The sync engine: runs one connector instance and keeps the store's copy of its open items.
-
-Guarantees, whatever the connector:
-
-* Each page and its cursor commit in one transaction. An incremental sync interrupted after
-  page N resumes from page N's cursor. A full snapshot interrupted part-way is run again from
-  its start: pages already committed re-apply as no-ops, so nothing is lost or doubled, and
-  invoices are only ever closed by a snapshot that was seen whole.
-* A record identical to the stored one writes nothing and logs nothing.
-* An invoice that left the open set (absent from a complete snapshot, or listed in
-  ``Page.closed``) is closed and its remaining amount recorded as paid; a lower open amount is a
-  partial payment. Connectors with the ``"payments"`` capability report payments themselves, so
-  nothing is derived for them.
-* A bad record is a reject: counted, stored with the run and shown by ``debsync status``; it
-  never stops a page. An invoice rejected in a snapshot is never closed for being "absent".
-* A snapshot that would close most open invoices at once (an empty or truncated export, a
-  wrong file) is refused unless the operator allows it.
-"""
+"""Applying one connector page to the store inside the page's transaction: upserts that write
+only what changed, the dossier events of every change, derived payments, closings, rejects."""
 
 from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable, Iterable
-from dataclasses import asdict
+from collections.abc import Iterable
 from datetime import date, datetime
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from debsync.clock import Clock, local_date, system_clock
-from debsync.config import Config, ConnectorInstance
-from debsync.connectors.base import (
-    Connector,
-    ConnectorContext,
-    Page,
-    Previous,
-    SyncCounts,
-    SyncResult,
-)
-from debsync.errors import ConnectorError, FatalConnectorError
+from debsync.clock import Clock, local_date
+from debsync.connectors.base import Page, Previous, SyncCounts
+from debsync.errors import FatalConnectorError
 from debsync.model import Debtor, Invoice, Payment, from_minor, to_minor
-from debsync.plugins import Plugins
-from debsync.store import Store
-from debsync.store.schema import (
-    EventKind,
-    connector_state,
-    debtors,
-    events,
-    invoices,
-    payments,
-    sync_rejects,
-    sync_runs,
-)
+from debsync.store.schema import EventKind, debtors, events, invoices, payments, sync_rejects
 
 log = logging.getLogger("debsync.sync")
 
+
 MASS_CLOSE_MIN_OPEN = 20
+
+
 MASS_CLOSE_FRACTION = 0.5
 
 
@@ -64,7 +31,7 @@ class MassCloseRefused(FatalConnectorError):
     """A snapshot would close more than half of the open invoices; an operator must confirm."""
 
 
-class _Known(NamedTuple):
+class Known(NamedTuple):
     """What the engine remembers of a stored invoice to detect changes without re-reading it."""
 
     fingerprint: bytes
@@ -73,14 +40,6 @@ class _Known(NamedTuple):
     currency: str
     debtor_id: str
     number: str
-
-
-ProgressCallback = Callable[[SyncResult], None]
-
-
-def build_connector(instance: ConnectorInstance, config: Config, clock: Clock) -> Connector[Any]:
-    context = ConnectorContext(instance=instance.name, config_dir=config.directory, clock=clock)
-    return instance.cls(instance.name, instance.settings, context)
 
 
 def _fingerprint(data: str) -> bytes:
@@ -122,238 +81,6 @@ def _amount(minor: int, currency: str) -> str:
     return str(from_minor(minor, currency))
 
 
-class SyncEngine:
-    """Applies connector pages to the store. One engine per store; stateless between runs."""
-
-    def __init__(
-        self, store: Store, *, clock: Clock = system_clock, plugins: Plugins | None = None
-    ) -> None:
-        self.store = store
-        self.clock = clock
-        self.plugins = plugins
-
-    async def run(
-        self,
-        instance: ConnectorInstance,
-        connector: Connector[Any],
-        *,
-        allow_mass_close: bool = False,
-        progress: ProgressCallback | None = None,
-    ) -> SyncResult:
-        """Sync one connector instance; never raises for connector or record failures: the
-        outcome, including the error, is in the returned result and in the store."""
-        started = self.clock()
-        with self.store.engine.begin() as conn:
-            state = self._prepare_state(conn, instance, started)
-            incremental = (
-                "incremental" in connector.capabilities
-                and state["cursor"] is not None
-                and state["snapshot_started_at"] is None
-            )
-            run_id = self._start_run(conn, instance.name, started, snapshot=not incremental)
-            known_debtors: dict[str, bytes] = {}
-            raw: dict[tuple[str, str], bytes] = {}
-            for ext, fingerprint, raw_fingerprint in conn.execute(
-                sa.select(
-                    debtors.c.external_id, debtors.c.fingerprint, debtors.c.raw_fingerprint
-                ).where(debtors.c.instance == instance.name)
-            ):
-                known_debtors[ext] = fingerprint
-                if raw_fingerprint is not None:
-                    raw[("debtor", ext)] = raw_fingerprint
-            known_invoices: dict[str, _Known] = {}
-            for row in conn.execute(
-                sa.select(
-                    invoices.c.external_id,
-                    invoices.c.fingerprint,
-                    invoices.c.state,
-                    invoices.c.open_minor,
-                    invoices.c.currency,
-                    invoices.c.debtor_id,
-                    invoices.c.number,
-                    invoices.c.raw_fingerprint,
-                ).where(invoices.c.instance == instance.name)
-            ):
-                known_invoices[row[0]] = _Known(*row[1:7])
-                if row[7] is not None:
-                    raw[("invoice", row[0])] = row[7]
-        connector.previous = Previous(
-            invoices={
-                ext: fp
-                for (kind, ext), fp in raw.items()
-                if kind == "invoice" and known_invoices[ext].state == "open"
-            },
-            debtors={ext: fp for (kind, ext), fp in raw.items() if kind == "debtor"},
-        )
-        result = SyncResult(instance=instance.name, run_id=run_id, snapshot=not incremental)
-        if state["type"] != instance.type_name:
-            result.error = (
-                f"instance {instance.name!r} was synced as type {state['type']!r} and is now "
-                f"configured as {instance.type_name!r}; records are keyed by instance, so give "
-                "the new source a new instance name"
-            )
-            self._finish_run(result)
-            if self.plugins is not None:
-                self.plugins.sync_finished(instance.name, result)
-            return result
-        apply = _PageWriter(
-            instance=instance.name,
-            run_id=run_id,
-            clock=self.clock,
-            derive_payments="payments" not in connector.capabilities,
-            known_debtors=known_debtors,
-            known_invoices=known_invoices,
-            known_raw=raw,
-            previous=connector.previous,
-            counts=result.counts,
-        )
-        seen: set[str] = set()
-        complete = False
-        try:
-            async for page in connector.fetch(state["cursor"] if incremental else None):
-                if page.snapshot_complete and incremental:
-                    raise FatalConnectorError(
-                        f"connector {connector.type_name!r} marked an incremental page as "
-                        "snapshot_complete; only a full snapshot (cursor None) can be complete"
-                    )
-                if complete:
-                    raise FatalConnectorError(
-                        f"connector {connector.type_name!r} yielded a page after the snapshot "
-                        "was complete"
-                    )
-                with self.store.engine.begin() as conn:
-                    apply.page(conn, page)
-                    self._save_cursor(conn, instance.name, page, snapshot=not incremental)
-                apply.committed()
-                seen.update(inv.external_id for inv in page.invoices)
-                seen.update(page.unchanged_invoices)
-                seen.update(r.invoice_id for r in page.rejects if r.invoice_id)
-                result.pages += 1
-                result.rejects.extend(page.rejects)
-                complete = page.snapshot_complete
-                if progress:
-                    progress(result)
-            if not incremental and not complete:
-                raise FatalConnectorError(
-                    f"connector {connector.type_name!r} ended a full snapshot without a page "
-                    "marked snapshot_complete; nothing was closed"
-                )
-            if complete:
-                with self.store.engine.begin() as conn:
-                    apply.close_absent(conn, seen, allow_mass_close=allow_mass_close)
-                    conn.execute(
-                        sa.update(connector_state)
-                        .where(connector_state.c.instance == instance.name)
-                        .values(snapshot_started_at=None)
-                    )
-                apply.committed()
-        except ConnectorError as exc:
-            result.error = f"{type(exc).__name__}: {exc}"
-        except Exception as exc:  # a connector bug must not take the daemon down
-            log.exception("sync %s: unexpected error", instance.name)
-            result.error = f"unexpected {type(exc).__name__}: {exc}"
-        else:
-            result.ok = True
-        self._finish_run(result)
-        if progress:
-            progress(result)
-        if self.plugins is not None:
-            self.plugins.sync_finished(instance.name, result)
-        return result
-
-    def _prepare_state(
-        self, conn: Connection, instance: ConnectorInstance, now: datetime
-    ) -> dict[str, Any]:
-        # A run still marked running belongs to a process that died; single-process SQLite
-        # deployments reach here only after such a crash.
-        conn.execute(
-            sa.update(sync_runs)
-            .where(sync_runs.c.instance == instance.name, sync_runs.c.status == "running")
-            .values(status="interrupted", finished_at=now)
-        )
-        row = (
-            conn.execute(
-                sa.select(connector_state).where(connector_state.c.instance == instance.name)
-            )
-            .mappings()
-            .first()
-        )
-        if row is None:
-            conn.execute(
-                sa.insert(connector_state).values(
-                    instance=instance.name, type=instance.type_name, last_attempt_at=now
-                )
-            )
-            return {"type": instance.type_name, "cursor": None, "snapshot_started_at": None}
-        conn.execute(
-            sa.update(connector_state)
-            .where(connector_state.c.instance == instance.name)
-            .values(last_attempt_at=now)
-        )
-        return dict(row)
-
-    def _start_run(self, conn: Connection, instance: str, now: datetime, *, snapshot: bool) -> int:
-        run_id = conn.execute(
-            sa.insert(sync_runs)
-            .values(
-                instance=instance,
-                started_at=now,
-                status="running",
-                snapshot=snapshot,
-                pages=0,
-                counts={},
-            )
-            .returning(sync_runs.c.id)
-        ).scalar_one()
-        return int(run_id)
-
-    def _save_cursor(self, conn: Connection, instance: str, page: Page, *, snapshot: bool) -> None:
-        values: dict[str, Any] = {"cursor": page.cursor}
-        if snapshot:
-            values["snapshot_started_at"] = sa.func.coalesce(
-                connector_state.c.snapshot_started_at, self.clock()
-            )
-        conn.execute(
-            sa.update(connector_state)
-            .where(connector_state.c.instance == instance)
-            .values(**values)
-        )
-
-    def _finish_run(self, result: SyncResult) -> None:
-        now = self.clock()
-        status = "ok" if result.ok else "failed"
-        with self.store.engine.begin() as conn:
-            conn.execute(
-                sa.update(sync_runs)
-                .where(sync_runs.c.id == result.run_id)
-                .values(
-                    finished_at=now,
-                    status=status,
-                    pages=result.pages,
-                    counts=asdict(result.counts),
-                    error=result.error,
-                )
-            )
-            values: dict[str, Any] = {"last_error": result.error, "last_run_id": result.run_id}
-            if result.ok:
-                values["last_success_at"] = now
-            conn.execute(
-                sa.update(connector_state)
-                .where(connector_state.c.instance == result.instance)
-                .values(**values)
-            )
-        if result.ok:
-            log.info(
-                "sync %s: ok, %d page(s), %d write(s), %d reject(s)",
-                result.instance,
-                result.pages,
-                result.counts.writes,
-                result.counts.rejects,
-            )
-        else:
-            log.warning("sync %s: failed: %s", result.instance, result.error)
-
-
 _INVOICE_UPDATE = (
     sa.update(invoices)
     .where(
@@ -362,16 +89,21 @@ _INVOICE_UPDATE = (
     )
     .execution_options(synchronize_session=False)
 )
+
+
 _INVOICE_RAW = _INVOICE_UPDATE.values(raw_fingerprint=sa.bindparam("raw"))
+
+
 _DEBTOR_UPDATE = sa.update(debtors).where(
     debtors.c.instance == sa.bindparam("k_instance"),
     debtors.c.external_id == sa.bindparam("k_external_id"),
 )
 
+
 _DEBTOR_RAW = _DEBTOR_UPDATE.values(raw_fingerprint=sa.bindparam("raw"))
 
 
-class _PageWriter:
+class PageWriter:
     """Turns one page into batched inserts, updates and events inside the caller's
     transaction; the in-memory view of the store advances only once that transaction commits."""
 
@@ -383,7 +115,7 @@ class _PageWriter:
         clock: Clock,
         derive_payments: bool,
         known_debtors: dict[str, bytes],
-        known_invoices: dict[str, _Known],
+        known_invoices: dict[str, Known],
         known_raw: dict[tuple[str, str], bytes],
         previous: Previous,
         counts: SyncCounts,
@@ -399,7 +131,7 @@ class _PageWriter:
         self.counts = counts
         self._pending_debtors: dict[str, bytes] = {}
         self._pending_raw: dict[tuple[str, str], bytes] = {}
-        self._pending_invoices: dict[str, _Known] = {}
+        self._pending_invoices: dict[str, Known] = {}
         self._pending_counts: dict[str, int] = {}
         self._known_payments: set[str] | None = None
         self._pending_payments: set[str] = set()
@@ -589,7 +321,7 @@ class _PageWriter:
             else:
                 updates.append({"k_instance": self.instance, "k_external_id": ext, **row})
                 self._describe_change(before, invoice, row, now, today, out, new_payments)
-            self._pending_invoices[ext] = _Known(
+            self._pending_invoices[ext] = Known(
                 fingerprint, "open", open_minor, currency, debtor_id, invoice.number
             )
         if inserts:
@@ -601,7 +333,7 @@ class _PageWriter:
 
     def _describe_change(
         self,
-        before: _Known,
+        before: Known,
         invoice: Invoice,
         row: dict[str, Any],
         now: datetime,

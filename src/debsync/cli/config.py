@@ -1,0 +1,25 @@
+"""debsync config check: validate connectors.toml and report every problem at once."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+import typer
+
+from debsync.cli.common import EXIT_FAILED, config_app, load, out
+
+
+@config_app.command("check")
+def config_check(ctx: typer.Context) -> None:
+    """Validate the configuration, resolve its secrets, and report every problem at once."""
+    plugins, config = load(ctx)
+    safe_url = sa.make_url(config.store_url).render_as_string(hide_password=True)
+    out.print(f"[green]ok[/] {config.path}")
+    out.print(f"  store: {safe_url}")
+    if config.creditor:
+        out.print(f"  creditor: {config.creditor.name}")
+    for name, c in config.connectors.items():
+        out.print(f"  connector {name}: type {c.type_name}")
+    for name, a in config.actions.items():
+        out.print(f"  action {name}: type {a.type_name}")
+    if plugins.broken():
+        raise typer.Exit(EXIT_FAILED)

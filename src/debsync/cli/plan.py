@@ -1,0 +1,167 @@
+"""debsync plan: today's (or another day's) step for every open invoice, and why."""
+
+from __future__ import annotations
+
+from datetime import datetime, time
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from debsync.cli.common import (
+    EXIT_FAILED,
+    JSON_VERSION,
+    app,
+    err,
+    fail,
+    load,
+    money,
+    open_store_or_exit,
+    out,
+    parse_date,
+    print_json,
+)
+from debsync.clock import AMSTERDAM, local_date, system_clock
+from debsync.decisions import Plan, PlannedAction, Reason, explain
+from debsync.planning import plan_from_store
+
+
+@app.command("plan")
+def plan_command(
+    ctx: typer.Context,
+    at: Annotated[
+        str | None, typer.Option("--at", help="Plan as of this date (YYYY-MM-DD).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    explain_number: Annotated[
+        str | None,
+        typer.Option(
+            "--explain", metavar="INVOICE_NUMBER", help="Why this invoice is or is not escalated."
+        ),
+    ] = None,
+) -> None:
+    """Which dunning step every open invoice is due for, without sending anything."""
+    _, config = load(ctx)
+    now = system_clock()
+    check_freshness = True
+    if at:
+        day = parse_date(at, "--at")
+        check_freshness = day <= local_date(now)
+        now = datetime.combine(day, time(9, 0), tzinfo=AMSTERDAM)
+    store = open_store_or_exit(config)
+    result = plan_from_store(config, store, now, check_freshness=check_freshness)
+    store.dispose()
+    if explain_number:
+        lines = result.explain(explain_number)
+        if not lines:
+            fail(f"no open invoice numbered {explain_number!r}", EXIT_FAILED)
+        for line in lines:
+            out.print(line, highlight=False, markup=False)
+        for action in result.actions:
+            if any(line.number == explain_number for line in action.lines):
+                out.print(_action_summary(action), highlight=False, markup=False)
+        return
+    if as_json:
+        print_json(_plan_json(result))
+        return
+    _print_plan(result)
+
+
+def _action_summary(a: PlannedAction) -> str:
+    numbers = ", ".join(line.number for line in a.lines)
+    return (
+        f"action {a.key}: {a.step} by {a.channel} to debtor {a.debtor_id} for {numbers}: "
+        f"{a.explanation}"
+    )
+
+
+def _plan_json(result: Plan) -> dict[str, Any]:
+    return {
+        "version": JSON_VERSION,
+        "today": result.today.isoformat(),
+        "actions": [
+            {
+                "key": a.key,
+                "instance": a.instance,
+                "debtor": a.debtor_id,
+                "step": a.step,
+                "channel": a.channel,
+                "role": a.role,
+                "requires_approval": a.requires_approval,
+                "language": a.language.value,
+                "currency": a.currency,
+                "invoices": [
+                    {
+                        "id": line.invoice_id,
+                        "number": line.number,
+                        "due_date": line.due_date.isoformat(),
+                        "days_overdue": line.days_overdue,
+                        "principal": line.principal,
+                        "interest": line.interest,
+                    }
+                    for line in a.lines
+                ],
+                "principal": a.principal,
+                "interest": a.interest,
+                "costs": a.costs,
+                "announced_costs": a.announced_costs,
+                "total": a.total,
+                "deadline": a.deadline.isoformat(),
+                "notes": list(a.notes),
+                "explanation": a.explanation,
+            }
+            for a in result.actions
+        ],
+        "skipped": [
+            {
+                "instance": d.instance,
+                "invoice": d.invoice_id,
+                "number": d.number,
+                "debtor": d.debtor_id,
+                "reason": d.reason.value,
+                "current_step": d.current_step,
+                "next_step": d.next_step,
+                "next_on": d.next_on.isoformat() if d.next_on else None,
+                "explanation": explain(d),
+            }
+            for d in result.decisions
+            if d.reason not in (Reason.PLANNED, Reason.AWAITING_APPROVAL)
+        ],
+        "warnings": result.warnings,
+    }
+
+
+def _print_plan(result: Plan) -> None:
+    table = Table(title=f"plan for {result.today.isoformat()}", title_justify="left")
+    for column in (
+        "debtor",
+        "step",
+        "channel",
+        "invoices",
+        "principal",
+        "interest",
+        "costs",
+        "deadline",
+    ):
+        table.add_column(
+            column, justify="right" if column in ("principal", "interest", "costs") else "left"
+        )
+    for a in result.actions:
+        table.add_row(
+            f"{a.instance}/{a.debtor_id}",
+            a.step + (" (approval)" if a.requires_approval else ""),
+            a.channel,
+            ", ".join(line.number for line in a.lines),
+            money(a.principal, a.currency),
+            money(a.interest, a.currency) if a.interest is not None else "-",
+            money(a.costs, a.currency) if a.costs is not None else "-",
+            a.deadline.isoformat(),
+        )
+    out.print(table)
+    counts: dict[str, int] = {}
+    for d in result.decisions:
+        counts[d.reason.value] = counts.get(d.reason.value, 0) + 1
+    out.print("invoices: " + ", ".join(f"{n} {reason}" for reason, n in sorted(counts.items())))
+    for warning in result.warnings:
+        err.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)

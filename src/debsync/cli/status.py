@@ -1,0 +1,164 @@
+"""debsync status: open and overdue amounts, aging, last sync, rejects, the outbox."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import date
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from debsync.cli.common import (
+    EXIT_FAILED,
+    JSON_VERSION,
+    app,
+    err,
+    load,
+    money,
+    open_store_or_exit,
+    out,
+    parse_date,
+    print_json,
+)
+from debsync.clock import local_date, system_clock
+from debsync.config import Config
+from debsync.errors import DebsyncError
+from debsync.law import load_rate_table
+from debsync.outbox.review import OutboxStatus, outbox_status
+from debsync.store.reports import AGING_BUCKETS, InstanceStatus, instance_status
+
+
+@app.command()
+def status(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    at: Annotated[
+        str | None, typer.Option("--at", help="Age invoices as of this date (YYYY-MM-DD).")
+    ] = None,
+) -> None:
+    """Open and overdue amounts, aging, last sync and rejected records per instance."""
+    plugins, config = load(ctx)
+    today = parse_date(at, "--at") if at else local_date(system_clock())
+    store = open_store_or_exit(config)
+    rows = instance_status(store, {n: c.type_name for n, c in config.connectors.items()}, today)
+    actions = outbox_status(store, config.routes().keys())
+    store.dispose()
+    warnings = _law_warnings(config, today)
+    warnings += [
+        f"{n} action(s) on channel {channel!r} wait: no [actions] instance carries it"
+        for channel, n in sorted(actions.unrouted.items())
+    ]
+    if as_json:
+        print_json(
+            {
+                "version": JSON_VERSION,
+                "today": today.isoformat(),
+                "instances": [_status_json(s) for s in rows],
+                "outbox": {
+                    "counts": actions.counts,
+                    "needs_review": [asdict(r) for r in actions.review],
+                    "unrouted": actions.unrouted,
+                },
+                "broken_plugins": [{"name": i.name, "error": i.error} for i in plugins.broken()],
+                "warnings": warnings,
+            }
+        )
+    else:
+        _print_status(rows, today)
+        _print_outbox(actions)
+        for warning in warnings:
+            err.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
+    if actions.review or any(s.last_error for s in rows if s.instance in config.connectors):
+        raise typer.Exit(EXIT_FAILED)
+
+
+def _print_outbox(actions: OutboxStatus) -> None:
+    if not actions.counts:
+        return
+    out.print("outbox: " + ", ".join(f"{n} {state}" for state, n in sorted(actions.counts.items())))
+    for r in actions.review:
+        out.print(
+            f"  [red]{r.state}[/] {r.key[:12]} {r.step} by {r.channel} to "
+            f"{escape(r.instance)}/{escape(r.debtor_id)}: {escape(r.error or 'outcome unknown')}",
+            highlight=False,
+        )
+    if actions.review:
+        out.print("  see `debsync outbox review`")
+
+
+RATE_TABLE_WARNING_DAYS = 30
+
+
+def _law_warnings(config: Config, today: date) -> list[str]:
+    """Say so a month before the interest table runs out, and every day after."""
+    try:
+        last = load_rate_table(config.law.interest_rates).last_known()
+    except DebsyncError as exc:
+        return [f"statutory interest table cannot be read: {exc}"]
+    if (last - today).days > RATE_TABLE_WARNING_DAYS:
+        return []
+    return [
+        f"the statutory interest table ends on {last.isoformat()}; add the next half-year's "
+        "rates ([law] interest_rates, see docs/law.md) or upgrade debsync, otherwise "
+        "messages go out without interest"
+    ]
+
+
+def _status_json(s: InstanceStatus) -> dict[str, Any]:
+    return {
+        "instance": s.instance,
+        "type": s.type,
+        "open_invoices": s.open_invoices,
+        "currencies": {
+            code: {
+                "open_invoices": t.open_invoices,
+                "open_amount": t.open_amount,
+                "overdue_amount": t.overdue_amount,
+                "aging": t.aging,
+                "aging_counts": t.aging_counts,
+            }
+            for code, t in s.totals.items()
+        },
+        "last_sync": s.last_sync.isoformat() if s.last_sync else None,
+        "last_attempt": s.last_attempt.isoformat() if s.last_attempt else None,
+        "last_run_status": s.last_run_status,
+        "last_error": s.last_error,
+        "rejects": [asdict(r) for r in s.rejects],
+    }
+
+
+def _print_status(rows: list[InstanceStatus], today: date) -> None:
+    """Per instance a summary line and, per currency, the aging table (fits 80 columns)."""
+    if not rows:
+        out.print("No connector instances configured or synced yet.")
+        return
+    for s in rows:
+        last = s.last_sync.strftime("%Y-%m-%d %H:%M UTC") if s.last_sync else "never"
+        out.print(
+            f"[bold]{escape(s.instance)}[/] ({escape(s.type or 'not configured')}): "
+            f"{s.open_invoices} open invoice(s); last successful sync {last}"
+        )
+        for currency, t in s.totals.items():
+            out.print(
+                f"  {currency}: {t.open_invoices} invoice(s), {money(t.open_amount, currency)} "
+                f"open, {money(t.overdue_amount, currency)} overdue"
+            )
+            table = Table(title=f"aging as of {today.isoformat()}", title_justify="left")
+            table.add_column("days past due")
+            table.add_column("invoices", justify="right")
+            table.add_column("amount", justify="right")
+            for bucket in AGING_BUCKETS:
+                label = "not yet due" if bucket == "not_due" else bucket
+                table.add_row(label, str(t.aging_counts[bucket]), money(t.aging[bucket], currency))
+            out.print(table)
+        if s.last_error:
+            err.print(f"[red]last sync failed:[/] {escape(s.last_error)}", highlight=False)
+        if s.rejects:
+            out.print(
+                f"[yellow]{len(s.rejects)} rejected or repaired record(s) in the last sync:[/]"
+            )
+            for r in s.rejects:
+                tag = "repaired" if r.dropped else "rejected"
+                out.print(f"  {tag} {r.kind} {r.ref}: {r.reason}", highlight=False, markup=False)

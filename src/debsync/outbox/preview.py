@@ -1,0 +1,88 @@
+"""Looking without sending: what ``debsync act`` would queue and send now, and one action's
+message exactly as it was handed to its channel or as it would be today."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Row
+
+from debsync.config import Config
+from debsync.decisions import PlannedAction
+from debsync.outbox.context import load_facts
+from debsync.outbox.executor import Dispatcher, Ending
+from debsync.outbox.table import OutboxError, claimable, find
+from debsync.planning import plan_from_store
+from debsync.store import Store
+from debsync.store.schema import OPEN_STATES, outbox
+
+
+@dataclass
+class DryRun:
+    """What ``act`` would do now: the actions it would newly queue, how many of today's are
+    queued already, how many queued actions are due to send, and channels nothing carries."""
+
+    would_queue: list[PlannedAction]
+    already_queued: int
+    due: int
+    unrouted: list[str]
+    warnings: list[str] = field(default_factory=list)
+
+
+def dry_run(config: Config, store: Store, now: datetime) -> DryRun:
+    """Plan as ``act`` would and compare with the outbox; writes nothing."""
+    result = plan_from_store(config, store, now)
+    keys = [a.key for a in result.actions]
+    with store.engine.connect() as conn:
+        existing = set(
+            conn.execute(sa.select(outbox.c.key).where(outbox.c.key.in_(keys))).scalars()
+        )
+        due = conn.execute(
+            sa.select(sa.func.count()).where(claimable(now, list(config.routes())))
+        ).scalar_one()
+    carried = {channel for _, channel in config.routes()}
+    return DryRun(
+        would_queue=[a for a in result.actions if a.key not in existing],
+        already_queued=len(existing),
+        due=int(due),
+        unrouted=sorted({a.channel for a in result.actions} - carried),
+        warnings=list(result.warnings),
+    )
+
+
+@dataclass
+class Preview:
+    """One action's message. ``stored`` is true when ``text`` is exactly what was handed to
+    the channel (its hash is ``row.payload_sha256``); otherwise it is composed with today's
+    figures, or ``ending`` says why the action would not be sent."""
+
+    row: Row[Any]
+    stored: bool
+    text: str | None
+    ending: Ending | None = None
+    dropped: list[str] = field(default_factory=list)
+
+
+def preview(dispatcher: Dispatcher, key_prefix: str, today: date) -> Preview:
+    """The message of the action whose id starts with ``key_prefix``."""
+    row = find(dispatcher.store, key_prefix)
+    configured = dispatcher.config.action_for(row.instance, row.channel)
+    if configured is None:
+        raise OutboxError(f"no [actions] instance carries channel {row.channel!r}")
+    action = dispatcher.action(configured)
+    if row.payload is not None and row.state not in OPEN_STATES:
+        return Preview(row, stored=True, text=action.preview(row.payload))
+    with dispatcher.store.engine.connect() as conn:
+        facts = load_facts(conn, [row])
+    composed = dispatcher.compose(action, row, facts, today)
+    if isinstance(composed, Ending):
+        return Preview(row, stored=False, text=None, ending=composed)
+    return Preview(
+        row,
+        stored=False,
+        text=action.preview(composed.payload),
+        dropped=sorted(composed.dropped),
+    )

@@ -1,0 +1,316 @@
+"""Running connector instances: one sync run per instance, its pages applied in order, the
+run and its cursor recorded, observers told. See :mod:`debsync.sync` for the guarantees."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from datetime import datetime
+from typing import Any, Protocol
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from debsync.clock import Clock, system_clock
+from debsync.config import Config, ConnectorInstance
+from debsync.connectors.base import (
+    Connector,
+    ConnectorContext,
+    Page,
+    Previous,
+    SyncResult,
+)
+from debsync.errors import ConnectorError, FatalConnectorError
+from debsync.plugins import Plugins
+from debsync.store import Store
+from debsync.store.schema import (
+    connector_state,
+    debtors,
+    invoices,
+    sync_runs,
+)
+from debsync.sync.writer import Known, PageWriter
+
+log = logging.getLogger("debsync.sync")
+
+
+ProgressCallback = Callable[[SyncResult], None]
+
+
+def build_connector(instance: ConnectorInstance, config: Config, clock: Clock) -> Connector[Any]:
+    context = ConnectorContext(instance=instance.name, config_dir=config.directory, clock=clock)
+    return instance.cls(instance.name, instance.settings, context)
+
+
+class SyncEngine:
+    """Applies connector pages to the store. One engine per store; stateless between runs."""
+
+    def __init__(
+        self, store: Store, *, clock: Clock = system_clock, plugins: Plugins | None = None
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.plugins = plugins
+
+    async def run(
+        self,
+        instance: ConnectorInstance,
+        connector: Connector[Any],
+        *,
+        allow_mass_close: bool = False,
+        progress: ProgressCallback | None = None,
+    ) -> SyncResult:
+        """Sync one connector instance; never raises for connector or record failures: the
+        outcome, including the error, is in the returned result and in the store."""
+        started = self.clock()
+        with self.store.engine.begin() as conn:
+            state = self._prepare_state(conn, instance, started)
+            incremental = (
+                "incremental" in connector.capabilities
+                and state["cursor"] is not None
+                and state["snapshot_started_at"] is None
+            )
+            run_id = self._start_run(conn, instance.name, started, snapshot=not incremental)
+            known_debtors: dict[str, bytes] = {}
+            raw: dict[tuple[str, str], bytes] = {}
+            for ext, fingerprint, raw_fingerprint in conn.execute(
+                sa.select(
+                    debtors.c.external_id, debtors.c.fingerprint, debtors.c.raw_fingerprint
+                ).where(debtors.c.instance == instance.name)
+            ):
+                known_debtors[ext] = fingerprint
+                if raw_fingerprint is not None:
+                    raw[("debtor", ext)] = raw_fingerprint
+            known_invoices: dict[str, Known] = {}
+            for row in conn.execute(
+                sa.select(
+                    invoices.c.external_id,
+                    invoices.c.fingerprint,
+                    invoices.c.state,
+                    invoices.c.open_minor,
+                    invoices.c.currency,
+                    invoices.c.debtor_id,
+                    invoices.c.number,
+                    invoices.c.raw_fingerprint,
+                ).where(invoices.c.instance == instance.name)
+            ):
+                known_invoices[row[0]] = Known(*row[1:7])
+                if row[7] is not None:
+                    raw[("invoice", row[0])] = row[7]
+        connector.previous = Previous(
+            invoices={
+                ext: fp
+                for (kind, ext), fp in raw.items()
+                if kind == "invoice" and known_invoices[ext].state == "open"
+            },
+            debtors={ext: fp for (kind, ext), fp in raw.items() if kind == "debtor"},
+        )
+        result = SyncResult(instance=instance.name, run_id=run_id, snapshot=not incremental)
+        if state["type"] != instance.type_name:
+            result.error = (
+                f"instance {instance.name!r} was synced as type {state['type']!r} and is now "
+                f"configured as {instance.type_name!r}; records are keyed by instance, so give "
+                "the new source a new instance name"
+            )
+            self._finish_run(result)
+            if self.plugins is not None:
+                self.plugins.sync_finished(instance.name, result)
+            return result
+        apply = PageWriter(
+            instance=instance.name,
+            run_id=run_id,
+            clock=self.clock,
+            derive_payments="payments" not in connector.capabilities,
+            known_debtors=known_debtors,
+            known_invoices=known_invoices,
+            known_raw=raw,
+            previous=connector.previous,
+            counts=result.counts,
+        )
+        seen: set[str] = set()
+        complete = False
+        try:
+            async for page in connector.fetch(state["cursor"] if incremental else None):
+                if page.snapshot_complete and incremental:
+                    raise FatalConnectorError(
+                        f"connector {connector.type_name!r} marked an incremental page as "
+                        "snapshot_complete; only a full snapshot (cursor None) can be complete"
+                    )
+                if complete:
+                    raise FatalConnectorError(
+                        f"connector {connector.type_name!r} yielded a page after the snapshot "
+                        "was complete"
+                    )
+                with self.store.engine.begin() as conn:
+                    apply.page(conn, page)
+                    self._save_cursor(conn, instance.name, page, snapshot=not incremental)
+                apply.committed()
+                seen.update(inv.external_id for inv in page.invoices)
+                seen.update(page.unchanged_invoices)
+                seen.update(r.invoice_id for r in page.rejects if r.invoice_id)
+                result.pages += 1
+                result.rejects.extend(page.rejects)
+                complete = page.snapshot_complete
+                if progress:
+                    progress(result)
+            if not incremental and not complete:
+                raise FatalConnectorError(
+                    f"connector {connector.type_name!r} ended a full snapshot without a page "
+                    "marked snapshot_complete; nothing was closed"
+                )
+            if complete:
+                with self.store.engine.begin() as conn:
+                    apply.close_absent(conn, seen, allow_mass_close=allow_mass_close)
+                    conn.execute(
+                        sa.update(connector_state)
+                        .where(connector_state.c.instance == instance.name)
+                        .values(snapshot_started_at=None)
+                    )
+                apply.committed()
+        except ConnectorError as exc:
+            result.error = f"{type(exc).__name__}: {exc}"
+        except Exception as exc:  # a connector bug must not take the daemon down
+            log.exception("sync %s: unexpected error", instance.name)
+            result.error = f"unexpected {type(exc).__name__}: {exc}"
+        else:
+            result.ok = True
+        self._finish_run(result)
+        if progress:
+            progress(result)
+        if self.plugins is not None:
+            self.plugins.sync_finished(instance.name, result)
+        return result
+
+    def _prepare_state(
+        self, conn: Connection, instance: ConnectorInstance, now: datetime
+    ) -> dict[str, Any]:
+        # A run still marked running belongs to a process that died; single-process SQLite
+        # deployments reach here only after such a crash.
+        conn.execute(
+            sa.update(sync_runs)
+            .where(sync_runs.c.instance == instance.name, sync_runs.c.status == "running")
+            .values(status="interrupted", finished_at=now)
+        )
+        row = (
+            conn.execute(
+                sa.select(connector_state).where(connector_state.c.instance == instance.name)
+            )
+            .mappings()
+            .first()
+        )
+        if row is None:
+            conn.execute(
+                sa.insert(connector_state).values(
+                    instance=instance.name, type=instance.type_name, last_attempt_at=now
+                )
+            )
+            return {"type": instance.type_name, "cursor": None, "snapshot_started_at": None}
+        conn.execute(
+            sa.update(connector_state)
+            .where(connector_state.c.instance == instance.name)
+            .values(last_attempt_at=now)
+        )
+        return dict(row)
+
+    def _start_run(self, conn: Connection, instance: str, now: datetime, *, snapshot: bool) -> int:
+        run_id = conn.execute(
+            sa.insert(sync_runs)
+            .values(
+                instance=instance,
+                started_at=now,
+                status="running",
+                snapshot=snapshot,
+                pages=0,
+                counts={},
+            )
+            .returning(sync_runs.c.id)
+        ).scalar_one()
+        return int(run_id)
+
+    def _save_cursor(self, conn: Connection, instance: str, page: Page, *, snapshot: bool) -> None:
+        values: dict[str, Any] = {"cursor": page.cursor}
+        if snapshot:
+            values["snapshot_started_at"] = sa.func.coalesce(
+                connector_state.c.snapshot_started_at, self.clock()
+            )
+        conn.execute(
+            sa.update(connector_state)
+            .where(connector_state.c.instance == instance)
+            .values(**values)
+        )
+
+    def _finish_run(self, result: SyncResult) -> None:
+        now = self.clock()
+        status = "ok" if result.ok else "failed"
+        with self.store.engine.begin() as conn:
+            conn.execute(
+                sa.update(sync_runs)
+                .where(sync_runs.c.id == result.run_id)
+                .values(
+                    finished_at=now,
+                    status=status,
+                    pages=result.pages,
+                    counts=asdict(result.counts),
+                    error=result.error,
+                )
+            )
+            values: dict[str, Any] = {"last_error": result.error, "last_run_id": result.run_id}
+            if result.ok:
+                values["last_success_at"] = now
+            conn.execute(
+                sa.update(connector_state)
+                .where(connector_state.c.instance == result.instance)
+                .values(**values)
+            )
+        if result.ok:
+            log.info(
+                "sync %s: ok, %d page(s), %d write(s), %d reject(s)",
+                result.instance,
+                result.pages,
+                result.counts.writes,
+                result.counts.rejects,
+            )
+        else:
+            log.warning("sync %s: failed: %s", result.instance, result.error)
+
+
+class SyncProgress(Protocol):
+    """What a caller sees of a multi-instance sync while it runs (the CLI's progress line)."""
+
+    def started(self, instance: str) -> None: ...
+
+    def page(self, result: SyncResult) -> None: ...
+
+    def finished(self, result: SyncResult) -> None: ...
+
+
+async def sync_instances(
+    config: Config,
+    store: Store,
+    names: Sequence[str],
+    plugins: Plugins | None = None,
+    *,
+    clock: Clock = system_clock,
+    allow_mass_close: bool = False,
+    progress: SyncProgress | None = None,
+) -> list[SyncResult]:
+    """Sync the named instances one after another; one failing instance never stops the
+    others (its error is in its result and in the store)."""
+    engine = SyncEngine(store, clock=clock, plugins=plugins)
+    results: list[SyncResult] = []
+    for name in names:
+        configured = config.connectors[name]
+        if progress is not None:
+            progress.started(name)
+        connector = build_connector(configured, config, clock)
+        result = await engine.run(
+            configured,
+            connector,
+            allow_mass_close=allow_mass_close,
+            progress=progress.page if progress is not None else None,
+        )
+        if progress is not None:
+            progress.finished(result)
+        results.append(result)
+    return results
