@@ -348,6 +348,31 @@ def test_empty_article_has_no_last_known_day() -> None:
         law.RateTable([]).last_known()
 
 
+def test_rate_table_warns_a_month_before_it_ends_and_every_day_after(tmp_path: Path) -> None:
+    ends = (
+        "the statutory interest table ends on 2026-06-30; add the next half-year's rates "
+        "([law] interest_rates, see docs/law.md) or upgrade debsync, otherwise messages go "
+        "out without interest"
+    )
+    assert law.rate_table_warnings(date(2026, 5, 30)) == []
+    assert law.rate_table_warnings(date(2026, 5, 31)) == [ends]
+    assert law.rate_table_warnings(date(2026, 8, 1)) == [ends]
+    extended = _write(tmp_path, HEADER + "2026-07-01,6:119,4.00,x\n2026-07-01,6:119a,10.00,x\n")
+    assert law.rate_table_warnings(date(2026, 6, 15), extended) == []
+    assert law.rate_table_warnings(date(2026, 12, 1), extended) == [
+        ends.replace("2026-06-30", "2026-12-31")
+    ]
+
+
+def test_rate_table_warns_when_the_file_cannot_be_read(tmp_path: Path) -> None:
+    missing = tmp_path / "missing.csv"
+    [warning] = law.rate_table_warnings(date(2026, 1, 1), missing)
+    assert warning.startswith(f"statutory interest table cannot be read: {missing}: cannot be read")
+    broken = _write(tmp_path, HEADER + "2026-07-02,6:119,4.00,x\n")
+    [warning] = law.rate_table_warnings(date(2026, 1, 1), broken)
+    assert warning.startswith(f"statutory interest table cannot be read: {broken}:2: ")
+
+
 # -- presumed receipt and the veertiendagenbrief ------------------------------------------
 
 
@@ -467,7 +492,7 @@ def test_business_day_calendar_is_configurable() -> None:
 def test_good_friday_and_liberation_day_do_not_depend_on_the_holidays_version() -> None:
     # Easter Monday comes from `holidays`; Good Friday is computed here from the same Easter
     for year in range(1970, 2100):
-        easter_monday = law._easter(year) + timedelta(days=1)
+        easter_monday = law.easter(year) + timedelta(days=1)
         assert easter_monday in holidays.country_holidays("NL", years=year)
         assert not law.is_business_day(easter_monday - timedelta(days=3))
 
