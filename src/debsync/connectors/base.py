@@ -33,6 +33,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from debsync.clock import Clock, system_clock
+from debsync.connectors.http import HttpFactory
 from debsync.model import Debtor, Invoice, Payment
 
 JSON = None | bool | int | float | str | list["JSON"] | dict[str, "JSON"]
@@ -154,12 +155,16 @@ class ConnectorContext:
 
     :param config_dir: directory of ``connectors.toml``; relative paths in settings resolve
         against it.
+    :param http: makes the HTTP clients of REST connectors, with the retry, rate-limit,
+        redaction and error policy of :mod:`debsync.connectors.http`; the engine reads the
+        totals of what they did from ``http.stats``.
     """
 
     instance: str
     config_dir: Path
     clock: Clock = system_clock
     logger: logging.Logger = field(default_factory=lambda: logging.getLogger("debsync.connector"))
+    http: HttpFactory = field(default_factory=HttpFactory)
 
 
 SettingsT = TypeVar("SettingsT", bound=ConnectorSettings)
