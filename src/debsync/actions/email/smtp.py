@@ -1,12 +1,4 @@
-"""E-mail: SMTP submission (``type = "email"``) and ``.eml`` files in a folder (``type = "file"``).
-
-Both types render the same message: the step template's ``subject``, ``opening`` and
-``closing`` blocks inside ``email/_layout.txt.j2`` and ``email/_layout.html.j2``, as
-``multipart/alternative`` text and HTML. The MIME bytes are built at send time, because only
-then are the ``Date`` (from the injected clock) and the invoice PDFs (from the connector) known;
-both types build them with the same code, so a ``.eml`` file is byte for byte what SMTP would
-submit. The file type is the safe default of a fresh install: nothing reaches a debtor until an
-operator configures a mail server.
+"""``type = "email"``: SMTP submission (RFC 6409) over implicit TLS or STARTTLS.
 
 SMTP is not idempotent: once the message content has been sent, a lost connection leaves the
 outcome unknown and the outbox holds the action for review. Every earlier failure is classified
@@ -20,48 +12,29 @@ import contextlib
 import hashlib
 import re
 import ssl
-from collections.abc import Mapping, Sequence
-from email.headerregistry import Address
-from email.message import EmailMessage
-from email.policy import SMTP as SMTP_POLICY
-from email.utils import format_datetime
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Annotated, Any, ClassVar, Literal, Self, TypeVar
+from typing import Any, ClassVar, Literal, Self
 
 import aiosmtplib
-from email_validator import EmailNotValidError, validate_email
-from pydantic import AfterValidator, Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, model_validator
 
-from debsync import hookimpl
 from debsync.actions.base import (
-    Action,
     ActionEnvironment,
     ActionError,
     ActionSettings,
     ActionUnavailableError,
-    MessageContext,
     OutcomeUnknownError,
     Payload,
     PermanentActionError,
     Receipt,
-    RenderError,
     RetryableActionError,
 )
-from debsync.actions.files import write_atomically
-from debsync.clock import AMSTERDAM
-from debsync.hookspecs import RegisterAction
-from debsync.model import Language
+from debsync.actions.email.message import MailAddress, MessageAction, MessageSettings
 
-BLOCKS = ("subject", "opening", "closing")
-THIS_MESSAGE = {Language.NL: "dit bericht", Language.EN: "this message"}
-ATTACHMENT_STEM = {Language.NL: "factuur", Language.EN: "invoice"}
-TEXT_LAYOUT = "email/_layout.txt.j2"
-HTML_LAYOUT = "email/_layout.html.j2"
 DEFAULT_PORTS = {"tls": 465, "starttls": 587, "none": 25}
 
-_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
-_UNSAFE_FILENAME = re.compile(r"[^A-Za-z0-9._-]+")
 _ADDRESS_IN_TEXT = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w.-]+")
 _QUEUE_ID = (
     re.compile(r"queued as ([A-Za-z0-9]+)", re.IGNORECASE),  # Postfix
@@ -70,42 +43,6 @@ _QUEUE_ID = (
     re.compile(r"^(?:\d\.\d\.\d\s+)?(\S+)\s+Message accepted", re.IGNORECASE),  # Sendmail
     re.compile(r"^Ok\s+(\S+)$", re.IGNORECASE),  # Amazon SES
 )
-
-
-def ascii_address(value: str) -> str:
-    """The address as SMTP without SMTPUTF8 carries it: syntax-checked, domain in IDNA form."""
-    try:
-        info = validate_email(value, check_deliverability=False)
-    except EmailNotValidError as exc:
-        raise ValueError(f"invalid e-mail address: {exc}") from None
-    if info.ascii_email is None:
-        raise ValueError("the part before @ must be ASCII (debsync does not use SMTPUTF8)")
-    return str(info.ascii_email)
-
-
-MailAddress = Annotated[str, AfterValidator(ascii_address)]
-
-
-class MessageSettings(ActionSettings):
-    """What both e-mail types share: who a message is from and what it carries."""
-
-    from_address: MailAddress | None = Field(
-        default=None,
-        description="From address; default the creditor's e-mail ([creditor] email). Its "
-        "domain must allow the sending server (SPF, DKIM, DMARC) and names the Message-ID.",
-    )
-    from_name: str | None = Field(
-        default=None, min_length=1, description="Display name in From; default the creditor's name."
-    )
-    reply_to: MailAddress | None = Field(
-        default=None,
-        description="Where the debtor's replies go; default the creditor's e-mail.",
-    )
-    attach_invoices: bool = Field(
-        default=True,
-        description="Attach each invoice's PDF when the connector can supply it; an invoice "
-        "without one is sent without attachment.",
-    )
 
 
 Security = Literal["tls", "starttls", "none"]
@@ -182,15 +119,6 @@ class SmtpSettings(MessageSettings):
         return self.port or DEFAULT_PORTS[self.security]
 
 
-class FileSettings(MessageSettings):
-    """``type = "file"``: one ``<key>.eml`` per message in a folder."""
-
-    directory: Path = Field(
-        description="Folder for the .eml files; relative to the folder of connectors.toml; "
-        "created if missing."
-    )
-
-
 def _redact(text: str) -> str:
     """A server reply fit for logs and the dossier: one line, e-mail addresses removed (servers
     echo the recipient in their refusals)."""
@@ -233,139 +161,6 @@ def _abort(smtp: aiosmtplib.SMTP, transport: asyncio.BaseTransport | None = None
     smtp.close()
     if isinstance(transport, asyncio.WriteTransport):
         transport.abort()
-
-
-MessageSettingsT = TypeVar("MessageSettingsT", bound=MessageSettings)
-
-
-class MessageAction(Action[MessageSettingsT]):
-    """The rendering and MIME building both e-mail types share."""
-
-    channel: ClassVar[str] = "email"
-    uses_templates: ClassVar[bool] = True
-
-    def render(self, context: MessageContext) -> Payload:
-        debtor = context.debtor
-        recipients: list[str] = []
-        for address in debtor.emails:
-            with contextlib.suppress(ValueError):
-                recipients.append(ascii_address(address))
-        if not debtor.emails:
-            raise RenderError(f"debtor {debtor.external_id} has no e-mail address")
-        if not recipients:
-            raise RenderError(
-                f"debtor {debtor.external_id} has no e-mail address with an ASCII part before "
-                "@ (debsync does not use SMTPUTF8)"
-            )
-        creditor_address = None
-        if context.creditor.email:
-            with contextlib.suppress(ValueError):
-                creditor_address = ascii_address(context.creditor.email)
-        sender = self.settings.from_address or creditor_address
-        if sender is None:
-            raise RenderError(
-                f"action {self.instance}: no From address: set from_address or [creditor] email"
-            )
-        if not _KEY.match(context.key):
-            raise RenderError(f"action key {context.key!r} cannot name a message")
-        templates = self.env.templates
-        blocks = templates.blocks(
-            self.channel, context, BLOCKS, this_message=THIS_MESSAGE[context.language]
-        )
-        blocks["subject"] = " ".join(blocks["subject"].split())
-        if not blocks["subject"]:
-            raise RenderError(f"template {context.template!r} renders an empty subject")
-        attachments = [
-            {
-                "instance": context.instance,
-                "invoice_id": line.external_id,
-                "filename": f"{ATTACHMENT_STEM[context.language]}-"
-                f"{_UNSAFE_FILENAME.sub('-', line.number).strip('-.') or line.external_id}.pdf",
-            }
-            for line in context.invoices
-            if line.has_document and self.settings.attach_invoices
-        ]
-        return {
-            "from": {
-                "name": self.settings.from_name or context.creditor.name,
-                "address": sender,
-            },
-            "to": list(dict.fromkeys(recipients)),
-            "to_name": debtor.name,
-            "reply_to": self.settings.reply_to or creditor_address,
-            "subject": blocks["subject"],
-            "text": templates.layout(TEXT_LAYOUT, context, html=False, **blocks),
-            "html": templates.layout(HTML_LAYOUT, context, html=True, **blocks),
-            "language": context.language.value,
-            "message_id": f"<ds.{context.key}@{sender.rpartition('@')[2]}>",
-            "attachments": attachments,
-        }
-
-    def preview(self, payload: Payload) -> str:
-        sender = payload["from"]
-        headers = {
-            "From": f"{sender['name']} <{sender['address']}>",
-            "To": ", ".join(f"{payload['to_name']} <{a}>" for a in payload["to"]),
-            "Reply-To": payload["reply_to"],
-            "Subject": payload["subject"],
-            "Message-ID": payload["message_id"],
-            "Content-Language": payload["language"],
-            "Attachments (if the connector supplies them)": ", ".join(
-                a["filename"] for a in payload["attachments"]
-            ),
-        }
-        lines = [f"{name}: {value}" for name, value in headers.items() if value]
-        return "\n".join(lines) + "\n\n" + str(payload["text"])
-
-    async def compose(self, payload: Payload, idempotency_key: str) -> bytes:
-        """The exact RFC 5322 bytes of the message: ``Date`` now, the available PDFs attached,
-        boundaries derived from the key so the same inputs give the same bytes."""
-        if not _KEY.match(idempotency_key):
-            raise PermanentActionError(f"action key {idempotency_key!r} cannot name a message")
-        sender = payload["from"]
-        message = EmailMessage(policy=SMTP_POLICY)
-        message["From"] = Address(sender["name"], addr_spec=sender["address"])
-        message["To"] = [Address(payload["to_name"], addr_spec=a) for a in payload["to"]]
-        if payload["reply_to"]:
-            message["Reply-To"] = payload["reply_to"]
-        message["Subject"] = payload["subject"]
-        message["Date"] = format_datetime(self.env.clock().astimezone(AMSTERDAM))
-        message["Message-ID"] = payload["message_id"]
-        message["Auto-Submitted"] = "auto-generated"  # RFC 3834: no auto-replies
-        message["X-Auto-Response-Suppress"] = "OOF, AutoReply"  # the same for Exchange
-        message.set_content(payload["text"])
-        message.add_alternative(payload["html"], subtype="html")
-        for attachment in payload["attachments"]:
-            document = await self._document(attachment)
-            if document is not None:
-                message.add_attachment(
-                    document,
-                    maintype="application",
-                    subtype="pdf",
-                    filename=attachment["filename"],
-                )
-        # Set last: making the message multipart moves Content-* headers into the first part.
-        message["Content-Language"] = payload["language"]
-        multiparts = [part for part in message.walk() if part.is_multipart()]
-        for number, part in enumerate(multiparts):
-            # "=_" cannot occur in base64 or quoted-printable content.
-            part.set_boundary(f"=_ds.{idempotency_key}.{number}")
-        for part in message.walk():
-            if part is not message:
-                del part["MIME-Version"]  # EmailMessage adds one to every part it creates
-        return message.as_bytes()
-
-    async def _document(self, attachment: Mapping[str, str]) -> bytes | None:
-        invoice_id = attachment["invoice_id"]
-        try:
-            document = await self.env.fetch_document(attachment["instance"], invoice_id)
-        except Exception as exc:  # nothing was sent yet: a later attempt may get it
-            raise RetryableActionError(
-                f"invoice {invoice_id}: fetching its document failed ({type(exc).__name__})"
-            ) from exc
-        if document is None:
-            self.env.logger.info("invoice %s: no document to attach", invoice_id)
-        return document
 
 
 class SmtpAction(MessageAction[SmtpSettings]):
@@ -646,41 +441,3 @@ class SmtpAction(MessageAction[SmtpSettings]):
         if reply.code != 250:
             raise self._refused("the message content", reply.code, reply.message)
         return reply
-
-
-class FileAction(MessageAction[FileSettings]):
-    """Writes ``<key>.eml`` into a folder, for another program or a person to send.
-    Idempotent: writing the same key again replaces the file, it cannot reach a debtor twice."""
-
-    type_name: ClassVar[str] = "file"
-    Settings: ClassVar[type[ActionSettings]] = FileSettings
-    idempotent: ClassVar[bool] = True
-
-    def __init__(self, instance: str, settings: FileSettings, env: ActionEnvironment) -> None:
-        super().__init__(instance, settings, env)
-        directory = settings.directory
-        self.directory = directory if directory.is_absolute() else env.config_dir / directory
-
-    async def send(self, payload: Payload, idempotency_key: str) -> Receipt:
-        content = await self.compose(payload, idempotency_key)
-        path = self.directory / f"{idempotency_key}.eml"
-        try:
-            # Mode 0o600: the message holds personal data, for the daemon's user only.
-            await asyncio.to_thread(write_atomically, path, content, mode=0o600)
-        except OSError as exc:
-            raise ActionUnavailableError(
-                f"action {self.instance}: cannot write to {self.directory}: "
-                f"{exc.strerror or type(exc).__name__}"
-            ) from exc
-        self.env.logger.info("action %s: written to %s", idempotency_key, path)
-        return Receipt(
-            provider_id=path.name,
-            details={"message_id": payload["message_id"], "path": str(path)},
-            content_sha256=hashlib.sha256(content).hexdigest(),
-        )
-
-
-@hookimpl
-def debsync_register_actions(register: RegisterAction) -> None:
-    register(SmtpAction)
-    register(FileAction)
