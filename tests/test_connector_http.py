@@ -384,8 +384,9 @@ def test_header_quota_reads_each_reset_unit(
     response = httpx.Response(200, headers={"RateLimit-Remaining": "3", "RateLimit-Reset": value})
     assert read(response, time.now) == Quota(3, expected)
     assert read(httpx.Response(200), time.now) is None
-    garbled = httpx.Response(200, headers={"RateLimit-Remaining": "many", "RateLimit-Reset": "1"})
-    assert read(garbled, time.now) is None
+    for left, at in (("many", "1"), ("1", "nan"), ("1", "1e400")):
+        garbled = httpx.Response(200, headers={"RateLimit-Remaining": left, "RateLimit-Reset": at})
+        assert read(garbled, time.now) is None
 
 
 @pytest.mark.parametrize("concurrent", [False, True])

@@ -73,7 +73,7 @@ SENSITIVE_HEADERS = frozenset(
 )
 SENSITIVE_PARAMS = frozenset(
     {"access_token", "refresh_token", "id_token", "token", "api_key", "apikey", "key"}
-    | {"client_secret", "password", "secret", "code", "signature", "sig", "session"}
+    | {"client_secret", "password", "secret", "signature", "sig", "session"}
 )
 """Query parameters whose value is a credential, whatever the connector registered."""
 
@@ -236,11 +236,13 @@ class PacingLimiter:
     def __init__(self, calls: int, *, per: float) -> None:
         if calls < 1 or per <= 0:
             raise ValueError("a pacing limiter needs calls >= 1 and per > 0")
+        self.calls = calls
         self.per = timedelta(seconds=per)
         self._starts: deque[datetime] = deque(maxlen=calls)
+        """The last ``calls`` starts: the next may not be within ``per`` of the oldest."""
 
     def delay(self, now: datetime) -> float:
-        if len(self._starts) < (self._starts.maxlen or 0):
+        if len(self._starts) < self.calls:
             return 0.0
         return max(0.0, (self._starts[0] + self.per - now).total_seconds())
 
@@ -264,6 +266,7 @@ QuotaReader = Callable[[httpx.Response, datetime], Quota | None]
 (``None`` when the answer does not carry it). :func:`header_quota` makes the common ones."""
 
 ResetUnit = Literal["epoch_ms", "epoch_s", "seconds"]
+_PER_SECOND = {"epoch_ms": 1000, "epoch_s": 1}
 
 
 def header_quota(remaining: str, reset: str, *, unit: ResetUnit) -> QuotaReader:
@@ -275,13 +278,11 @@ def header_quota(remaining: str, reset: str, *, unit: ResetUnit) -> QuotaReader:
         left, at = response.headers.get(remaining), response.headers.get(reset)
         try:
             count, moment = int(left or ""), float(at or "")
-        except ValueError:
+            if unit == "seconds":
+                return Quota(count, now + timedelta(seconds=moment))
+            return Quota(count, datetime.fromtimestamp(moment / _PER_SECOND[unit], UTC))
+        except (ValueError, OverflowError, OSError):  # a garbled header is no quota
             return None
-        if unit == "seconds":
-            resets_at = now + timedelta(seconds=moment)
-        else:
-            resets_at = datetime.fromtimestamp(moment / (1000 if unit == "epoch_ms" else 1), UTC)
-        return Quota(count, resets_at)
 
     return read
 
