@@ -48,12 +48,12 @@ from debsync.config import (
     CreditorSettings,
     OutboxSettings,
 )
-from debsync.dispatch import Dispatcher, receipt_rule
 from debsync.model import Address, DebtorKind, Language
-from debsync.outbox import State
+from debsync.outbox.executor import Dispatcher, receipt_rule
 from debsync.plugins import Plugins
 from debsync.policy import Policy, Step
 from debsync.store import Store
+from debsync.store.schema import ActionState as State
 from debsync.sync import SyncEngine
 from debsync.templates import Templates
 from debsync.testing.samples import SAMPLE_CREDITOR, sample_context
@@ -117,7 +117,7 @@ class Window:
 
     def __init__(self) -> None:
         self.measure = FPDF(unit="mm")
-        self.measure.add_font(letter.FONT, "", letter._font_paths()[""])
+        self.measure.add_font(letter.FONT, "", letter.font_paths()[""])
 
     def __contains__(self, run: Run) -> bool:
         left, top = letter.WINDOW_LEFT_MM, letter.WINDOW_TOP_MM
