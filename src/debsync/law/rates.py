@@ -118,7 +118,7 @@ class RateTable:
 
     def last_known(self, *, commercial: bool | None = None) -> date:
         """Last day up to which rates are known without a gap from the first row, for one
-        article or (``None``) for both. ``debsync status`` warns when this is near."""
+        article or (``None``) for both. :func:`rate_table_warnings` warns when this is near."""
         articles = list(Article) if commercial is None else [_article(commercial)]
         ends: list[date] = []
         for article in articles:
