@@ -21,32 +21,40 @@ dossier and deduplicates on the event id.
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
-from enum import StrEnum
-from typing import Annotated, Any, ClassVar, Literal
+from typing import ClassVar, Literal
 from urllib.parse import quote
 
 import httpx
-from pydantic import (
-    AwareDatetime,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    StringConstraints,
-    ValidationError,
-)
+from pydantic import Field
 
 from debsync import hookimpl
+from debsync.actions.agency.events import (
+    AgencyCase,
+    AgencyEvent,
+    AgencyPayment,
+    AgencyStatus,
+    EventError,
+    EventReject,
+    PollResult,
+    case_of,
+    event_from_item,
+    parse_status_event,
+    status_report,
+)
+from debsync.actions.agency.payload import (
+    HANDOFF_SCHEMA,
+    StreetLine,
+    address_json,
+    costs_json,
+    creditor_json,
+    interest_json,
+    split_street_line,
+)
 from debsync.actions.base import (
     ActionSettings,
-    CreditorContext,
-    InboundError,
     InboundRequest,
     MessageContext,
     OutcomeUnknownError,
@@ -62,9 +70,24 @@ from debsync.actions.http import HttpUrl, SignedHttpAction, SignedHttpSettings, 
 from debsync.actions.signing import SIGNATURE_HEADER, verify_signature
 from debsync.actions.webhook import amount_text, optional_amount, utc_timestamp
 from debsync.hookspecs import RegisterAction
-from debsync.model import Address, Amount, Currency, DebtorKind
+from debsync.model import Amount, Currency, DebtorKind
 
-HANDOFF_SCHEMA = "debsync.handoff/v1"
+__all__ = [
+    "HANDOFF_SCHEMA",
+    "AgencyAction",
+    "AgencyCase",
+    "AgencyEvent",
+    "AgencyPayment",
+    "AgencySettings",
+    "AgencyStatus",
+    "EventError",
+    "EventReject",
+    "PollResult",
+    "StreetLine",
+    "debsync_register_actions",
+    "parse_status_event",
+    "split_street_line",
+]
 
 ExemptReason = Literal["advocaat", "gerechtsdeurwaarder"]
 
@@ -112,299 +135,7 @@ class AgencySettings(SignedHttpSettings):
 # -- what the agency reports back ------------------------------------------------------------
 
 
-class AgencyStatus(StrEnum):
-    """Where a handed-off case stands, normalised from the agency's events."""
-
-    ACCEPTED = "accepted"
-    REJECTED = "rejected"
-    IN_PROGRESS = "in_progress"
-    PAYMENT_RECEIVED = "payment_received"
-    CLOSED = "closed"
-
-
-@dataclass(frozen=True)
-class AgencyPayment:
-    """A payment the agency collected, with its allocation (art. 6:44 BW: costs, then
-    interest, then principal) when the agency gives one."""
-
-    amount: Decimal
-    currency: str
-    received_on: date | None = None
-    costs: Decimal | None = None
-    interest: Decimal | None = None
-    principal: Decimal | None = None
-
-
-@dataclass(frozen=True)
-class AgencyEvent:
-    """One status event about a handed-off case; ``id`` is unique per event (deduplicate on
-    it: agencies deliver at least once).
-
-    :param type: the agency's event type, e.g. ``"payment.received"``.
-    :param status: the normalised status, or ``None`` for an event type that does not change
-        it (types a later protocol version adds are recorded, not rejected).
-    :param agency_status: the agency's own phase of a ``case.status_changed`` (``"amicable"``,
-        ``"legal"``, ``"bailiff"``, …).
-    :param close_reason: of ``case.closed``: ``paid``, ``partially_paid``, ``uncollectable``,
-        ``withdrawn`` or ``disputed``.
-    :param reasons: of ``handoff.rejected``: the agency's reason codes.
-    """
-
-    id: str
-    type: str
-    occurred_at: datetime
-    handoff_id: str
-    agency_case_id: str | None
-    status: AgencyStatus | None
-    agency_status: str | None = None
-    payment: AgencyPayment | None = None
-    close_reason: str | None = None
-    reasons: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class EventReject:
-    """A polled event that could not be used: its id (or page and position) and why."""
-
-    ref: str
-    reason: str
-
-
-@dataclass(frozen=True)
-class PollResult:
-    """What :meth:`AgencyAction.poll` found: the events, each id once and in the agency's
-    order, and the ones it could not read (logged, and for the status output)."""
-
-    events: tuple[AgencyEvent, ...]
-    rejects: tuple[EventReject, ...]
-
-
-@dataclass(frozen=True)
-class AgencyCase:
-    """The agency's answer about one case: ``POST /cases`` and ``GET /cases/{handoff_id}``."""
-
-    handoff_id: str | None
-    agency_case_id: str | None
-    status: str | None
-
-
-class EventError(InboundError):
-    """A status event is not a valid ``debsync.handoff/v1`` event; the message names the
-    field, never its value."""
-
-
-def _case_id(value: object) -> object:
-    """Agencies with numeric case ids send them as numbers; debsync keeps ids as text."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    return value
-
-
-_Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
-_CaseId = Annotated[_Text, BeforeValidator(_case_id)]
-_Money = Annotated[str, StringConstraints(pattern=r"^[0-9]{1,15}(\.[0-9]{1,3})?$")]
-
-
-class _Wire(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)  # later versions may add fields
-
-
-class _Allocation(_Wire):
-    costs: _Money | None = None
-    interest: _Money | None = None
-    principal: _Money | None = None
-
-
-class _Reason(_Wire):
-    code: str
-    field: str | None = None
-
-
-class _Data(_Wire):
-    status: _Text | None = None
-    amount: _Money | None = None
-    currency: Currency | None = None
-    received_on: date | None = None
-    allocation: _Allocation | None = None
-    reason: _Text | None = None
-    reasons: list[_Reason] = Field(default_factory=list)
-
-
-class _Envelope(_Wire):
-    id: _Text
-    type: _Text
-    occurred_at: AwareDatetime
-    handoff_id: _Text
-    agency_case_id: _CaseId | None = None
-    data: _Data | None = None
-
-
-_PHASES = {
-    "accepted": AgencyStatus.ACCEPTED,
-    "rejected": AgencyStatus.REJECTED,
-    "closed": AgencyStatus.CLOSED,
-}  # any other phase of case.status_changed (amicable, legal, bailiff, …) is in progress
-
-
-def _payment(data: _Data) -> AgencyPayment:
-    if data.amount is None or data.currency is None:
-        raise EventError("payment.received needs data.amount and data.currency")
-    amount = Decimal(data.amount)
-    parts = data.allocation
-    if parts is None:
-        return AgencyPayment(amount, data.currency, data.received_on)
-    costs, interest, principal = (
-        None if part is None else Decimal(part)
-        for part in (parts.costs, parts.interest, parts.principal)
-    )
-    if sum((p for p in (costs, interest, principal) if p is not None), Decimal(0)) != amount:
-        raise EventError("data.allocation does not add up to data.amount")
-    return AgencyPayment(amount, data.currency, data.received_on, costs, interest, principal)
-
-
-def _event(item: object) -> AgencyEvent:
-    try:
-        envelope = _Envelope.model_validate(item)
-    except ValidationError as exc:
-        located = "; ".join(
-            f"{'.'.join(str(part) for part in error['loc']) or 'event'}: {error['msg']}"
-            for error in exc.errors(include_input=False, include_url=False)
-        )
-        raise EventError(f"not a status event: {located}") from None
-    data = envelope.data or _Data()
-    status: AgencyStatus | None = None
-    payment = None
-    match envelope.type:
-        case "handoff.accepted":
-            status = AgencyStatus.ACCEPTED
-        case "handoff.rejected":
-            status = AgencyStatus.REJECTED
-        case "case.status_changed":
-            if data.status is None:
-                raise EventError("case.status_changed needs data.status")
-            status = _PHASES.get(data.status, AgencyStatus.IN_PROGRESS)
-        case "payment.received":
-            status, payment = AgencyStatus.PAYMENT_RECEIVED, _payment(data)
-        case "case.closed":
-            status = AgencyStatus.CLOSED
-    reasons = (safe_code(reason.code) for reason in data.reasons)
-    return AgencyEvent(
-        id=envelope.id,
-        type=envelope.type,
-        occurred_at=envelope.occurred_at.astimezone(UTC),
-        handoff_id=envelope.handoff_id,
-        agency_case_id=envelope.agency_case_id,
-        status=status,
-        agency_status=data.status if envelope.type == "case.status_changed" else None,
-        payment=payment,
-        close_reason=data.reason if envelope.type == "case.closed" else None,
-        reasons=tuple(code for code in reasons if code is not None),
-    )
-
-
-def parse_status_event(raw_body: bytes | str) -> AgencyEvent:
-    """Read one status event (the body of a pushed event). Verify its signature first.
-
-    :raises EventError: not JSON, or not an event (missing id, type, occurred_at or
-        handoff_id; a payment without amount or currency, or whose allocation does not add
-        up). Unknown event types are not an error: they come back with ``status=None``.
-    """
-    try:
-        item = json.loads(raw_body)
-    except (ValueError, UnicodeDecodeError):
-        raise EventError("the body is not JSON") from None
-    return _event(item)
-
-
 # -- the payload ------------------------------------------------------------------------------
-
-_STREET_LINE = re.compile(
-    r"^(?P<street>.+?)\s+(?P<number>[0-9]{1,5})"
-    r"(?:\s*[-/]\s*(?P<attached>[0-9A-Za-z]{1,6})"
-    r"|\s*(?P<suffix>[A-Za-z][0-9A-Za-z]{0,5}(?:\s[0-9A-Za-z]{1,4})?))?$"
-)
-
-
-@dataclass(frozen=True)
-class StreetLine:
-    street: str
-    house_number: str
-    house_number_suffix: str | None
-
-
-def split_street_line(line: str) -> StreetLine | None:
-    """``"Dorpsstraat 14 A"`` → Dorpsstraat, 14, A; ``"Hoofdweg 123-II"`` → …, 123, II;
-    ``None`` for a line that does not read as a Dutch street and house number."""
-    found = _STREET_LINE.match(" ".join(line.split()))
-    if found is None or not any(ch.isalpha() for ch in found["street"]):
-        return None
-    return StreetLine(found["street"], found["number"], found["attached"] or found["suffix"])
-
-
-def _address(address: Address | None) -> dict[str, Any] | None:
-    if address is None:
-        return None
-    parts = None
-    if address.country == "NL" and address.lines:
-        parts = split_street_line(address.lines[-1])  # a Dutch street line comes last
-    return {
-        "lines": list(address.lines),
-        "street": parts.street if parts else None,
-        "house_number": parts.house_number if parts else None,
-        "house_number_suffix": parts.house_number_suffix if parts else None,
-        "postal_code": address.postcode or None,
-        "city": address.city or None,
-        "country": address.country,
-    }
-
-
-def _creditor(creditor: CreditorContext) -> dict[str, Any]:
-    return {
-        "name": creditor.name,
-        "kvk": creditor.kvk,
-        "vat_number": creditor.vat,
-        "iban": creditor.iban,
-        "bic": creditor.bic,
-        "email": creditor.email,
-        "phone": creditor.phone,
-        "website": creditor.website,
-        "address": _address(creditor.address),
-    }
-
-
-def _interest(context: MessageContext) -> dict[str, Any] | None:
-    """Statutory interest and how the core computed it: the article, the period, the day count
-    and the compounding (``MessageContext.interest_claim``)."""
-    claim = context.interest_claim
-    if context.interest is None or claim is None:
-        return None
-    return {
-        "type": claim.article,
-        "amount": amount_text(context.interest, context.currency),
-        "from": claim.start.isoformat(),
-        "until": claim.until.isoformat(),
-        "day_count": claim.day_count,
-        "compounding": claim.compounding,
-    }
-
-
-def _costs(context: MessageContext) -> dict[str, Any] | None:
-    """Collection costs and their legal basis: the BIK staffel (consumers always; businesses
-    where the policy chose it) or the EUR 40 per invoice of art. 6:96 lid 4 BW (never VAT)."""
-    if context.costs is None:
-        return None
-    vat_rate = context.costs_vat_rate
-    if context.debtor.kind is not DebtorKind.BUSINESS:
-        basis = "bik_staffel"
-    elif context.costs_basis == "compensation":
-        basis, vat_rate = "b2b_compensation", None
-    else:
-        basis = "b2b_staffel"
-    return {
-        "basis": basis,
-        "amount": amount_text(context.costs, context.currency),
-        "vat_rate": None if vat_rate is None else str(vat_rate),
-    }
 
 
 class AgencyAction(SignedHttpAction[AgencySettings]):
@@ -464,7 +195,7 @@ class AgencyAction(SignedHttpAction[AgencySettings]):
             "handoff_id": context.key,
             "instance": context.instance,
             "step": context.step,
-            "creditor": _creditor(context.creditor),
+            "creditor": creditor_json(context.creditor),
             "agency": {
                 "name": self.settings.name,
                 "wki_registration_number": self.settings.wki_registration_number,
@@ -476,7 +207,7 @@ class AgencyAction(SignedHttpAction[AgencySettings]):
                 "kind": debtor.kind.value,
                 "name": debtor.name,
                 "language": debtor.language.value,
-                "address": _address(debtor.address),
+                "address": address_json(debtor.address),
                 "emails": list(debtor.emails),
                 "phones": list(debtor.phones),
                 "kvk": debtor.kvk if business else None,
@@ -485,8 +216,8 @@ class AgencyAction(SignedHttpAction[AgencySettings]):
             "claim": {
                 "currency": currency,
                 "principal": amount_text(context.principal, currency),
-                "interest": _interest(context),
-                "costs": _costs(context),
+                "interest": interest_json(context),
+                "costs": costs_json(context),
                 "total": amount_text(context.total, currency),
                 "invoices": [
                     {
@@ -583,7 +314,7 @@ class AgencyAction(SignedHttpAction[AgencySettings]):
     async def _settle(self, response: httpx.Response, key: str) -> AgencyCase:
         """The case a 2xx or 409 answer is about: from the answer, else looked up by key."""
         code = response.status_code
-        case = _case(response)
+        case = case_of(response)
         if case is not None and case.handoff_id not in (None, key):
             raise PermanentActionError(
                 f"action {self.instance}: POST /cases answered {code} about handoff "
@@ -610,7 +341,7 @@ class AgencyAction(SignedHttpAction[AgencySettings]):
             return None
         if not response.is_success:
             raise self._http.failure(response)
-        case = _case(response)
+        case = case_of(response)
         if case is None:
             raise RetryableActionError(
                 f"action {self.instance}: GET /cases/{handoff_id} answered an unreadable body"
@@ -623,7 +354,7 @@ class AgencyAction(SignedHttpAction[AgencySettings]):
 
     def receive(self, request: InboundRequest) -> list[StatusReport]:
         """A pushed event (``POST /inbound/<instance>`` on ``debsync serve``)."""
-        return [_status_report(self.receive_event(request.header(SIGNATURE_HEADER), request.body))]
+        return [status_report(self.receive_event(request.header(SIGNATURE_HEADER), request.body))]
 
     async def poll(self, sent: Sequence[SentAction]) -> list[StatusReport]:
         """The events of each handed-off case since it was handed off; events without a
@@ -631,7 +362,7 @@ class AgencyAction(SignedHttpAction[AgencySettings]):
         reports = []
         for handoff in sent:
             result = await self.poll_case(handoff.key, handoff.sent_at)
-            reports += [_status_report(event) for event in result.events]
+            reports += [status_report(event) for event in result.events]
         return reports
 
     def receive_event(self, signature_header: str | None, raw_body: bytes) -> AgencyEvent:
@@ -673,7 +404,7 @@ class AgencyAction(SignedHttpAction[AgencySettings]):
                 named = safe_code(item.get("id")) if isinstance(item, Mapping) else None
                 ref = named or f"page {page} item {position}"
                 try:
-                    event = _event(item)
+                    event = event_from_item(item)
                 except EventError as exc:
                     rejects.append(EventReject(ref, str(exc)))
                     continue
@@ -711,54 +442,6 @@ class AgencyAction(SignedHttpAction[AgencySettings]):
                 'is not {"data": [...], "next": ...}'
             )
         return items, cursor or None
-
-
-FINAL = frozenset({AgencyStatus.REJECTED, AgencyStatus.CLOSED})
-
-
-def _status_report(event: AgencyEvent) -> StatusReport:
-    """An agency event as a report for the dossier (amounts as strings, reasons as codes)."""
-    payment = event.payment
-    return StatusReport(
-        event_id=event.id,
-        status=event.status.value if event.status else event.type,
-        at=event.occurred_at,
-        provider_id=event.agency_case_id,
-        key=event.handoff_id,
-        final=event.status in FINAL,
-        details={
-            "type": event.type,
-            "agency_status": event.agency_status,
-            "close_reason": event.close_reason,
-            "reasons": list(event.reasons),
-            "payment": None
-            if payment is None
-            else {
-                "amount": str(payment.amount),
-                "currency": payment.currency,
-                "costs": None if payment.costs is None else str(payment.costs),
-                "interest": None if payment.interest is None else str(payment.interest),
-                "principal": None if payment.principal is None else str(payment.principal),
-                "received_on": payment.received_on.isoformat() if payment.received_on else None,
-            },
-        },
-    )
-
-
-def _case(response: httpx.Response) -> AgencyCase | None:
-    """``{"handoff_id", "agency_case_id", "status"}``, or ``None`` for an unreadable body."""
-    try:
-        body = response.json()
-    except ValueError:
-        return None
-    if not isinstance(body, Mapping):
-        return None
-    handoff_id, case_id = body.get("handoff_id"), _case_id(body.get("agency_case_id"))
-    return AgencyCase(
-        handoff_id=handoff_id if isinstance(handoff_id, str) else None,
-        agency_case_id=case_id if isinstance(case_id, str) and 0 < len(case_id) <= 255 else None,
-        status=safe_code(body.get("status")),
-    )
 
 
 @hookimpl
