@@ -28,9 +28,9 @@ from debsync.actions.base import (
     Receipt,
     RetryableActionError,
 )
-from debsync.actions.http import retry_after
 from debsync.actions.signing import SignatureError, sign, signature, verify_signature
 from debsync.actions.webhook import WebhookAction, WebhookSettings
+from debsync.http import retry_after
 from debsync.model import DebtorKind
 from debsync.plugins import Plugins
 from debsync.templates import Templates

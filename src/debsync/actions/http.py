@@ -34,19 +34,14 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
-from functools import cache
 from types import TracebackType
 from typing import Annotated, Any, Self, TypeVar
 
 import httpx
 from pydantic import AfterValidator, Field, SecretStr, field_validator, model_validator
 
-from debsync import __version__
 from debsync.actions.base import (
     Action,
     ActionEnvironment,
@@ -59,17 +54,10 @@ from debsync.actions.base import (
 )
 from debsync.actions.signing import SIGNATURE_HEADER, sign
 from debsync.clock import Clock
+from debsync.http import USER_AGENT, retry_after, tls_context
 
-USER_AGENT = f"debsync/{__version__}"
 SAFE_METHODS = frozenset({"GET", "HEAD"})
 """Methods that change nothing at the receiver (RFC 9110 §9.2.1): a lost answer is retried."""
-
-
-@cache
-def tls_context() -> ssl.SSLContext:
-    """httpx's default verification (the certifi bundle), loaded once per process rather than
-    once per batch: loading the bundle costs more than a typical request."""
-    return httpx.create_ssl_context()
 
 
 def http_client(
@@ -89,22 +77,6 @@ def http_client(
         verify=tls_context(),
         follow_redirects=False,
     )
-
-
-def retry_after(value: str | None, now: datetime) -> float | None:
-    """Seconds a ``Retry-After`` header asks for (delta-seconds or an HTTP date)."""
-    if not value:
-        return None
-    text = value.strip()
-    if text.isdigit():
-        return float(text)
-    try:
-        when = parsedate_to_datetime(text)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - now).total_seconds())
 
 
 def transport_failure(

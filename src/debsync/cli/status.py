@@ -10,6 +10,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from debsync import law
 from debsync.cli.common import (
     EXIT_FAILED,
     JSON_VERSION,
@@ -23,9 +24,6 @@ from debsync.cli.common import (
     print_json,
 )
 from debsync.clock import local_date, system_clock
-from debsync.config import Config
-from debsync.errors import DebsyncError
-from debsync.law import load_rate_table
 from debsync.outbox.review import OutboxStatus, outbox_status
 from debsync.store.reports import AGING_BUCKETS, InstanceStatus, instance_status
 
@@ -45,7 +43,7 @@ def status(
     rows = instance_status(store, {n: c.type_name for n, c in config.connectors.items()}, today)
     actions = outbox_status(store, config.routes().keys())
     store.dispose()
-    warnings = _law_warnings(config, today)
+    warnings = law.rate_table_warnings(today, config.law.interest_rates)
     warnings += [
         f"{n} action(s) on channel {channel!r} wait: no [actions] instance carries it"
         for channel, n in sorted(actions.unrouted.items())
@@ -86,24 +84,6 @@ def _print_outbox(actions: OutboxStatus) -> None:
         )
     if actions.review:
         out.print("  see `debsync outbox review`")
-
-
-RATE_TABLE_WARNING_DAYS = 30
-
-
-def _law_warnings(config: Config, today: date) -> list[str]:
-    """Say so a month before the interest table runs out, and every day after."""
-    try:
-        last = load_rate_table(config.law.interest_rates).last_known()
-    except DebsyncError as exc:
-        return [f"statutory interest table cannot be read: {exc}"]
-    if (last - today).days > RATE_TABLE_WARNING_DAYS:
-        return []
-    return [
-        f"the statutory interest table ends on {last.isoformat()}; add the next half-year's "
-        "rates ([law] interest_rates, see docs/law.md) or upgrade debsync, otherwise "
-        "messages go out without interest"
-    ]
 
 
 def _status_json(s: InstanceStatus) -> dict[str, Any]:

@@ -25,9 +25,10 @@ from debsync.actions.base import (
     Receipt,
     RetryableActionError,
 )
-from debsync.actions.http import SAFE_METHODS, http_client, retry_after
+from debsync.actions.http import SAFE_METHODS, http_client
 from debsync.actions.sms.reports import DeliveryReport
 from debsync.actions.sms.settings import Provider, SmsSettings
+from debsync.http import retry_after
 
 # -- reading providers' answers --------------------------------------------------------------
 

@@ -1,63 +1,25 @@
-"""The HTTP layer of REST connectors: one client with the retry, pacing, redaction and error
-policy every bookkeeping API needs, so a connector only says where to go and what a page is.
-
-A connector gets its client from its context and keeps it for one ``fetch``::
-
-    async with self.context.http.client(
-        name=f"moneybird {self.instance}",
-        base_url=f"https://moneybird.com/api/v2/{self.settings.administration_id}/",
-        headers={"Authorization": f"Bearer {token}"},
-        limiters=[PacingLimiter(150, per=300), HeaderLimiter(header_quota(...))],
-    ) as http:
-        async for response in http.paginate("sales_invoices.json", params={...}):
-            ...
-
-What the client does with an answer (the platforms in ``docs/plugins.md``):
-
-==========================================  ================================================
-answer                                      outcome
-==========================================  ================================================
-2xx                                         the response
-429                                         waited out (``Retry-After``, else the limiters'
-                                            quota, else backoff) and tried again
-5xx, timeout, connection or protocol error  tried again after jittered exponential backoff;
-                                            a write (POST, PATCH) only when nothing can have
-                                            been processed (see ``IDEMPOTENT_METHODS``)
-attempts used up                            :class:`RetryableHttpError`: the sync is retried
-                                            later from its last cursor
-a wait longer than ``max_wait``             :class:`RetryableHttpError` at once (a daily
-                                            quota is not sat out in-process)
-401, 402, 403, 404, any other 4xx, 3xx      :class:`FatalHttpError`, never retried: Exact
-                                            Online blocks a key after ten errors an hour
-==========================================  ================================================
-
-Every log line and error message passes through the client's :class:`Redactor`: registered
-secrets, credential headers and credential query parameters never reach the log, including
-httpx's own request log.
-"""
+"""The connector HTTP client and the factory a connector gets it from (``context.http``);
+see :mod:`debsync.connectors.http` for the policy."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import re
-import weakref
-from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
-from datetime import UTC, datetime, timedelta
 from types import TracebackType
-from typing import Any, Literal, Protocol, Self
-from urllib.parse import quote, quote_plus
+from typing import Any, Self
 
 import httpx
 from pydantic import SecretStr
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type
 from tenacity.wait import wait_exponential_jitter
 
-from debsync.actions.http import USER_AGENT, retry_after, tls_context
 from debsync.clock import Clock, system_clock
-from debsync.errors import FatalConnectorError, RetryableConnectorError
+from debsync.connectors.http.errors import FATAL_HINTS, FatalHttpError, RetryableHttpError
+from debsync.connectors.http.limits import RateLimiter
+from debsync.connectors.http.redaction import SENSITIVE_HEADERS, SENSITIVE_PARAMS, Redactor
+from debsync.http import USER_AGENT, retry_after, tls_context
 
 Sleep = Callable[[float], Awaitable[None]]
 """How the client pauses; tests pass one that advances a fake clock instead of waiting."""
@@ -67,122 +29,8 @@ IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 answer. Any other request is retried only when it cannot have been processed (429, no
 connection) unless the caller says it is idempotent (an ``Idempotency-Key``, say)."""
 
-SENSITIVE_HEADERS = frozenset(
-    {"authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key", "api-key"}
-    | {"x-auth-token", "x-access-token"}
-)
-SENSITIVE_PARAMS = frozenset(
-    {"access_token", "refresh_token", "id_token", "token", "api_key", "apikey", "key"}
-    | {"client_secret", "password", "secret", "signature", "sig", "session"}
-)
-"""Query parameters whose value is a credential, whatever the connector registered."""
-
-REDACTED = "[redacted]"
-_SCHEME_TOKEN = re.compile(r"\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+", re.IGNORECASE)
-_PARAM_VALUE = re.compile(
-    r"(?<![A-Za-z0-9_])(" + "|".join(sorted(SENSITIVE_PARAMS)) + r")=[^&\s#\"'<>]+",
-    re.IGNORECASE,
-)
-_LIVE: weakref.WeakSet[Redactor] = weakref.WeakSet()
-"""Redactors of live clients: httpx's own log lines are redacted with all of them."""
 
 log = logging.getLogger("debsync.connectors.http")
-
-
-# -- redaction -------------------------------------------------------------------------------
-
-
-class Redactor:
-    """Removes secrets from text: every value registered with :meth:`add` (also as it appears
-    percent-encoded in a URL), credentials after ``Bearer`` or ``Basic``, and the
-    values of credential query parameters."""
-
-    def __init__(self, secrets: Iterable[str | SecretStr | None] = ()) -> None:
-        self._secrets: set[str] = set()
-        for secret in secrets:
-            self.add(secret)
-        _LIVE.add(self)
-
-    def add(self, secret: str | SecretStr | None) -> None:
-        """Register a secret, e.g. a session token obtained mid-sync or a refreshed one."""
-        value = secret.get_secret_value() if isinstance(secret, SecretStr) else secret
-        if value:
-            self._secrets.update({value, quote(value, safe=""), quote_plus(value)})
-
-    def add_header(self, value: str) -> None:
-        """Register a credential header's value, and its token without the scheme."""
-        self.add(value)
-        scheme, _, credentials = value.partition(" ")
-        if credentials and scheme.isalpha():
-            self.add(credentials.strip())
-
-    def text(self, text: str) -> str:
-        for secret in sorted(self._secrets, key=len, reverse=True):
-            text = text.replace(secret, REDACTED)
-        text = _SCHEME_TOKEN.sub(rf"\1 {REDACTED}", text)
-        return _PARAM_VALUE.sub(rf"\1={REDACTED}", text)
-
-    def url(self, url: httpx.URL | str) -> str:
-        """A URL as it may be logged: no password, no credential parameters."""
-        parsed = httpx.URL(url)
-        if parsed.password:
-            parsed = parsed.copy_with(password=REDACTED)
-        return self.text(str(parsed))
-
-
-class _HttpxLogFilter(logging.Filter):
-    """httpx logs every request with its full URL at INFO; this rewrites those lines."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        for redactor in list(_LIVE):
-            message = redactor.text(message)
-        record.msg, record.args = message, None
-        return True
-
-
-logging.getLogger("httpx").addFilter(_HttpxLogFilter())
-
-
-# -- errors ----------------------------------------------------------------------------------
-
-
-class FatalHttpError(FatalConnectorError):
-    """An answer that needs a person (credentials, subscription, URL, a refused request).
-
-    :ivar status: the HTTP status, or ``None`` when the request could not be sent at all.
-    """
-
-    def __init__(self, message: str, *, status: int | None) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-class RetryableHttpError(RetryableConnectorError):
-    """The platform is down, slow or rate-limiting beyond what one sync should sit out.
-
-    :ivar status: the last HTTP status, or ``None`` after a transport failure.
-    :ivar retry_after: seconds the platform asked to wait, when it said.
-    """
-
-    def __init__(
-        self, message: str, *, status: int | None, retry_after: float | None = None
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.retry_after = retry_after
-
-
-_FATAL_HINTS = {
-    400: "the platform refused the request",
-    401: "credentials refused: check the token, or authorise debsync again",
-    402: "payment required: the administration's subscription is not active",
-    403: "forbidden: the credentials lack the rights (scope) for this request",
-    404: "not found: check the URL and the administration or division id",
-    405: "method not allowed: check the URL",
-    406: "not acceptable: the platform cannot answer in the format asked for",
-    422: "the platform refused the request as invalid",
-}
 
 
 _UNSENDABLE = (httpx.UnsupportedProtocol, httpx.LocalProtocolError)
@@ -203,121 +51,6 @@ class _Retry(Exception):
         self.status = status
         self.wait = wait
         """Seconds the platform asked for (``Retry-After``), or ``None``."""
-
-
-# -- rate limiting ---------------------------------------------------------------------------
-
-
-class RateLimiter(Protocol):
-    """Decides when the next request may start. The client asks :meth:`delay` before every
-    attempt, sleeps and asks again until it is 0, then calls :meth:`started`; nothing awaits
-    in between, so concurrent requests of one client cannot overtake each other. Every answer
-    (errors included) goes to :meth:`observe`. Share one limiter between the clients of one
-    quota (one Exact division, one Moneybird token)."""
-
-    def delay(self, now: datetime) -> float:
-        """Seconds to wait before a request may start; 0 when it may start now."""
-        ...
-
-    def started(self, now: datetime) -> None:
-        """A request starts now."""
-        ...
-
-    def observe(self, response: httpx.Response, now: datetime) -> None:
-        """Learn from an answer: its rate-limit headers, say."""
-        ...
-
-
-class PacingLimiter:
-    """At most ``calls`` request starts in any ``per`` seconds, by waiting before the request
-    that would exceed it: proactive, so a documented quota (Moneybird: 150 per 5 minutes)
-    never produces a 429."""
-
-    def __init__(self, calls: int, *, per: float) -> None:
-        if calls < 1 or per <= 0:
-            raise ValueError("a pacing limiter needs calls >= 1 and per > 0")
-        self.calls = calls
-        self.per = timedelta(seconds=per)
-        self._starts: deque[datetime] = deque(maxlen=calls)
-        """The last ``calls`` starts: the next may not be within ``per`` of the oldest."""
-
-    def delay(self, now: datetime) -> float:
-        if len(self._starts) < self.calls:
-            return 0.0
-        return max(0.0, (self._starts[0] + self.per - now).total_seconds())
-
-    def started(self, now: datetime) -> None:
-        self._starts.append(now)
-
-    def observe(self, response: httpx.Response, now: datetime) -> None:
-        """Pacing needs no answer."""
-
-
-@dataclass(frozen=True)
-class Quota:
-    """What a platform says is left of one quota, and when it is full again."""
-
-    remaining: int
-    resets_at: datetime
-
-
-QuotaReader = Callable[[httpx.Response, datetime], Quota | None]
-"""The hook a connector writes for its platform: read one quota from an answer's headers
-(``None`` when the answer does not carry it). :func:`header_quota` makes the common ones."""
-
-ResetUnit = Literal["epoch_ms", "epoch_s", "seconds"]
-_PER_SECOND = {"epoch_ms": 1000, "epoch_s": 1}
-
-
-def header_quota(remaining: str, reset: str, *, unit: ResetUnit) -> QuotaReader:
-    """A :data:`QuotaReader` for a pair of headers: the calls left, and the reset as epoch
-    milliseconds (Exact Online's ``X-RateLimit-Reset``), epoch seconds (Moneybird's
-    ``RateLimit-Reset``) or seconds from now (the IETF ``RateLimit-Reset``)."""
-
-    def read(response: httpx.Response, now: datetime) -> Quota | None:
-        left, at = response.headers.get(remaining), response.headers.get(reset)
-        try:
-            count, moment = int(left or ""), float(at or "")
-            if unit == "seconds":
-                return Quota(count, now + timedelta(seconds=moment))
-            return Quota(count, datetime.fromtimestamp(moment / _PER_SECOND[unit], UTC))
-        except (ValueError, OverflowError, OSError):  # a garbled header is no quota
-            return None
-
-    return read
-
-
-class HeaderLimiter:
-    """Paces by what the platform reports: when a quota read by one of ``readers`` has nothing
-    left, the next request waits until its reset (plus ``margin`` seconds for clock skew).
-    Requests started since the last answer count against the quota."""
-
-    def __init__(self, *readers: QuotaReader, margin: float = 0.0) -> None:
-        self.readers = readers
-        self.margin = timedelta(seconds=margin)
-        self._quotas: list[Quota | None] = [None] * len(readers)
-
-    def delay(self, now: datetime) -> float:
-        waits = [
-            (quota.resets_at + self.margin - now).total_seconds()
-            for quota in self._quotas
-            if quota is not None and quota.remaining <= 0
-        ]
-        return max([0.0, *waits])
-
-    def started(self, now: datetime) -> None:
-        self._quotas = [
-            Quota(q.remaining - 1, q.resets_at) if q is not None else None for q in self._quotas
-        ]
-
-    def observe(self, response: httpx.Response, now: datetime) -> None:
-        for index, reader in enumerate(self.readers):
-            quota = reader(response, now)
-            if quota is not None:
-                self._quotas[index] = quota
-
-
-# -- the client ------------------------------------------------------------------------------
 
 
 @dataclass
@@ -567,7 +300,7 @@ class HttpClient:
         if 300 <= status < 400:
             hint = "redirected: check the base URL"
         else:
-            hint = _FATAL_HINTS.get(status, "the platform refused the request")
+            hint = FATAL_HINTS.get(status, "the platform refused the request")
         detail = self._error_detail(response) if self._error_detail else None
         reason = f"answered {status} {response.reason_phrase}".rstrip()
         message = f"{self._where(request)} {reason}: {hint}" + (f" ({detail})" if detail else "")
