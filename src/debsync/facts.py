@@ -118,7 +118,7 @@ class InstanceFacts:
 
 @dataclass
 class Snapshot:
-    """Everything the scheduler reads, loaded by the caller (``debsync.store.snapshot``)."""
+    """Everything the scheduler reads, loaded by :mod:`debsync.planning`."""
 
     invoices: Sequence[InvoiceFacts]
     debtors: Mapping[tuple[str, str], DebtorFacts]

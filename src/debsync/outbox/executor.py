@@ -2,10 +2,10 @@
 
 For every claimed action, right before sending: the invoices are re-checked against the store
 (paid or paused ones are dropped; an action left empty is cancelled), the figures are rebuilt
-with the scheduler's own :func:`~debsync.scheduler.build_action` for today, the context is
-assembled (:mod:`debsync.messages`) and rendered by the channel. The rendered payload and its
-hash are stored and the row marked ``sending`` in one transaction; only then is the channel
-called. The outcome the channel reports decides the next state (see :mod:`debsync.outbox`).
+with :func:`~debsync.claims.build_action` for today, as the scheduler does, the context
+is assembled (:mod:`debsync.outbox.context`) and rendered by the channel. The rendered payload
+and its hash are stored and the row marked ``sending`` in one transaction; only then is the
+channel called. The outcome the channel reports decides the next state (see :mod:`debsync.outbox`).
 A step counts as taken (``step.sent``) once its message is dispatched; a letter is dispatched
 when a person records its posting date.
 """
@@ -62,7 +62,7 @@ from debsync.store import Store
 from debsync.store.schema import ActionState, CancelCode, EventKind, events
 from debsync.templates import Templates
 
-log = logging.getLogger("debsync.dispatch")
+log = logging.getLogger("debsync.outbox")
 
 
 @dataclass

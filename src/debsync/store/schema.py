@@ -270,7 +270,7 @@ outbox = Table(
     Column("legal_copy", Boolean, nullable=False),
     Column("requires_approval", Boolean, nullable=False),
     # planned | awaiting_approval | approved | sending | sent | failed | dead | cancelled
-    # | in_doubt (debsync.outbox.State)
+    # | in_doubt (ActionState above)
     Column("state", String(24), nullable=False),
     Column("invoice_ids", JSON, nullable=False),
     Column("plan", JSON, nullable=False),  # the scheduler's figures when it was planned
