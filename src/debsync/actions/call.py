@@ -2,9 +2,9 @@
 
 Sending files the task in debsync's call queue (the outbox row itself); ``debsync calls``
 lists the open ones with the debtor's numbers, the open invoices, the total and the last
-contacts, and ``debsync calls done`` records the outcome (``debsync.outbox.calls``): a promise to pay
-pauses the ladder until the promised date, a dispute until it is resolved. A third-party
-action on the ``call`` channel can file the task in a CRM or a dialler instead.
+contacts, and ``debsync calls done`` records the outcome (``debsync.outbox.calls``): a
+promise to pay pauses the ladder until the promised date, a dispute until it is resolved.
+A third-party action on the ``call`` channel can file the task in a CRM or a dialler instead.
 """
 
 from __future__ import annotations
