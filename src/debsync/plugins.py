@@ -5,7 +5,8 @@ registered through the same hooks as third-party ones, so they are present even 
 installed plugin is broken. Third-party plugins come from the ``debsync`` entry-point group;
 each is imported on its own, and one that fails to import, or whose registration fails, is
 reported as broken while the rest runs. Core code asks this module for types and never calls
-``pm.hook`` itself.
+``pm.hook`` itself; every hook runs through pluggy here, so wrappers, ``firstresult`` and
+hook-call monitoring (``DEBSYNC_TRACE_PLUGINS=1``) behave as pluggy documents them.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import importlib.metadata
 import logging
 import os
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any, Literal
@@ -39,6 +40,7 @@ log = logging.getLogger("debsync.plugins")
 PROJECT = "debsync"
 ENTRY_POINT_GROUP = "debsync"
 DISABLE_ENV = "DEBSYNC_DISABLE_PLUGINS"
+TRACE_ENV = "DEBSYNC_TRACE_PLUGINS"
 
 DEFAULT_PLUGINS: tuple[str, ...] = (
     "debsync.connectors.csv",
@@ -48,6 +50,12 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "debsync.actions.sms",
     "debsync.actions.agency",
     "debsync.actions.webhook",
+)
+
+#: Hooks whose implementations contribute per plugin and are checked per plugin; a wrapper
+#: around them would see, and could swallow, other plugins' registrations.
+NO_WRAPPER_HOOKS: frozenset[str] = frozenset(
+    {"debsync_register_connectors", "debsync_register_actions", "debsync_register_commands"}
 )
 
 _TYPE_NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
@@ -100,6 +108,8 @@ class Plugins:
     ) -> None:
         self._pm = pluggy.PluginManager(PROJECT)
         self._pm.add_hookspecs(hookspecs)
+        if os.environ.get(TRACE_ENV) == "1":
+            self._pm.add_hookcall_monitoring(_trace_call, _trace_result)
         self._disabled = frozenset(disabled) if disabled is not None else disabled_from_env()
         self.infos: dict[str, PluginInfo] = {}
         self._connectors: dict[str, type[Connector[Any]]] = {}
@@ -131,7 +141,8 @@ class Plugins:
             return
         try:
             plugin = load()
-            self._pm.register(plugin, name=name)
+            self._refuse_wrappers(name, plugin)
+            self._pm.register(plugin, name=name)  # validates everything before changing state
         except Exception as exc:  # a broken plugin must not take the daemon down
             info.status, info.error = "broken", _describe(exc)
             return
@@ -148,6 +159,19 @@ class Plugins:
         for action_cls in actions:
             self._actions[action_cls.type_name] = action_cls
             info.actions.append(action_cls.type_name)
+
+    def _refuse_wrappers(self, name: str, plugin: object) -> None:
+        """Refuse a wrapper on a hook that cannot take one, before anything is registered."""
+        for attr in dir(plugin):
+            opts = self._pm.parse_hookimpl_opts(plugin, attr)
+            if opts is None or not (opts.get("wrapper") or opts.get("hookwrapper")):
+                continue
+            hook = opts.get("specname") or attr
+            if hook in NO_WRAPPER_HOOKS:
+                raise PluginError(
+                    f"plugin {name} implements {hook} as a wrapper; registration hooks take "
+                    "no wrapper or hookwrapper implementations"
+                )
 
     def _collect(
         self, plugin: object
@@ -166,14 +190,12 @@ class Plugins:
             _check_unique(cls, "action", self._actions, actions)
             actions.append(cls)
 
-        for caller, register in (
-            (self._pm.hook.debsync_register_connectors, register_connector),
-            (self._pm.hook.debsync_register_actions, register_action),
-        ):
-            for impl in caller.get_hookimpls():
-                if impl.plugin is plugin:  # this plugin's implementation only
-                    offered = {"register": register}
-                    impl.function(**{arg: offered[arg] for arg in impl.argnames})
+        others = [p for p in self._pm.get_plugins() if p is not plugin]
+        for hook, register in (
+            ("debsync_register_connectors", register_connector),
+            ("debsync_register_actions", register_action),
+        ):  # this plugin's implementation only, still called by pluggy
+            self._pm.subset_hook_caller(hook, remove_plugins=others)(register=register)
         return connectors, actions
 
     # -- the typed facade -----------------------------------------------------------------
@@ -218,20 +240,54 @@ class Plugins:
                 log.error("plugin %s failed in %s: %s", name, hook, _describe(outcome))
 
     def _each(self, hook: str, **kwargs: Any) -> Iterator[tuple[str, object]]:
-        """Call each implementation in pluggy's order (last registered first, honouring
-        tryfirst/trylast), yielding its result or the exception it raised, so one broken
-        plugin neither hides the others nor stops the daemon."""
+        """Call the hook once per plugin that implements it, in pluggy's order (last
+        registered first, honouring tryfirst/trylast), yielding its result or the exception it
+        raised, so one broken plugin neither hides the others nor stops the daemon.
+
+        Each call goes through pluggy (``subset_hook_caller`` leaving out the other plain
+        implementations), so every wrapper of the hook wraps each plugin's call, ``firstresult``
+        applies within it, and hook-call monitoring sees it. Without plain implementations the
+        wrappers still run, once."""
         caller = getattr(self._pm.hook, hook)
-        for impl in reversed(caller.get_hookimpls()):
-            try:
-                result = impl.function(*(kwargs[arg] for arg in impl.argnames))
-            except Exception as exc:
-                result = exc
-            yield impl.plugin_name, result
+        impls = caller.get_hookimpls()
+        plain = [impl for impl in impls if not (impl.wrapper or impl.hookwrapper)]
+        if not plain:
+            yield ", ".join(impl.plugin_name for impl in reversed(impls)), _call(caller, kwargs)
+            return
+        for impl in reversed(plain):
+            others = [other.plugin for other in plain if other is not impl]
+            subset = self._pm.subset_hook_caller(hook, remove_plugins=others)
+            yield impl.plugin_name, _call(subset, kwargs)
 
 
 def _identity(plugin: object) -> object:
     return plugin
+
+
+def _call(caller: pluggy.HookCaller, kwargs: dict[str, Any]) -> object:
+    try:
+        return caller(**kwargs)
+    except Exception as exc:
+        return exc
+
+
+def _trace_call(hook: str, impls: Sequence[pluggy.HookImpl], kwargs: Mapping[str, object]) -> None:
+    """Log a hook call with argument types only: arguments carry debtors' personal data."""
+    arguments = ", ".join(f"{key}=<{type(value).__name__}>" for key, value in kwargs.items())
+    plugins = ", ".join(impl.plugin_name for impl in reversed(impls)) or "none"
+    log.info("hook %s(%s) calls %s", hook, arguments, plugins)
+
+
+def _trace_result(
+    outcome: pluggy.Result[object],
+    hook: str,
+    impls: Sequence[pluggy.HookImpl],
+    kwargs: Mapping[str, object],
+) -> None:
+    if outcome.exception is not None:
+        log.info("hook %s raised %s", hook, _describe(outcome.exception))
+    else:
+        log.info("hook %s returned %r", hook, outcome.get_result())
 
 
 def _check_class(cls: object, base: type, kind: str) -> None:
