@@ -43,3 +43,29 @@ def test_every_hook_is_typed_and_explained(hook: str) -> None:
     )
     doc = inspect.getdoc(spec) or ""
     assert ":param" in doc and ":return:" in doc and "Fires" in doc
+
+
+def test_the_module_docstring_states_the_lifecycle_in_order() -> None:
+    doc = hookspecs.__doc__ or ""
+    order = [
+        "debsync_register_connectors",
+        "debsync_register_actions",
+        "debsync_register_commands",
+        "Sync",
+        "debsync_sync_finished",
+        "Plan",
+        "debsync_veto_action",
+        "Render and send",
+        "debsync_action_finished",
+    ]
+    positions = [doc.index(word) for word in order]
+    assert positions == sorted(positions)
+
+
+@pytest.mark.parametrize("hook", HOOKS)
+def test_every_hook_says_whether_it_takes_wrappers(hook: str) -> None:
+    from debsync.plugins import NO_WRAPPER_HOOKS
+
+    doc = inspect.getdoc(getattr(hookspecs, hook)) or ""
+    expected = "Takes no wrappers" if hook in NO_WRAPPER_HOOKS else "Wrappers are accepted"
+    assert expected in " ".join(doc.split())

@@ -245,3 +245,83 @@ def test_hook_debsync_register_commands() -> None:
     assert result.exit_code == 0 and result.stdout == "exported to acme\n"
     assert plugins.infos["clash"].status == "broken"
     assert plugins.infos["clash"].error == "ValueError: needs a newer typer"
+
+
+class Dispute:
+    @hookimpl
+    def debsync_veto_action(self, context: Any) -> str | None:
+        return "the CRM records a dispute"
+
+
+class Timing:
+    """A wrapper around the veto: it must wrap the call, never be taken as a reason itself."""
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    @hookimpl(wrapper=True)
+    def debsync_veto_action(self, context: Any) -> Any:
+        self.seen.append("before")
+        reason = yield
+        self.seen.append(f"after: {reason}")
+        return reason
+
+
+def test_a_wrapper_of_the_veto_vetoes_nothing_and_wraps_the_call() -> None:
+    from debsync.testing import sample_context
+
+    timing = Timing()
+    plugins = Plugins(entry_points=False, extra=[("timing", timing)])
+    assert plugins.veto(sample_context()) is None
+    assert timing.seen == ["before", "after: None"]
+
+
+def test_a_reason_still_vetoes_through_a_wrapper() -> None:
+    from debsync.testing import sample_context
+
+    timing = Timing()
+    plugins = Plugins(entry_points=False, extra=[("crm", Dispute()), ("timing", timing)])
+    assert plugins.veto(sample_context()) == "the CRM records a dispute (plugin crm)"
+    assert timing.seen == ["before", "after: the CRM records a dispute"]
+
+
+@pytest.mark.parametrize("style", ["wrapper", "hookwrapper"])
+@pytest.mark.parametrize(
+    "hook",
+    ["debsync_register_connectors", "debsync_register_actions", "debsync_register_commands"],
+)
+def test_a_wrapper_of_a_registration_hook_is_refused(style: str, hook: str) -> None:
+    def wrap(*args: Any) -> Any:
+        yield
+
+    plugin = type("Sneaky", (), {hook: staticmethod(hookimpl(**{style: True})(wrap))})()
+    plugins = Plugins(entry_points=False, extra=[("sneaky", plugin)])
+    assert plugins.infos["sneaky"].status == "broken"
+    assert plugins.infos["sneaky"].error == (
+        f"PluginError: plugin sneaky implements {hook} as a wrapper; registration hooks take "
+        "no wrapper or hookwrapper implementations"
+    )
+    assert "csv" in plugins.connector_types()
+
+
+def test_trace_env_logs_every_hook_call_and_result(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from debsync.testing import sample_context
+
+    monkeypatch.setenv("DEBSYNC_TRACE_PLUGINS", "1")
+    plugins = Plugins(entry_points=False, extra=[("crm", Dispute())])
+    with caplog.at_level("INFO", logger="debsync.plugins"):
+        plugins.veto(sample_context())
+    lines = [r.getMessage() for r in caplog.records if r.name == "debsync.plugins"]
+    assert "hook debsync_veto_action(context=<MessageContext>) calls crm" in lines
+    assert "hook debsync_veto_action returned 'the CRM records a dispute'" in lines
+
+
+def test_without_the_trace_env_hooks_log_nothing(caplog: pytest.LogCaptureFixture) -> None:
+    from debsync.testing import sample_context
+
+    plugins = Plugins(entry_points=False, extra=[("crm", Dispute())])
+    with caplog.at_level("DEBUG", logger="debsync.plugins"):
+        plugins.veto(sample_context())
+    assert not [r for r in caplog.records if r.name == "debsync.plugins"]

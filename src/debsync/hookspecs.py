@@ -4,7 +4,22 @@ A plugin is a module with functions decorated ``@debsync.hookimpl`` whose names 
 specifications below; an implementation may take fewer arguments than the spec (pluggy passes
 only those it names), so new arguments never break existing plugins. Built-in connectors and
 actions are plugins too: they register through exactly these hooks. Core code calls hooks only
-through the typed facade in ``debsync.plugins``.
+through the typed facade in ``debsync.plugins``, which calls each plugin in its own pluggy call,
+so one that raises never hides the others.
+
+The lifecycle, in order:
+
+1. :func:`debsync_register_connectors`, :func:`debsync_register_actions` (when the plugin is
+   loaded) and :func:`debsync_register_commands` (when ``debsync`` starts) register types.
+2. Sync: each connector instance's pages are committed, then :func:`debsync_sync_finished`.
+3. Plan: the ladder proposes today's steps (no hook).
+4. Veto: right before each attempt, :func:`debsync_veto_action` may block it.
+5. Render and send: the action renders the message and sends it (no hook).
+6. :func:`debsync_action_finished`, after the attempt's outcome is committed.
+
+Wrappers (``@hookimpl(wrapper=True)`` or ``hookwrapper=True``) are accepted on the veto and the
+observer hooks and wrap each plugin's call; the registration hooks refuse them when the plugin
+is loaded, because a wrapper there would see and could swallow other plugins' registrations.
 """
 
 from __future__ import annotations
@@ -39,7 +54,8 @@ def debsync_register_connectors(register: RegisterConnector) -> None:
     :return: nothing; return values are ignored.
 
     Fires once per process, when the plugin manager first builds its registry (before any
-    configuration is validated). Collect-all: every plugin's implementation is called.
+    configuration is validated). Collect-all: every plugin's implementation is called. Takes
+    no wrappers: a wrapper implementation makes the plugin broken.
     """
 
 
@@ -56,6 +72,7 @@ def debsync_register_actions(register: RegisterAction) -> None:
     :return: nothing; return values are ignored.
 
     Fires once per process, when the plugin manager first builds its registry. Collect-all.
+    Takes no wrappers.
     """
 
 
@@ -73,6 +90,7 @@ def debsync_veto_action(context: MessageContext) -> str | None:
     renders the message (also for ``debsync preview``, so keep it free of side effects).
     ``firstresult``: the first plugin that returns a reason decides. A plugin that raises
     counts as a veto (nothing is sent on a broken check) and is reported in the reason.
+    Wrappers are accepted: one sees each plugin's answer as its result and may replace it.
     """
 
 
@@ -86,7 +104,8 @@ def debsync_sync_finished(instance: str, result: SyncResult) -> None:
     :return: nothing; return values are ignored.
 
     Fires after the run's outcome is committed to the store. Collect-all: every plugin is
-    called; one that raises is logged and does not stop the others or the daemon.
+    called; one that raises is logged and does not stop the others or the daemon. Wrappers
+    are accepted.
     """
 
 
@@ -101,7 +120,7 @@ def debsync_action_finished(outcome: ActionOutcome) -> None:
     :return: nothing; return values are ignored.
 
     Fires after the outcome is committed to the outbox. Collect-all; a plugin that raises is
-    logged and does not affect the action or the other plugins.
+    logged and does not affect the action or the other plugins. Wrappers are accepted.
     """
 
 
@@ -116,5 +135,5 @@ def debsync_register_commands(app: typer.Typer) -> None:
 
     Fires once, when the ``debsync`` command starts, before arguments are parsed.
     Collect-all. A plugin whose registration raises is reported as broken by
-    ``debsync plugins``; the command line works without it.
+    ``debsync plugins``; the command line works without it. Takes no wrappers.
     """
