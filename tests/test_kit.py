@@ -268,4 +268,12 @@ def test_a_broken_action_fails_the_kit_with_reasons(pytester: pytest.Pytester) -
         "RetryableActionError so that the outbox tries again later",
     ):
         assert reason in output, f"missing {reason!r} in:\n{output}"
-    result.assert_outcomes(failed=6, passed=2)
+    for failed in (  # one per step, language, kind and failure: none hides another
+        "test_renders_every_shipped_step[consumer-reminder-nl]",
+        "test_renders_every_shipped_step[business-handoff-en]",
+        "test_failures_map_to_what_the_outbox_should_do[retryable]",
+        "test_failures_map_to_what_the_outbox_should_do[unavailable]",
+    ):
+        assert f"FAILED test_fax.py::TestFax::{failed}" in output, output
+    # 3 webhook steps x 2 languages x 2 kinds, 4 failures, idempotency; 4 unused steps x 4
+    result.assert_outcomes(failed=17, passed=3, skipped=16)

@@ -48,6 +48,12 @@ SHIPPED_STEPS: dict[str, tuple[str, ...]] = {
 }
 """The steps debsync ships templates (or, for agency and webhook, payloads) for, per channel."""
 
+_ALL_STEPS: tuple[str, ...] = tuple(
+    dict.fromkeys(s for steps in SHIPPED_STEPS.values() for s in steps)
+)
+"""Every shipped step once, in ladder order: the render check's parameters. The channel is only
+known from the harness at run time, so a step the action's channel does not use is skipped."""
+
 Failure = Literal["retryable", "permanent", "unknown", "unavailable"]
 
 _EXPECTED: dict[str, tuple[type[Exception], str]] = {
@@ -135,27 +141,38 @@ class ActionChecks:
         assert isinstance(cls.channel, str) and cls.channel, f"{cls.__name__} needs a channel"
         assert isinstance(cls.idempotent, bool)
 
-    @pytest.mark.parametrize("language", list(Language), ids=lambda lang: lang.value)
+    def test_every_step_is_a_known_step(self, harness: ActionHarness) -> None:
+        """The render check is parametrized over the shipped steps; a harness's own ``steps``
+        must be among them, or it would silently go unchecked."""
+        unknown = [step for step in self._steps(harness) if step not in _ALL_STEPS]
+        assert not unknown, f"steps the kit cannot render-check: {', '.join(unknown)}"
+
+    @pytest.mark.parametrize(
+        ("step", "language"),
+        [(step, language) for step in _ALL_STEPS for language in Language],
+        ids=[f"{step}-{language.value}" for step in _ALL_STEPS for language in Language],
+    )
     @pytest.mark.parametrize(
         "kind", [DebtorKind.CONSUMER, DebtorKind.BUSINESS], ids=lambda k: k.value
     )
     def test_renders_every_shipped_step(
-        self, harness: ActionHarness, language: Language, kind: DebtorKind
+        self, harness: ActionHarness, step: str, language: Language, kind: DebtorKind
     ) -> None:
         """Every step the channel ships renders for consumers and businesses in Dutch and
         English, to a JSON payload (the outbox stores and hashes it) with a readable preview.
         Rendering is pure: the same context renders the same payload."""
         action = harness.action()
-        for step in self._steps(harness):
-            context = sample_context(step, action.channel, language, kind=kind)
-            payload = action.render(context)
-            assert isinstance(payload, dict), f"{step}: render must return a dict"
-            try:
-                json.dumps(payload)
-            except TypeError as exc:
-                pytest.fail(f"{step}: the payload is not JSON-serialisable: {exc}")
-            assert action.render(context) == payload, f"{step}: rendering is not deterministic"
-            assert action.preview(payload).strip(), f"{step}: preview() returned nothing"
+        if step not in self._steps(harness):
+            pytest.skip(f"channel {action.channel!r} does not send {step!r}")
+        context = sample_context(step, action.channel, language, kind=kind)
+        payload = action.render(context)
+        assert isinstance(payload, dict), f"{step}: render must return a dict"
+        try:
+            json.dumps(payload)
+        except TypeError as exc:
+            pytest.fail(f"{step}: the payload is not JSON-serialisable: {exc}")
+        assert action.render(context) == payload, f"{step}: rendering is not deterministic"
+        assert action.preview(payload).strip(), f"{step}: preview() returned nothing"
 
     def test_sends_to_the_fake(self, harness: ActionHarness) -> None:
         """A rendered payload reaches the fake exactly once and comes back with a receipt."""
@@ -184,24 +201,28 @@ class ActionChecks:
             f"with the same key twice delivered {harness.deliveries() - before} times"
         )
 
-    def test_failures_map_to_what_the_outbox_should_do(self, harness: ActionHarness) -> None:
+    @pytest.mark.parametrize("kind", list(_EXPECTED))
+    def test_failures_map_to_what_the_outbox_should_do(
+        self, harness: ActionHarness, kind: Failure
+    ) -> None:
         """Each kind of failure raises the error that makes the outbox do the right thing:
         retry later, give up, ask a person, or stop using the channel for this run."""
-        for kind in harness.failures:
-            action = harness.action()
-            context = sample_context(self._steps(harness)[0], action.channel)
-            payload = action.render(context)
-            harness.fail_next(kind)
-            expected, meaning = _EXPECTED[kind]
-            try:
-                _send(action, payload, context.key)
-            except expected as exc:
-                if not str(exc):
-                    pytest.fail(f"the {kind} error has no message for the operator")
-            except Exception as exc:
-                pytest.fail(
-                    f"a {kind} failure raised {type(exc).__name__}: {exc}; it must raise "
-                    f"{expected.__name__} so that the outbox {meaning}"
-                )
-            else:
-                pytest.fail(f"a {kind} failure raised nothing: the send looked successful")
+        if kind not in harness.failures:
+            pytest.skip(f"the harness cannot produce a {kind} failure")
+        action = harness.action()
+        context = sample_context(self._steps(harness)[0], action.channel)
+        payload = action.render(context)
+        harness.fail_next(kind)
+        expected, meaning = _EXPECTED[kind]
+        try:
+            _send(action, payload, context.key)
+        except expected as exc:
+            if not str(exc):
+                pytest.fail(f"the {kind} error has no message for the operator")
+        except Exception as exc:
+            pytest.fail(
+                f"a {kind} failure raised {type(exc).__name__}: {exc}; it must raise "
+                f"{expected.__name__} so that the outbox {meaning}"
+            )
+        else:
+            pytest.fail(f"a {kind} failure raised nothing: the send looked successful")
