@@ -1,16 +1,21 @@
-"""The built-in CSV connector and the email and file actions pass the conformance kit, exactly
-as a third-party plugin would run it."""
+"""The built-in CSV connector and the email, file, SMS and letter actions pass the conformance
+kit, exactly as a third-party plugin would run it."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
 
+import httpx
 import pytest
+import respx
 
 from debsync.actions.email import FileAction, FileSettings, SmtpAction, SmtpSettings
+from debsync.actions.letter import PrintLetterAction, PrintLetterSettings
+from debsync.actions.sms import SmsAction, SmsSettings
 from debsync.connectors.csv import CsvConnector
 from debsync.model import Money
 from debsync.testing import (
@@ -193,3 +198,93 @@ class TestSmtpAction(ActionChecks):
     @pytest.fixture
     def harness(self, tmp_path: Path, smtp_server: SMTPTestServer) -> ActionHarness:
         return SmtpHarness(tmp_path, smtp_server)
+
+
+class PrintLetterHarness(ActionHarness):
+    """The print folder: a letter is a PDF in it; a file where the folder should be fails."""
+
+    failures: tuple[Failure, ...] = ("unavailable",)
+
+    def __init__(self, tmp_path: Path) -> None:
+        super().__init__(tmp_path)
+        self.directory = tmp_path / "letters"
+
+    def action(self) -> PrintLetterAction:
+        settings = PrintLetterSettings.model_validate({"directory": "letters"})
+        return PrintLetterAction("post", settings, self.environment())
+
+    def deliveries(self) -> int:
+        return len(list(self.directory.glob("*.pdf"))) if self.directory.is_dir() else 0
+
+    def fail_next(self, kind: str) -> None:
+        shutil.rmtree(self.directory, ignore_errors=True)
+        self.directory.write_text("not a folder")
+
+
+class TestPrintLetterAction(ActionChecks):
+    @pytest.fixture
+    def harness(self, tmp_path: Path) -> ActionHarness:
+        return PrintLetterHarness(tmp_path)
+
+
+CM_URL = "https://gw.cmtelecom.com/v1.0/message"
+
+
+class CmHarness(ActionHarness):
+    """The SMS action against CM.com's gateway faked with respx in its documented shapes: an
+    accepted message echoes the request's reference; failures are the gateway's answers."""
+
+    def __init__(self, tmp_path: Path, router: respx.MockRouter) -> None:
+        super().__init__(tmp_path)
+        self.accepted = 0
+        self.failing: list[str] = []
+        router.post(CM_URL).mock(side_effect=self.answer)
+
+    def answer(self, request: httpx.Request) -> httpx.Response:
+        (message,) = json.loads(request.content)["messages"]["msg"]
+        reference = message["reference"]
+        kind = self.failing.pop(0) if self.failing else "accepted"
+        if kind == "unknown":
+            raise httpx.ReadTimeout("read timed out", request=request)
+        if kind == "accepted":
+            self.accepted += 1
+        return {
+            "accepted": httpx.Response(200, json=cm_answer(reference, "Accepted", 0)),
+            "retryable": httpx.Response(503, text="Service Unavailable"),
+            "permanent": httpx.Response(200, json=cm_answer(reference, "Rejected", 402)),
+            "unavailable": httpx.Response(401, json={"errorCode": 999}),
+        }[kind]
+
+    def action(self) -> SmsAction:
+        settings = SmsSettings.model_validate(
+            {
+                "provider": "cm",
+                "product_token": "6f1c2a3b-4d5e-4f60-8a9b-0c1d2e3f4a5b",
+                "sender": "Voorbeeld",
+            }
+        )
+        return SmsAction("sms", settings, self.environment())
+
+    def deliveries(self) -> int:
+        return self.accepted
+
+    def fail_next(self, kind: str) -> None:
+        self.failing.append(kind)
+
+
+def cm_answer(reference: str, status: str, error_code: int) -> dict[str, object]:
+    message = {
+        "to": "0031687654321",
+        "status": status,
+        "reference": reference,
+        "parts": 1,
+        "messageDetails": None,
+        "messageErrorCode": error_code,
+    }
+    return {"details": "Created 1 message(s)", "errorCode": 0, "messages": [message]}
+
+
+class TestSmsAction(ActionChecks):
+    @pytest.fixture
+    def harness(self, tmp_path: Path, respx_mock: respx.MockRouter) -> ActionHarness:
+        return CmHarness(tmp_path, respx_mock)
