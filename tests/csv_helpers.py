@@ -19,6 +19,32 @@ from debsync.sync import SyncEngine
 
 Rows = Sequence[Sequence[str]]
 
+COLUMNS = (
+    "Relatiecode",
+    "Naam",
+    "Soort",
+    "E-mail",
+    "Telefoon",
+    "Adres",
+    "Postcode",
+    "Plaats",
+    "KvK-nummer",
+    "Taal",
+    "Factuurnummer",
+    "Factuurdatum",
+    "Vervaldatum",
+    "Bedrag",
+    "Openstaand",
+    "Valuta",
+    "Betalingskenmerk",
+)
+"""The header of the open-items exports the tests write, in the order Dutch programs use."""
+
+
+def export_header(*without: str) -> list[str]:
+    """The header without the named columns (a program that exports fewer)."""
+    return [column for column in COLUMNS if column not in without]
+
 
 def write(
     path: Path,

@@ -16,24 +16,10 @@ from typer.testing import CliRunner, Result
 
 from debsync.cli import app
 
-from csv_helpers import write
+from csv_helpers import export_header, write
 
 TODAY = date.today()
-HEADER = [
-    "Relatiecode",
-    "Naam",
-    "Soort",
-    "E-mail",
-    "Telefoon",
-    "Adres",
-    "Postcode",
-    "Plaats",
-    "Taal",
-    "Factuurnummer",
-    "Factuurdatum",
-    "Vervaldatum",
-    "Openstaand",
-]
+HEADER = export_header("KvK-nummer", "Bedrag", "Valuta", "Betalingskenmerk")
 
 
 def row(

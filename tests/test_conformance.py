@@ -27,28 +27,10 @@ from debsync.testing import (
 )
 from debsync.testing.actions import Failure
 
-from csv_helpers import connector, write
+from csv_helpers import connector, export_header, write
 from smtp_server import DROP, SMTPTestServer
 
-HEADER = [
-    "Relatiecode",
-    "Naam",
-    "Soort",
-    "E-mail",
-    "Telefoon",
-    "Adres",
-    "Postcode",
-    "Plaats",
-    "KvK-nummer",
-    "Taal",
-    "Factuurnummer",
-    "Factuurdatum",
-    "Vervaldatum",
-    "Bedrag",
-    "Openstaand",
-    "Valuta",
-    "Betalingskenmerk",
-]
+HEADER = export_header()
 
 
 def dutch(amount: Money) -> str:
