@@ -1,7 +1,9 @@
-"""One error tree, named by what the runner should do and who should fix it."""
+"""One error tree, named by what the runner should do and who should fix it, and
+:func:`scrub`, which every error text passes before it is stored, printed or logged."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,3 +61,20 @@ class FatalConnectorError(ConnectorError):
 
 class StoreError(DebsyncError):
     """The store cannot be opened or migrated."""
+
+
+_DATABASE_TAIL = re.compile(r"\s*\[(?:SQL|parameters):.*", re.DOTALL)
+_DATABASE_DETAIL = re.compile(r"^\s*(?:DETAIL|HINT|CONTEXT):.*$\n?", re.MULTILINE)
+_EMAIL = re.compile(r"[\w.+%-]+@[\w-]+(?:\.[\w-]+)+")
+_IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b")
+_PHONE = re.compile(r"(?<![\w+])\+?\d(?:[ -]?\d){8,14}(?!\w)")
+
+
+def scrub(text: str) -> str:
+    """An error text without personal data: a database error loses its statement, its
+    parameters and its detail lines (a failing row holds names), and anything that looks like
+    an e-mail address, IBAN or phone number is replaced. Ids, dates and amounts stay."""
+    text = _DATABASE_DETAIL.sub("", _DATABASE_TAIL.sub("", text))
+    text = _EMAIL.sub("[e-mail]", text)
+    text = _IBAN.sub("[IBAN]", text)
+    return _PHONE.sub("[phone]", text).strip()

@@ -4,16 +4,22 @@ Records are frozen pydantic models. Validation is strict where a silent coercion
 money (a float amount is rejected, never coerced) and normalising where the same fact arrives
 in many spellings (phone numbers become E.164, e-mail addresses are normalised, VAT numbers
 lose their dots and spaces).
+
+Text from a source is bounded to what the store's columns hold, and cleaned: line breaks and
+tabs become spaces (a name is one line, and a header must stay one), other control characters
+and bidi controls (which can make ``2026-0001`` display as another number) are removed.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from enum import StrEnum
 from functools import cache, lru_cache
 from typing import Annotated, Any, Self
+from urllib.parse import urlsplit
 
 import phonenumbers
 from babel.numbers import get_currency_precision, list_currencies
@@ -30,6 +36,51 @@ from pydantic import (
 
 DEFAULT_CURRENCY = "EUR"
 DEFAULT_PHONE_REGION = "NL"
+MAX_ID_LENGTH = 255
+"""Ids, numbers and references: the store's ``String(255)`` columns."""
+MAX_TEXT_LENGTH = 1000
+"""Names, address lines and cities: longer is a broken export, not a name."""
+MAX_URL_LENGTH = 2048
+MAX_AMOUNT = Decimal(10) ** 12
+"""Larger amounts are typos, and would overflow the store's integer minor units."""
+
+_LINE_BREAKS = re.compile(r"[\t\n\r\v\f\x1c-\x1f\x85\u2028\u2029]+")
+_INVISIBLE = re.compile(
+    "[\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]"
+)
+_UNSAFE = re.compile(f"{_LINE_BREAKS.pattern[:-1]}|{_INVISIBLE.pattern}")
+
+
+def clean_text(value: str) -> str:
+    """One line of text without control or bidi-control characters: line breaks and tabs
+    become a space, the rest is removed."""
+    if _UNSAFE.search(value) is None:
+        return value
+    return _INVISIBLE.sub("", _LINE_BREAKS.sub(" ", value))
+
+
+def has_invisible(value: str) -> bool:
+    """Whether cleaning removes characters (beyond turning line breaks into spaces)."""
+    return _INVISIBLE.search(value) is not None
+
+
+def _clean(value: Any) -> Any:
+    return clean_text(value) if isinstance(value, str) else value
+
+
+def _https(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme.lower() != "https" or not parts.hostname or " " in value:
+        raise ValueError("only https: links are used as payment links")
+    return value
+
+
+Id = Annotated[str, BeforeValidator(_clean), Field(min_length=1, max_length=MAX_ID_LENGTH)]
+Reference = Annotated[str, BeforeValidator(_clean), Field(max_length=MAX_ID_LENGTH)]
+Text = Annotated[str, BeforeValidator(_clean), Field(max_length=MAX_TEXT_LENGTH)]
+PaymentUrl = Annotated[
+    str, BeforeValidator(_clean), Field(max_length=MAX_URL_LENGTH), AfterValidator(_https)
+]
 
 
 class DebtorKind(StrEnum):
@@ -134,6 +185,26 @@ class Money(BaseModel):
         return f"{self.currency} {self.amount}"
 
 
+def _exact(value: Any) -> Any:
+    """A source's amount as it is: more decimals than its currency has, or an implausible
+    size, is an error in the record, never rounded away (``Money`` itself rounds, for sums)."""
+    if not isinstance(value, Mapping) or isinstance(value.get("amount"), float):
+        return value
+    try:
+        amount = Decimal(value["amount"])
+        currency = _check_currency(str(value.get("currency", DEFAULT_CURRENCY)))
+    except (KeyError, TypeError, ValueError, ArithmeticError):
+        return value  # Money says what is wrong
+    if not amount.is_finite():
+        return value
+    if abs(amount) >= MAX_AMOUNT:
+        raise ValueError("the amount is implausibly large")
+    exponent = currency_exponent(currency)
+    if amount != amount.quantize(_quantum(currency)):
+        raise ValueError(f"{currency} amounts have at most {exponent} decimals")
+    return value
+
+
 @lru_cache(maxsize=65536)
 def normalise_email(value: str) -> str:
     """Syntax check and normalisation only: no DNS look-ups (the daemon may run offline).
@@ -183,9 +254,9 @@ class Address(BaseModel):
 
     model_config = _FROZEN
 
-    lines: tuple[str, ...] = ()
-    postcode: str = ""
-    city: str = ""
+    lines: tuple[Text, ...] = ()
+    postcode: Annotated[str, BeforeValidator(_clean), Field(max_length=32)] = ""
+    city: Text = ""
     country: str = "NL"
 
     @field_validator("country")
@@ -210,8 +281,8 @@ class Debtor(BaseModel):
 
     model_config = _FROZEN
 
-    external_id: str = Field(min_length=1)
-    name: str = Field(min_length=1)
+    external_id: Id
+    name: Annotated[Text, Field(min_length=1)]
     kind: DebtorKind = DebtorKind.UNKNOWN
     emails: tuple[Email, ...] = ()
     phones: tuple[Phone, ...] = ()
@@ -258,15 +329,15 @@ class Invoice(BaseModel):
 
     model_config = _FROZEN
 
-    external_id: str = Field(min_length=1)
-    number: str = Field(min_length=1)
-    debtor_id: str = Field(min_length=1)
+    external_id: Id
+    number: Id
+    debtor_id: Id
     issue_date: date
     due_date: date
-    total: Money
-    open_amount: Money
-    payment_reference: str | None = None
-    payment_url: str | None = None
+    total: Annotated[Money, BeforeValidator(_exact)]
+    open_amount: Annotated[Money, BeforeValidator(_exact)]
+    payment_reference: Reference | None = None
+    payment_url: PaymentUrl | None = None
     direct_debit: bool = False
     has_document: bool = False
 
@@ -290,7 +361,7 @@ class Payment(BaseModel):
 
     model_config = _FROZEN
 
-    external_id: str = Field(min_length=1)
-    invoice_id: str = Field(min_length=1)
+    external_id: Id
+    invoice_id: Id
     paid_on: date
-    amount: Money
+    amount: Annotated[Money, BeforeValidator(_exact)]

@@ -34,7 +34,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from debsync.clock import Clock, system_clock
 from debsync.connectors.http import HttpFactory
-from debsync.model import Debtor, Invoice, Payment
+from debsync.model import MAX_ID_LENGTH, Debtor, Invoice, Payment, clean_text, has_invisible
 
 JSON = None | bool | int | float | str | list["JSON"] | dict[str, "JSON"]
 """A cursor is any JSON value; the engine stores it verbatim and hands it back."""
@@ -210,7 +210,9 @@ class Connector(ABC, Generic[SettingsT]):
         raise NotImplementedError(f"{self.type_name} does not record notes")
 
 
-def _reason(error: ValidationError) -> str:
+def _reason(error: Exception) -> str:
+    if not isinstance(error, ValidationError):  # a validator bug: its message may quote data
+        return f"record: cannot be read ({type(error).__name__})"
     parts = []
     for item in error.errors(include_url=False, include_input=False):
         where = ".".join(str(p) for p in item["loc"]) or "record"
@@ -218,15 +220,28 @@ def _reason(error: ValidationError) -> str:
     return "; ".join(parts)
 
 
+def _invisible(data: Mapping[str, Any]) -> list[str]:
+    """The fields whose text loses control or bidi-control characters in the model."""
+    found = []
+    for key, value in data.items():
+        values = value if isinstance(value, list | tuple) else (value,)
+        if any(isinstance(v, str) and has_invisible(v) for v in values):
+            found.append(key)
+    return found
+
+
 _SALVAGEABLE = frozenset({"emails", "phones"})
+_REASON_LENGTH = 2000
+"""A reject reason is a sentence or a few; a longer one is cut, so it always stores."""
 
 
 class RecordBuilder:
     """Validates raw mappings into records and collects rejects, so one bad record never fails
-    a page.
+    a page: any exception while validating one is that record's reject.
 
     A debtor whose only faults are unusable e-mail addresses or phone numbers is kept without
-    them (the invoices still need their debtor); each dropped value is reported.
+    them (the invoices still need their debtor), and an invoice whose only fault is its payment
+    link without the link; each dropped value is reported, as are control characters removed.
     """
 
     def __init__(self) -> None:
@@ -258,9 +273,26 @@ class RecordBuilder:
         dropped: bool = False,
     ) -> None:
         """Report a problem with the record at ``ref``; ``dropped`` when the record was kept
-        with the offending field removed (see :class:`Reject`)."""
-        self.rejects.append(Reject(kind, ref, reason, invoice_id=invoice_id, dropped=dropped))
+        with the offending field removed (see :class:`Reject`). Ref, reason and invoice id are
+        cleaned and bounded as the model bounds text, so the reject itself always stores; an
+        invoice id too long to be stored names no stored invoice and is left out."""
         self._flagged.add(ref)
+        invoice_id = clean_text(invoice_id) if invoice_id else None
+        self.rejects.append(
+            Reject(
+                kind,
+                clean_text(ref)[:MAX_ID_LENGTH],
+                clean_text(reason)[:_REASON_LENGTH],
+                invoice_id=invoice_id if invoice_id and len(invoice_id) <= MAX_ID_LENGTH else None,
+                dropped=dropped,
+            )
+        )
+
+    def _cleaned(self, kind: str, data: Mapping[str, Any], ref: str) -> None:
+        fields = _invisible(data)
+        if fields:
+            reason = f"{', '.join(fields)}: control or bidi-control characters removed"
+            self.reject(kind, ref, reason, dropped=True)
 
     def debtor(
         self, data: Mapping[str, Any], *, ref: str, raw: bytes | None = None
@@ -274,6 +306,10 @@ class RecordBuilder:
                 self.reject("debtor", ref, _reason(error))
                 return None
             debtor = salvaged
+        except Exception as error:
+            self.reject("debtor", ref, _reason(error))
+            return None
+        self._cleaned("debtor", data, ref)
         self.debtors.append(debtor)
         self._remember(("debtor", debtor.external_id), raw, ref)
         return debtor
@@ -305,12 +341,33 @@ class RecordBuilder:
         """Validate an invoice; ``raw`` fingerprints the input it came from."""
         try:
             invoice = Invoice.model_validate(data)
-        except ValidationError as error:
-            known = data.get("external_id")
-            self.reject("invoice", ref, _reason(error), invoice_id=str(known) if known else None)
-            return None
+        except Exception as error:
+            salvaged = self._salvage_link(data, error, ref)
+            if salvaged is None:
+                known = data.get("external_id")
+                invoice_id = str(known) if known else None
+                self.reject("invoice", ref, _reason(error), invoice_id=invoice_id)
+                return None
+            invoice = salvaged
+        self._cleaned("invoice", data, ref)
         self.invoices.append(invoice)
         self._remember(("invoice", invoice.external_id), raw, ref)
+        return invoice
+
+    def _salvage_link(self, data: Mapping[str, Any], error: Exception, ref: str) -> Invoice | None:
+        """The invoice without its payment link, when the link is its only fault: a
+        ``javascript:`` link must not cost the debtor the reminder."""
+        if not isinstance(error, ValidationError) or any(
+            item["loc"][:1] != ("payment_url",) for item in error.errors()
+        ):
+            return None
+        try:
+            invoice = Invoice.model_validate({**data, "payment_url": None})
+        except Exception:
+            return None
+        known = data.get("external_id")
+        reason = f"payment_url dropped: {_reason(error).partition(': ')[2]}"
+        self.reject("invoice", ref, reason, invoice_id=str(known), dropped=True)
         return invoice
 
     def _remember(self, key: tuple[str, str], raw: bytes | None, ref: str) -> None:
@@ -323,7 +380,7 @@ class RecordBuilder:
     def payment(self, data: Mapping[str, Any], *, ref: str) -> Payment | None:
         try:
             payment = Payment.model_validate(data)
-        except ValidationError as error:
+        except Exception as error:
             self.reject("payment", ref, _reason(error))
             return None
         self.payments.append(payment)

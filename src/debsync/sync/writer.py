@@ -1,21 +1,26 @@
 """Applying one connector page to the store inside the page's transaction: upserts that write
-only what changed, the dossier events of every change, derived payments, closings, rejects."""
+only what changed, the dossier events of every change, derived payments, closings, rejects.
+
+A record the store refuses (a value a column cannot hold that the model let through) costs
+that record, never the page: the page is applied under a savepoint, and when the store refuses
+it, again record by record, each refused one becoming a reject."""
 
 from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import date, datetime
+from functools import partial
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from debsync.clock import Clock, local_date
-from debsync.connectors.base import Page, Previous, SyncCounts
-from debsync.errors import FatalConnectorError
-from debsync.model import Debtor, Invoice, Payment, from_minor, to_minor
+from debsync.connectors.base import Page, Previous, Reject, SyncCounts
+from debsync.errors import FatalConnectorError, scrub
+from debsync.model import MAX_ID_LENGTH, Debtor, Invoice, Payment, clean_text, from_minor, to_minor
 from debsync.store.schema import EventKind, debtors, events, invoices, payments, sync_rejects
 
 log = logging.getLogger("debsync.sync")
@@ -79,6 +84,43 @@ def _debtor_row(debtor: Debtor) -> dict[str, Any]:
 
 def _amount(minor: int, currency: str) -> str:
     return str(from_minor(minor, currency))
+
+
+def _reject_row(run_id: int, reject: Reject) -> dict[str, Any]:
+    """A reject as its row, bounded to its columns whoever built it: the record of a bad
+    record must itself always store."""
+    invoice_id = clean_text(reject.invoice_id) if reject.invoice_id else None
+    return {
+        "run_id": run_id,
+        "kind": reject.kind[:16],
+        "ref": clean_text(reject.ref)[:MAX_ID_LENGTH],
+        "reason": clean_text(scrub(reject.reason))[:2000],
+        "invoice_id": invoice_id if invoice_id and len(invoice_id) <= MAX_ID_LENGTH else None,
+        "dropped": reject.dropped,
+    }
+
+
+def _refusal(exc: Exception) -> str:
+    """Why the store refused a record: the database's first line, scrubbed."""
+    cause = getattr(exc, "orig", None) or exc
+    first = scrub(str(cause)).splitlines()[:1]
+    return f"the store refused the record: {type(cause).__name__}" + (
+        f": {first[0]}" if first else ""
+    )
+
+
+def _begin(conn: Connection) -> None:
+    """On SQLite, begin the transaction before the first savepoint: pysqlite begins lazily,
+    and a savepoint that opens the transaction would commit it when released."""
+    if conn.dialect.name == "sqlite":
+        dbapi = conn.connection.dbapi_connection
+        if dbapi is not None and not getattr(dbapi, "in_transaction", True):
+            conn.exec_driver_sql("BEGIN")
+
+
+_Pending = tuple[
+    dict[str, bytes], dict[tuple[str, str], bytes], dict[str, "Known"], dict[str, int], set[str]
+]
 
 
 _INVOICE_UPDATE = (
@@ -175,10 +217,7 @@ class PageWriter:
     # -- one page -------------------------------------------------------------------------
 
     def page(self, conn: Connection, page: Page) -> None:
-        now = self.clock()
-        today = local_date(now)
-        new_events: list[dict[str, Any]] = []
-        new_payments: list[dict[str, Any]] = []
+        """Apply one page; what the store refuses is added to ``page.rejects``."""
         unknown = [ext for ext in page.unchanged_invoices if ext not in self.previous.invoices]
         if unknown:
             raise FatalConnectorError(
@@ -186,6 +225,65 @@ class PageWriter:
                 f"sync did not store as open (e.g. {unknown[0]!r}): only what Previous lists "
                 "can be unchanged"
             )
+        _begin(conn)
+        if self._attempt(conn, page) is None:
+            return
+        refused: list[Reject] = []
+        for part, refuse in self._records(page):
+            error = self._attempt(conn, part)
+            if error is not None:
+                refused.append(refuse(_refusal(error)))
+        rest = Page(
+            closed=page.closed,
+            rejects=[*page.rejects, *refused],
+            unchanged_invoices=page.unchanged_invoices,
+        )
+        self._apply(conn, rest)  # no record left: a failure here is the store's, not a record's
+        page.rejects.extend(refused)
+
+    def _attempt(self, conn: Connection, page: Page) -> Exception | None:
+        """Apply ``page`` under a savepoint; on failure roll it back, with what the writer
+        would have remembered of it, and return the error."""
+        saved: _Pending = (
+            dict(self._pending_debtors),
+            dict(self._pending_raw),
+            dict(self._pending_invoices),
+            dict(self._pending_counts),
+            set(self._pending_payments),
+        )
+        try:
+            with conn.begin_nested():
+                self._apply(conn, page)
+        except Exception as exc:  # whatever a driver raises for one bad value
+            (
+                self._pending_debtors,
+                self._pending_raw,
+                self._pending_invoices,
+                self._pending_counts,
+                self._pending_payments,
+            ) = saved
+            return exc
+        return None
+
+    def _records(self, page: Page) -> Iterator[tuple[Page, Callable[[str], Reject]]]:
+        """The page's records one at a time, each with the reject it becomes when refused."""
+        for debtor in page.debtors:
+            refuse = partial(Reject, "debtor", debtor.external_id)
+            yield Page(debtors=[debtor], raw=page.raw), refuse
+        for invoice in page.invoices:
+            ext = invoice.external_id
+            yield (
+                Page(invoices=[invoice], raw=page.raw),
+                partial(Reject, "invoice", ext, invoice_id=ext),
+            )
+        for payment in page.payments:
+            yield Page(payments=[payment]), partial(Reject, "payment", payment.external_id)
+
+    def _apply(self, conn: Connection, page: Page) -> None:
+        now = self.clock()
+        today = local_date(now)
+        new_events: list[dict[str, Any]] = []
+        new_payments: list[dict[str, Any]] = []
         self._debtors(conn, page.debtors, page.raw, now, new_events)
         self._invoices(conn, page.invoices, page.raw, now, today, new_events, new_payments)
         self._count("invoices_seen", len(page.unchanged_invoices))
@@ -194,22 +292,12 @@ class PageWriter:
         if page.closed:
             self._close(conn, page.closed, "closed by the source", now, new_events, new_payments)
         if page.rejects:
-            conn.execute(
-                sa.insert(sync_rejects),
-                [
-                    {
-                        "run_id": self.run_id,
-                        "kind": r.kind,
-                        "ref": r.ref[:255],
-                        "reason": r.reason,
-                        "invoice_id": r.invoice_id,
-                        "dropped": r.dropped,
-                    }
-                    for r in page.rejects
-                ],
-            )
-            for r in page.rejects:
-                log.warning("sync %s: rejected %s %s: %s", self.instance, r.kind, r.ref, r.reason)
+            rows = [_reject_row(self.run_id, r) for r in page.rejects]
+            conn.execute(sa.insert(sync_rejects), rows)
+            for r in rows:
+                log.warning(
+                    "sync %s: rejected %s %s: %s", self.instance, r["kind"], r["ref"], r["reason"]
+                )
             self._count("rejects", len(page.rejects))
         if new_payments:
             conn.execute(sa.insert(payments), new_payments)

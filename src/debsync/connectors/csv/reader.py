@@ -8,7 +8,7 @@ import io
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import date, timedelta
 from operator import itemgetter
 from typing import Any
 
@@ -27,14 +27,36 @@ from debsync.connectors.csv.values import (
     language,
 )
 from debsync.errors import FatalConnectorError
-from debsync.model import Address, Currency, DebtorKind
+from debsync.model import MAX_ID_LENGTH, Address, Currency, DebtorKind
 
-MAX_ID_LENGTH = 255
-"""Ids and references longer than the store's columns are rejected, not truncated."""
 _CURRENCY: TypeAdapter[str] = TypeAdapter(Currency)
 _TOTAL_ROW = re.compile(r"(?:sub|eind|grand\s*)?tota(?:a)?l\b", re.IGNORECASE)
 _SPLIT_EMAILS = re.compile(r"[;,\s]+")
 _SPLIT_PHONES = re.compile(r"[;,/]")
+_QUOTED = re.compile(r'"(?:[^"]|"")*"')
+
+
+def split_line(line: str, delimiter: str) -> list[str] | None:
+    """The cells of one physical line the csv module refused (a cell beyond its field size
+    limit), or ``None`` when a quote stays open at its end: then the row goes on below, and
+    where it ends cannot be told."""
+    cells, at, end = [], 0, len(line)
+    while True:
+        if line.startswith('"', at):
+            quoted = _QUOTED.match(line, at)
+            if quoted is None:
+                return None
+            cell, at = quoted[0][1:-1].replace('""', '"'), quoted.end()
+            if at < end and not line.startswith(delimiter, at):
+                return None
+        else:
+            stop = line.find(delimiter, at)
+            stop = end if stop < 0 else stop
+            cell, at = line[at:stop], stop
+        cells.append(cell)
+        if at >= end:
+            return cells
+        at += len(delimiter)
 
 
 @dataclass
@@ -44,6 +66,21 @@ class _Stats:
     duplicates: int = 0
     unknown_kinds: int = 0
     contradicting: set[str] = field(default_factory=set)
+
+
+def _remembering(handle: io.TextIOBase, last: list[str]) -> Iterator[str]:
+    """The handle's lines, the current one kept in ``last`` for a row the reader refuses."""
+    for text in handle:
+        last[0] = text
+        yield text
+
+
+def _shifted(day: date, term: timedelta) -> date | None:
+    """``day`` moved by the payment term, ``None`` beyond the calendar (31-12-9999)."""
+    try:
+        return day + term
+    except OverflowError:
+        return None
 
 
 class FileReader:
@@ -107,12 +144,22 @@ class FileReader:
         return f"{self.name}:{line}"
 
     def pages(self, handle: io.TextIOBase) -> Iterator[Page]:
-        reader = csv.reader(handle, delimiter=self.layout.delimiter)
+        last = [""]
+        reader = csv.reader(_remembering(handle, last), delimiter=self.layout.delimiter)
         builder, page_size = self.builder, self.settings.page_size
         header_record, width = self.layout.header_record, self.layout.width
         number_at = self.layout.columns["number"][0].index
         header_number = self.layout.columns["number"][0].header
-        for record, row in enumerate(reader):
+        record = -1
+        while True:
+            try:
+                row = next(reader)
+            except StopIteration:
+                break
+            except csv.Error as exc:  # the reader goes on with the next physical line
+                self.unreadable(reader.line_num, last[0], exc, record < header_record)
+                continue
+            record += 1
             line, end = self.line, reader.line_num
             self.line = end + 1
             if record <= header_record:
@@ -130,14 +177,43 @@ class FileReader:
                     del row[width:]
             row.append("")
             number = row[number_at].strip()
-            if number and number != header_number:
-                self.invoice_row(line, row, number)
-            else:
-                self.other_row(line, row, number)
+            try:
+                if number and number != header_number:
+                    self.invoice_row(line, row, number)
+                else:
+                    self.other_row(line, row, number)
+            except Exception as exc:  # a bug must cost one row, not the sync
+                self.log.exception("csv %s: %s: unexpected error", self.instance, self.ref(line))
+                reason = f"the row cannot be read ({type(exc).__name__})"
+                builder.reject("row", self.ref(line), reason, invoice_id=number or None)
             if len(builder.invoices) >= page_size:
                 yield builder.page(cursor=None)
         yield builder.page(cursor=None, snapshot_complete=True)
         self.report()
+
+    def unreadable(self, end: int, text: str, exc: csv.Error, in_header: bool) -> None:
+        """A row the csv module refuses is a reject when it is one physical line whose cells
+        can still be told apart (its invoice stays open); one spanning lines (a stray quote)
+        or in the header fails the file, before anything is closed."""
+        line, self.line = self.line, end + 1
+        cells = (
+            None
+            if in_header or end != line
+            else split_line(text.rstrip("\r\n"), self.layout.delimiter)
+        )
+        if cells is None:
+            raise FatalConnectorError(
+                f"{self.name}:{line}: unreadable CSV ({exc}); nothing was closed"
+            )
+        self.stats.rows += 1
+        at = self.layout.columns["number"][0].index
+        number = cells[at].strip() if at < len(cells) else ""
+        self.builder.reject(
+            "row",
+            self.ref(line),
+            f"the row cannot be read ({exc})",
+            invoice_id=number if number and len(number) <= MAX_ID_LENGTH else None,
+        )
 
     def check_quotes(self, line: int, end: int, row: list[str]) -> None:
         """A stray opening quote swallows the lines up to the next quote into one field.
@@ -203,7 +279,8 @@ class FileReader:
         data = self.invoice_data(fields, debtor_id, problems)
         if not problems:
             self.builder.invoice(data, ref=self.ref(line), raw=raw)
-        elif _TOTAL_ROW.match(number):  # "Totaal" in the invoice number column
+        elif _TOTAL_ROW.match(number) and not any(row[i].strip() for i in self.date_at):
+            # "Totaal" in the invoice number column; an invoice "Total-7" has dates
             self.stats.skipped += 1
             del self.invoices[number]
         else:
@@ -336,9 +413,13 @@ class FileReader:
         if isinstance(issued, str) or isinstance(due, str):
             pass
         elif due is not None:
-            issued = issued or due - self.term
+            issued = issued or _shifted(due, -self.term)
+            if issued is None:
+                problems.append(self.problem("due_date", "no invoice date lies a term before it"))
         elif issued is not None:
-            due = issued + self.term  # no due date: the payment term applies
+            due = _shifted(issued, self.term)  # no due date: the payment term applies
+            if due is None:
+                problems.append(self.problem("issue_date", "no due date lies a term after it"))
         else:
             key = "due_date" if self.layout.one("due_date") else "issue_date"
             problems.append(f"column {self.header(key)!r} is empty")

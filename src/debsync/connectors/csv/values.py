@@ -16,10 +16,7 @@ from functools import cache
 from babel import Locale
 
 from debsync.connectors.csv.aliases import normalise_header
-from debsync.model import DebtorKind, Language
-
-MAX_AMOUNT = Decimal(10) ** 12
-"""Larger amounts are typos, and would overflow the store's integer minor units."""
+from debsync.model import MAX_AMOUNT, DebtorKind, Language
 
 _KINDS: dict[str, DebtorKind] = {
     **dict.fromkeys(
@@ -116,8 +113,9 @@ class Values:
             negative, cleaned = negative or cleaned[-1] == "-", cleaned[:-1]
         elif cleaned.startswith(("-", "+")):
             negative, cleaned = negative or cleaned[0] == "-", cleaned[1:]
-        found = amount_style(cleaned)
-        if found is None and (_AMOUNT_NL.fullmatch(cleaned) or _AMOUNT_EN.fullmatch(cleaned)):
+        readable = _AMOUNT_NL.fullmatch(cleaned) or _AMOUNT_EN.fullmatch(cleaned)
+        found = amount_style(cleaned) if readable else None  # "12,00)" has a stray sign
+        if found is None and readable:
             found = style  # digits only, or "1.234" / "1,234": the column's style decides
         if found is None or (self.strict and found != style):
             expected = "a decimal comma" if style == "," else "a decimal point"
