@@ -31,7 +31,7 @@ from debsync.actions.base import (
     RetryableActionError,
 )
 from debsync.clock import AMSTERDAM
-from debsync.model import Language
+from debsync.model import Language, clean_text
 
 BLOCKS = ("subject", "opening", "closing")
 THIS_MESSAGE = {Language.NL: "dit bericht", Language.EN: "this message"}
@@ -116,7 +116,7 @@ class MessageAction(Action[MessageSettingsT]):
         blocks = templates.blocks(
             self.channel, context, BLOCKS, this_message=THIS_MESSAGE[context.language]
         )
-        blocks["subject"] = " ".join(blocks["subject"].split())
+        blocks["subject"] = " ".join(clean_text(blocks["subject"]).split())
         if not blocks["subject"]:
             raise RenderError(f"template {context.template!r} renders an empty subject")
         attachments = [
@@ -135,7 +135,7 @@ class MessageAction(Action[MessageSettingsT]):
                 "address": sender,
             },
             "to": list(dict.fromkeys(recipients)),
-            "to_name": debtor.name,
+            "to_name": clean_text(debtor.name),  # stored before the model cleaned names
             "reply_to": self.settings.reply_to or creditor_address,
             "subject": blocks["subject"],
             "text": templates.layout(TEXT_LAYOUT, context, html=False, **blocks),
@@ -168,11 +168,16 @@ class MessageAction(Action[MessageSettingsT]):
             raise PermanentActionError(f"action key {idempotency_key!r} cannot name a message")
         sender = payload["from"]
         message = EmailMessage(policy=SMTP_POLICY)
-        message["From"] = Address(sender["name"], addr_spec=sender["address"])
-        message["To"] = [Address(payload["to_name"], addr_spec=a) for a in payload["to"]]
-        if payload["reply_to"]:
-            message["Reply-To"] = payload["reply_to"]
-        message["Subject"] = payload["subject"]
+        try:
+            message["From"] = Address(sender["name"], addr_spec=sender["address"])
+            message["To"] = [Address(payload["to_name"], addr_spec=a) for a in payload["to"]]
+            if payload["reply_to"]:
+                message["Reply-To"] = payload["reply_to"]
+            message["Subject"] = payload["subject"]
+        except (ValueError, TypeError) as exc:  # a line break in a header: nothing was sent
+            raise PermanentActionError(
+                f"the message headers cannot be built ({type(exc).__name__})"
+            ) from None
         message["Date"] = format_datetime(self.env.clock().astimezone(AMSTERDAM))
         message["Message-ID"] = payload["message_id"]
         message["Auto-Submitted"] = "auto-generated"  # RFC 3834: no auto-replies
