@@ -103,10 +103,8 @@ def _reject_row(run_id: int, reject: Reject) -> dict[str, Any]:
 def _refusal(exc: Exception) -> str:
     """Why the store refused a record: the database's first line, scrubbed."""
     cause = getattr(exc, "orig", None) or exc
-    first = scrub(str(cause)).splitlines()[:1]
-    return f"the store refused the record: {type(cause).__name__}" + (
-        f": {first[0]}" if first else ""
-    )
+    first = "".join(scrub(str(cause)).splitlines()[:1])
+    return f"the store refused the record: {type(cause).__name__}: {first}".rstrip(": ")
 
 
 def _begin(conn: Connection) -> None:
@@ -116,11 +114,6 @@ def _begin(conn: Connection) -> None:
         dbapi = conn.connection.dbapi_connection
         if dbapi is not None and not getattr(dbapi, "in_transaction", True):
             conn.exec_driver_sql("BEGIN")
-
-
-_Pending = tuple[
-    dict[str, bytes], dict[tuple[str, str], bytes], dict[str, "Known"], dict[str, int], set[str]
-]
 
 
 _INVOICE_UPDATE = (
@@ -244,7 +237,7 @@ class PageWriter:
     def _attempt(self, conn: Connection, page: Page) -> Exception | None:
         """Apply ``page`` under a savepoint; on failure roll it back, with what the writer
         would have remembered of it, and return the error."""
-        saved: _Pending = (
+        saved = (
             dict(self._pending_debtors),
             dict(self._pending_raw),
             dict(self._pending_invoices),
@@ -268,8 +261,10 @@ class PageWriter:
     def _records(self, page: Page) -> Iterator[tuple[Page, Callable[[str], Reject]]]:
         """The page's records one at a time, each with the reject it becomes when refused."""
         for debtor in page.debtors:
-            refuse = partial(Reject, "debtor", debtor.external_id)
-            yield Page(debtors=[debtor], raw=page.raw), refuse
+            yield (
+                Page(debtors=[debtor], raw=page.raw),
+                partial(Reject, "debtor", debtor.external_id),
+            )
         for invoice in page.invoices:
             ext = invoice.external_id
             yield (
