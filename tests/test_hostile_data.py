@@ -15,12 +15,17 @@ from pydantic import ValidationError
 from debsync.actions.base import ActionEnvironment, PermanentActionError
 from debsync.actions.email.file import FileAction, FileSettings
 from debsync.actions.sms import SmsAction, SmsSettings
+from debsync.config import ActionInstance
 from debsync.model import Debtor, Invoice
+from debsync.store import Store
+from debsync.store.schema import ActionState
 from debsync.templates import Templates
 from debsync.testing.samples import sample_context
 
+from books import DUE, Book
 from conftest import FrozenClock
 from csv_helpers import read, write
+from fakes import RecordingAction, invoice
 
 RLO = "\u202e"
 TOKEN = "6f1c2a3b-4d5e-4f60-8a9b-0c1d2e3f4a5b"
@@ -160,3 +165,43 @@ def test_a_nul_in_a_stored_name_does_not_reach_the_to_header(tmp_path: Path) -> 
 
     assert payload["to_name"] == "J.P. de Vries"
     assert b"\x00" not in message and RLO.encode() not in message
+
+
+# -- a user template that raises (issue 10 item 6) ---------------------------------------------
+
+RAISING = {
+    "ZeroDivisionError": "{{ 1 // (0 if debtor.external_id == 'D1' else 1) }}",
+    "TypeError": "{{ debtor.name + (1 if debtor.external_id == 'D1' else '') }}",
+}
+
+
+@pytest.mark.parametrize("error", sorted(RAISING))
+def test_a_template_that_raises_fails_its_action_and_the_rest_go_on(
+    store: Store, tmp_path: Path, error: str
+) -> None:
+    templates = tmp_path / "templates" / "email"
+    templates.mkdir(parents=True)
+    (templates / "reminder.nl.j2").write_text(
+        "{% block subject %}Herinnering " + RAISING[error] + "{% endblock %}"
+        "{% block opening %}Wij misten uw betaling.{% endblock %}"
+        "{% block closing %}Groet{% endblock %}"
+    )
+    book = Book(store, tmp_path, RecordingAction)
+    settings = FileSettings(directory=tmp_path / "eml", from_address="debiteuren@voorbeeld.nl")
+    book.config = replace(
+        book.config,
+        actions={"mail": ActionInstance("mail", "file", FileAction, settings)},
+        outbox=book.config.outbox.model_copy(update={"templates": tmp_path / "templates"}),
+    )
+    book.book(invoice("F1", due=DUE), invoice("G1", debtor_id="D2", due=DUE))
+
+    report = book.act()
+
+    assert report.outcomes == {ActionState.DEAD: 1, ActionState.SENT: 1}
+    by_debtor = {row.debtor_id: row for row in book.rows()}
+    assert by_debtor["D2"].state == ActionState.SENT
+    assert by_debtor["D1"].state == ActionState.DEAD
+    assert error in by_debtor["D1"].last_error and "reminder.nl.j2" in by_debtor["D1"].last_error
+    assert len(list((tmp_path / "eml").iterdir())) == 1
+    again = book.act()
+    assert again.ok and not again.outcomes  # the dead action is not retried every run

@@ -39,6 +39,7 @@ from debsync.actions.base import (
 from debsync.claims import build_action
 from debsync.clock import Clock, local_date, system_clock
 from debsync.config import ActionInstance, Config, OutboxSettings
+from debsync.errors import scrub
 from debsync.outbox.context import Facts, load_facts, message_context
 from debsync.outbox.documents import Documents
 from debsync.outbox.table import (
@@ -553,7 +554,11 @@ class Dispatcher:
         except RefusedError as exc:
             return Ending(ActionState.CANCELLED, str(exc), CancelCode.REFUSED)
         except RenderError as exc:
-            return Ending(ActionState.DEAD, f"cannot render: {exc}")
+            return Ending(ActionState.DEAD, f"cannot render: {scrub(str(exc))}")
+        except Exception as exc:  # a plugin's or template's bug fails this action, not the run
+            log.exception("action %s: unexpected error while rendering", row.key)
+            error = f"cannot render: unexpected {type(exc).__name__}: {scrub(str(exc))}"
+            return Ending(ActionState.DEAD, error)
         return Composed(payload, [line.invoice_id for line in rebuilt.lines], dropped)
 
 

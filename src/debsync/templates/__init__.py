@@ -38,6 +38,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup, escape
 
 from debsync.actions.base import MessageContext, RenderError
+from debsync.errors import scrub
 from debsync.model import Language
 
 LOCALES = {Language.NL: "nl_NL", Language.EN: "en_GB"}
@@ -171,6 +172,10 @@ THIS_MESSAGE = {
 """How the wording refers to itself: a letter is "deze brief", anything else "dit bericht"."""
 
 
+def _failed(path: str, exc: Exception) -> str:
+    return f"template {path} failed: {type(exc).__name__}: {scrub(str(exc))}"
+
+
 class Templates:
     """The template set: the operator's directory first, then the shipped templates."""
 
@@ -259,6 +264,8 @@ class Templates:
             raise RenderError(f"no template {path} in {where}") from None
         except TemplateError as exc:
             raise RenderError(f"template {path}: {type(exc).__name__}: {exc}") from None
+        except Exception as exc:  # a template's own error ({{ 1 / 0 }}): this message fails
+            raise RenderError(_failed(path, exc)) from None
         return rendered
 
     def layout(self, name: str, context: MessageContext, *, html: bool, **extra: Any) -> str:
@@ -271,3 +278,5 @@ class Templates:
             raise RenderError(f"no layout template {name}") from None
         except TemplateError as exc:
             raise RenderError(f"template {name}: {type(exc).__name__}: {exc}") from None
+        except Exception as exc:
+            raise RenderError(_failed(name, exc)) from None
