@@ -1,4 +1,6 @@
-"""debsync status: open and overdue amounts, aging, last sync, rejects, the outbox."""
+"""debsync status: open and overdue amounts, aging, last sync, rejects, the outbox. Every
+error it prints passes :func:`debsync.errors.scrub`: a store written by an older version may
+hold a database error with other debtors' data in it."""
 
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ from debsync.cli.common import (
     print_json,
 )
 from debsync.clock import local_date, system_clock
+from debsync.errors import scrub
 from debsync.outbox.review import OutboxStatus, outbox_status
 from debsync.store.reports import AGING_BUCKETS, InstanceStatus, instance_status
 
@@ -77,9 +80,10 @@ def _print_outbox(actions: OutboxStatus) -> None:
         return
     out.print("outbox: " + ", ".join(f"{n} {state}" for state, n in sorted(actions.counts.items())))
     for r in actions.review:
+        error = escape(scrub(r.error or "outcome unknown"))
         out.print(
             f"  [red]{r.state}[/] {r.key[:12]} {r.step} by {r.channel} to "
-            f"{escape(r.instance)}/{escape(r.debtor_id)}: {escape(r.error or 'outcome unknown')}",
+            f"{escape(r.instance)}/{escape(r.debtor_id)}: {error}",
             highlight=False,
         )
     if actions.review:
@@ -104,8 +108,8 @@ def _status_json(s: InstanceStatus) -> dict[str, Any]:
         "last_sync": s.last_sync.isoformat() if s.last_sync else None,
         "last_attempt": s.last_attempt.isoformat() if s.last_attempt else None,
         "last_run_status": s.last_run_status,
-        "last_error": s.last_error,
-        "rejects": [asdict(r) for r in s.rejects],
+        "last_error": scrub(s.last_error) if s.last_error else None,
+        "rejects": [asdict(r) | {"reason": scrub(r.reason)} for r in s.rejects],
     }
 
 
@@ -134,11 +138,12 @@ def _print_status(rows: list[InstanceStatus], today: date) -> None:
                 table.add_row(label, str(t.aging_counts[bucket]), money(t.aging[bucket], currency))
             out.print(table)
         if s.last_error:
-            err.print(f"[red]last sync failed:[/] {escape(s.last_error)}", highlight=False)
+            err.print(f"[red]last sync failed:[/] {escape(scrub(s.last_error))}", highlight=False)
         if s.rejects:
             out.print(
                 f"[yellow]{len(s.rejects)} rejected or repaired record(s) in the last sync:[/]"
             )
             for r in s.rejects:
                 tag = "repaired" if r.dropped else "rejected"
-                out.print(f"  {tag} {r.kind} {r.ref}: {r.reason}", highlight=False, markup=False)
+                line = f"  {tag} {r.kind} {r.ref}: {scrub(r.reason)}"
+                out.print(line, highlight=False, markup=False)

@@ -21,7 +21,7 @@ from debsync.connectors.base import (
     Previous,
     SyncResult,
 )
-from debsync.errors import ConnectorError, FatalConnectorError
+from debsync.errors import ConnectorError, FatalConnectorError, scrub
 from debsync.plugins import Plugins
 from debsync.store import Store
 from debsync.store.schema import (
@@ -242,6 +242,8 @@ class SyncEngine:
 
     def _finish_run(self, result: SyncResult) -> None:
         now = self.clock()
+        if result.error is not None:  # stored, logged and shown: no other debtor's data in it
+            result.error = scrub(result.error)
         status = "ok" if result.ok else "failed"
         with self.store.engine.begin() as conn:
             conn.execute(
