@@ -185,23 +185,40 @@ class Money(BaseModel):
         return f"{self.currency} {self.amount}"
 
 
+@cache
+def _exponent_of(code: str) -> int | None:
+    try:
+        return currency_exponent(_check_currency(code))
+    except ValueError:
+        return None  # Money says what is wrong
+
+
 def _exact(value: Any) -> Any:
     """A source's amount as it is: more decimals than its currency has, or an implausible
     size, is an error in the record, never rounded away (``Money`` itself rounds, for sums)."""
-    if not isinstance(value, Mapping) or isinstance(value.get("amount"), float):
+    if not isinstance(value, Mapping):
+        return value
+    amount = value.get("amount")
+    if not isinstance(amount, str | int | Decimal):
         return value
     try:
-        amount = Decimal(value["amount"])
-        currency = _check_currency(str(value.get("currency", DEFAULT_CURRENCY)))
-    except (KeyError, TypeError, ValueError, ArithmeticError):
-        return value  # Money says what is wrong
-    if not amount.is_finite():
+        exact = Decimal(amount)
+    except ArithmeticError:
         return value
-    if abs(amount) >= MAX_AMOUNT:
+    if not exact.is_finite():
+        return value
+    if abs(exact) >= MAX_AMOUNT:
         raise ValueError("the amount is implausibly large")
-    exponent = currency_exponent(currency)
-    if amount != amount.quantize(_quantum(currency)):
-        raise ValueError(f"{currency} amounts have at most {exponent} decimals")
+    digits = exact.as_tuple().exponent
+    code = str(value.get("currency", DEFAULT_CURRENCY))
+    exponent = _exponent_of(code)
+    if (
+        exponent is not None
+        and isinstance(digits, int)
+        and -digits > exponent
+        and exact != exact.quantize(Decimal(1).scaleb(-exponent))  # 1.500 is exact
+    ):
+        raise ValueError(f"{code.strip().upper()} amounts have at most {exponent} decimals")
     return value
 
 
