@@ -221,9 +221,12 @@ def _reason(error: Exception) -> str:
 
 
 def _invisible(data: Mapping[str, Any]) -> list[str]:
-    """The fields whose text loses control or bidi-control characters in the model."""
+    """The fields whose text loses control or bidi-control characters in the model (e-mail
+    addresses and phone numbers are not cleaned but checked: such a value is dropped)."""
     found = []
     for key, value in data.items():
+        if key in _SALVAGEABLE:
+            continue
         values = value if isinstance(value, list | tuple) else (value,)
         if any(isinstance(v, str) and has_invisible(v) for v in values):
             found.append(key)
