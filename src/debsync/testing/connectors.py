@@ -276,8 +276,9 @@ class ConnectorChecks:
         assert result.counts.invoices_closed == 1, (
             f"removing one invoice from the source gave {result.counts}; expected one closed"
         )
-        assert synced.invoices()[target.number].state == "closed"
-        paid = sum(p.amount_minor for p in synced.payments() if p.invoice_id == target.external_id)
+        stored = synced.invoices()[target.number]  # by number: each source has its own ids
+        assert stored.state == "closed"
+        paid = sum(p.amount_minor for p in synced.payments() if p.invoice_id == stored.external_id)
         assert paid == target.open_amount.minor, (
             f"invoice {target.number} closed with {paid} minor units recorded as paid, "
             f"expected {target.open_amount.minor}"
