@@ -260,30 +260,30 @@ def many(fake: FakeRest, invoices: int, relations: int) -> None:
 
 
 def test_an_unchanged_sync_costs_the_list_and_the_session_only(
-    rest: tuple[FakeRest, FakeTime], debsync_store: Store
+    rest: tuple[FakeRest, FakeTime], store: Store
 ) -> None:
     fake, time = rest
     many(fake, invoices=25, relations=7)
-    first = engine_sync(rest_connector(BASE, time, page_size=10), debsync_store, time)
+    first = engine_sync(rest_connector(BASE, time, page_size=10), store, time)
     assert first.ok and first.counts.invoices_new == 25 and first.counts.debtors_new == 7
     assert fake.calls["GET /v1/relation/{id}"] == 7  # each relation's detail once
     assert fake.calls["GET /v1/mutation/{id}"] == 25
     fake.calls.clear()
-    second = engine_sync(rest_connector(BASE, time, page_size=10), debsync_store, time)
+    second = engine_sync(rest_connector(BASE, time, page_size=10), store, time)
     assert second.ok and second.counts.writes == 0
     assert fake.calls == {"POST /v1/session": 1, "GET /v1/mutation/invoice/outstanding": 3}
 
 
 def test_relation_details_are_fetched_again_only_when_the_list_entry_changes(
-    rest: tuple[FakeRest, FakeTime], debsync_store: Store
+    rest: tuple[FakeRest, FakeTime], store: Store
 ) -> None:
     fake, time = rest
     many(fake, invoices=6, relations=3)
-    engine_sync(rest_connector(BASE, time), debsync_store, time)
+    engine_sync(rest_connector(BASE, time), store, time)
     fake.relations[2]["name"] = "Klant 2 Holding B.V."  # the list's company changes
     fake.mutations[1].paid = Decimal("21.00")  # a partial payment: the term is known
     fake.calls.clear()
-    result = engine_sync(rest_connector(BASE, time), debsync_store, time)
+    result = engine_sync(rest_connector(BASE, time), store, time)
     assert (result.counts.debtors_changed, result.counts.partial_payments) == (1, 1)
     assert fake.calls["GET /v1/relation/{id}"] == 1
     assert fake.calls["GET /v1/mutation/{id}"] == 0
