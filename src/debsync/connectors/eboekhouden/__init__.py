@@ -22,7 +22,7 @@ from debsync.connectors.eboekhouden.rest import RestApi, error_detail
 from debsync.connectors.eboekhouden.settings import EboekhoudenSettings
 from debsync.connectors.eboekhouden.snapshot import RestSnapshot
 from debsync.connectors.eboekhouden.soap import SoapSnapshot
-from debsync.connectors.http import PacingLimiter
+from debsync.connectors.http import HttpClient, PacingLimiter
 
 __all__ = ["EboekhoudenConnector", "EboekhoudenSettings", "debsync_register_connectors"]
 
@@ -42,29 +42,29 @@ class EboekhoudenConnector(Connector[EboekhoudenSettings]):
 
     async def fetch(self, cursor: JSON) -> AsyncIterator[Page]:
         settings = self.settings
-        secrets = [settings.token, settings.security_code_1, settings.security_code_2]
+        rest = settings.api == "rest"
         async with self.context.http.client(
             name=f"eboekhouden {self.instance}",
-            base_url=settings.base_url.rstrip("/") + "/" if settings.api == "rest" else "",
-            headers={"Accept": "application/json"} if settings.api == "rest" else {},
+            base_url=settings.base_url.rstrip("/") + "/" if rest else "",
+            headers={"Accept": "application/json"} if rest else {},
             limiters=[self.pacing],
-            secrets=secrets,
-            error_detail=error_detail if settings.api == "rest" else None,
-            logger=self.context.logger,
+            secrets=[settings.token, settings.security_code_1, settings.security_code_2],
+            error_detail=error_detail if rest else None,
         ) as http:
-            if settings.api == "soap":
-                async for page in SoapSnapshot(http, settings, self.previous).pages():
-                    yield page
-                return
-            assert settings.token is not None  # the settings require it for REST
-            api = RestApi(
-                http,
-                token=settings.token.get_secret_value(),
-                source=settings.source,
-                clock=self.context.http.clock,
-            )
-            async for page in RestSnapshot(api, settings, self.previous).pages():
+            snapshot = self._rest(http) if rest else SoapSnapshot(http, settings, self.previous)
+            async for page in snapshot.pages():
                 yield page
+
+    def _rest(self, http: HttpClient) -> RestSnapshot:
+        token = self.settings.token
+        assert token is not None  # the settings require it for REST
+        api = RestApi(
+            http,
+            token=token.get_secret_value(),
+            source=self.settings.source,
+            clock=self.context.http.clock,
+        )
+        return RestSnapshot(api, self.settings, self.previous)
 
 
 @hookimpl

@@ -56,8 +56,9 @@ class RestSnapshot:
             item = rest_item(raw)
         except ItemError as exc:
             mutation = raw.get("mutationId")
-            ref = f"mutation {mutation}" if isinstance(mutation, int) else position
-            builder.reject("invoice", ref, str(exc), invoice_id=str(mutation) if mutation else None)
+            known = str(mutation) if isinstance(mutation, int) else None
+            ref = f"mutation {known}" if known else position
+            builder.reject("invoice", ref, str(exc), invoice_id=known)
             return
         if item.external_id in self.seen:  # offset paging under a changing list repeats one
             return
