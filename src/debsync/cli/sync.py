@@ -13,7 +13,7 @@ from rich.table import Table
 from debsync.cli.common import EXIT_FAILED, app, err, fail, load, open_store_or_exit, out
 from debsync.clock import system_clock
 from debsync.connectors.base import SyncResult
-from debsync.sync.engine import sync_instances
+from debsync.sync.engine import AlreadySyncing, sync_instances
 
 
 @app.command()
@@ -89,6 +89,12 @@ class SyncLine:
         self.progress = self.task = None
 
 
+def _outcome(result: SyncResult) -> str:
+    if isinstance(result, AlreadySyncing):
+        return "[yellow]already syncing[/]"
+    return "[green]ok[/]" if result.ok else "[red]failed[/]"
+
+
 def print_sync_table(results: list[SyncResult]) -> None:
     table = Table(title="sync", title_justify="left")
     for column in ("instance", "result", "pages", "seen", "new", "changed", "paid", "closed"):
@@ -98,7 +104,7 @@ def print_sync_table(results: list[SyncResult]) -> None:
         c = r.counts
         table.add_row(
             r.instance,
-            "[green]ok[/]" if r.ok else "[red]failed[/]",
+            _outcome(r),
             str(r.pages),
             str(c.invoices_seen),
             str(c.invoices_new),
@@ -109,6 +115,12 @@ def print_sync_table(results: list[SyncResult]) -> None:
         )
     out.print(table)
     for r in results:
+        if isinstance(r, AlreadySyncing):
+            err.print(
+                f"[yellow]{escape(r.instance)}:[/] already syncing in another process; "
+                "this sync did nothing",
+                highlight=False,
+            )
         if r.error:
             err.print(f"[red]{escape(r.instance)}:[/] {escape(r.error)}", highlight=False)
         if r.rejects:

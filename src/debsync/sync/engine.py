@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -24,6 +24,7 @@ from debsync.connectors.base import (
 from debsync.errors import ConnectorError, FatalConnectorError, scrub
 from debsync.plugins import Plugins
 from debsync.store import Store
+from debsync.store.locks import sync_lock
 from debsync.store.schema import (
     connector_state,
     debtors,
@@ -41,6 +42,14 @@ ProgressCallback = Callable[[SyncResult], None]
 def build_connector(instance: ConnectorInstance, config: Config, clock: Clock) -> Connector[Any]:
     context = ConnectorContext(instance=instance.name, config_dir=config.directory, clock=clock)
     return instance.cls(instance.name, instance.settings, context)
+
+
+@dataclass
+class AlreadySyncing(SyncResult):
+    """Another process was syncing the instance, so this run did nothing and recorded nothing
+    (no run, ``run_id`` 0). Not a failure: the run under way brings the same changes in."""
+
+    ok: bool = True
 
 
 class SyncEngine:
@@ -62,7 +71,27 @@ class SyncEngine:
         progress: ProgressCallback | None = None,
     ) -> SyncResult:
         """Sync one connector instance; never raises for connector or record failures: the
-        outcome, including the error, is in the returned result and in the store."""
+        outcome, including the error, is in the returned result and in the store.
+
+        One sync per instance at a time, whoever starts it: when another process holds the
+        instance's lock this returns :class:`AlreadySyncing` at once, without waiting (the run
+        under way fetches the same source) and without recording a run or calling hooks."""
+        with sync_lock(self.store.engine, instance.name) as held:
+            if not held:
+                log.info("sync %s: already syncing in another process", instance.name)
+                return AlreadySyncing(instance=instance.name, run_id=0, snapshot=False)
+            return await self._run_locked(
+                instance, connector, allow_mass_close=allow_mass_close, progress=progress
+            )
+
+    async def _run_locked(
+        self,
+        instance: ConnectorInstance,
+        connector: Connector[Any],
+        *,
+        allow_mass_close: bool,
+        progress: ProgressCallback | None,
+    ) -> SyncResult:
         started = self.clock()
         with self.store.engine.begin() as conn:
             state = self._prepare_state(conn, instance, started)
@@ -185,8 +214,8 @@ class SyncEngine:
     def _prepare_state(
         self, conn: Connection, instance: ConnectorInstance, now: datetime
     ) -> dict[str, Any]:
-        # A run still marked running belongs to a process that died; single-process SQLite
-        # deployments reach here only after such a crash.
+        # Under the instance's sync lock, a run still marked running belongs to a process
+        # that died.
         conn.execute(
             sa.update(sync_runs)
             .where(sync_runs.c.instance == instance.name, sync_runs.c.status == "running")
