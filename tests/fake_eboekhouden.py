@@ -71,6 +71,8 @@ class FakeRest:
     calls: Counter[str] = field(default_factory=Counter)
     queued: list[httpx.Response] = field(default_factory=list)
     """Answers given to the next requests instead of the real ones (429s, 503s)."""
+    gone: set[int] = field(default_factory=set)
+    """Relations whose detail answers 404 while open items still name them."""
     refused: int = 0
     """Requests refused for a missing, unknown or expired session."""
 
@@ -105,7 +107,7 @@ class FakeRest:
             return self.page(params, sparse)
         if match := re.fullmatch(r"/v1/relation/(\d+)", path):
             relation = self.relations.get(int(match[1]))
-            if relation is None:
+            if relation is None or relation["id"] in self.gone:
                 return error(404, "notfound", "Relation not found.", "REL_404")
             return httpx.Response(200, json=relation)
         if match := re.fullmatch(r"/v1/mutation/(\d+)", path):

@@ -401,6 +401,23 @@ def test_a_bad_item_is_a_located_reject(rest: tuple[FakeRest, FakeTime]) -> None
     assert (reject.ref, reject.invoice_id) == ("mutation 2", "2")
 
 
+def test_a_missing_relation_keeps_its_invoices_open(
+    rest: tuple[FakeRest, FakeTime], debsync_store: Store
+) -> None:
+    fake, time = rest
+    many(fake, invoices=4, relations=2)
+    assert engine_sync(rest_connector(BASE, time), debsync_store, time).counts.invoices_new == 4
+    fake.relations[2]["name"] = "Renamed B.V."  # the list entry changes: the detail is fetched
+    fake.gone.add(2)
+    result = engine_sync(rest_connector(BASE, time), debsync_store, time)
+    assert result.ok and result.counts.invoices_closed == 0
+    assert {(r.kind, r.ref) for r in result.rejects} == {
+        ("debtor", "relation 2"),
+        ("invoice", "mutation 1"),
+        ("invoice", "mutation 3"),
+    }
+
+
 # -- SOAP -----------------------------------------------------------------------------------
 
 
