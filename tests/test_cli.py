@@ -7,7 +7,7 @@ import email
 import email.policy
 import json
 import textwrap
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +15,11 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from debsync.cli import app
+from debsync.clock import local_date, system_clock
 
 from csv_helpers import export_header, write
 
-TODAY = date.today()
+TODAY = local_date(system_clock())  # debsync's today is Amsterdam's, not the machine's
 HEADER = export_header("KvK-nummer", "Bedrag", "Valuta", "Betalingskenmerk")
 
 
