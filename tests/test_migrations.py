@@ -43,6 +43,7 @@ open_store(sys.argv[1]).dispose()
 def _at_revision(path: Path, revision: str | None) -> Path:
     """A SQLite file migrated up to ``revision`` (an empty file for None)."""
     engine = create_engine(f"sqlite:///{path}")
+    engine.connect().close()
     if revision is not None:
         config = _alembic_config()
         with engine.begin() as connection:
