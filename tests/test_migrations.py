@@ -11,7 +11,6 @@ import signal
 import stat
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -32,12 +31,25 @@ STARTS: list[str | None] = [None, *REVISIONS[:-1]]  # a fresh file, then every e
 KILLS = 20
 
 CHILD = """
-import sys
+import os, signal, sys
+import sqlalchemy as sa
 from debsync.store import open_store
-sys.stdout.write("ready\\n"); sys.stdout.flush()
-sys.stdin.readline()
-open_store(sys.argv[1]).dispose()
+
+url, kill_at, when = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+statements = 0
+
+def count(*_args):
+    global statements
+    statements += 1
+    if statements == kill_at:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+sa.event.listen(sa.engine.Engine, when + "_cursor_execute", count)
+open_store(url).dispose()
+print(statements)
 """
+"""Opens the store and SIGKILLs itself just before (or after) its ``kill_at``-th statement, so
+the kills land at every point of a migration, between a statement and the commit included."""
 
 
 def _at_revision(path: Path, revision: str | None) -> Path:
@@ -53,21 +65,13 @@ def _at_revision(path: Path, revision: str | None) -> Path:
     return path
 
 
-def _killed_while_opening(url: str, rng: random.Random, window: float) -> None:
-    """Start a process that opens the store, and SIGKILL it a random moment into opening."""
-    with subprocess.Popen(
-        [sys.executable, "-c", CHILD, url],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
+def _open(url: str, kill_at: int, when: str = "before") -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", CHILD, url, str(kill_at), when],
+        capture_output=True,
         text=True,
-    ) as child:
-        assert child.stdout is not None and child.stdin is not None
-        assert child.stdout.readline() == "ready\n"  # imports done: the kill lands in migrating
-        child.stdin.write("go\n")
-        child.stdin.flush()
-        time.sleep(rng.uniform(0, window))
-        child.send_signal(signal.SIGKILL)
-        child.wait(timeout=30)
+        timeout=120,
+    )
 
 
 def _assert_at_head(url: str) -> None:
@@ -81,26 +85,22 @@ def _assert_at_head(url: str) -> None:
         store.dispose()
 
 
-def _opening_time(tmp_path: Path) -> float:
-    """How long a fresh start's migrations take here: the window the kills are spread over."""
-    path = tmp_path / "timing.db"
-    started = time.perf_counter()
-    open_store(f"sqlite:///{path}").dispose()
-    return (time.perf_counter() - started) * 1.5
-
-
 def test_sigkill_during_fresh_starts_and_upgrades_leaves_a_store_that_opens(
     tmp_path: Path,
 ) -> None:
     rng = random.Random(20261201)
-    window = _opening_time(tmp_path)
     prepared = {rev: _at_revision(tmp_path / f"at-{rev}.db", rev) for rev in STARTS}
+    statements = {}  # how many statements opening the store runs from each start
+    for rev, path in prepared.items():
+        shutil.copy(path, tmp_path / "count.db")
+        statements[rev] = int(_open(f"sqlite:///{tmp_path / 'count.db'}", 0).stdout)
     for n in range(KILLS):
         start = STARTS[n % len(STARTS)]
         path = tmp_path / f"kill-{n}.db"
         shutil.copy(prepared[start], path)
         url = f"sqlite:///{path}"
-        _killed_while_opening(url, rng, window)
+        killed = _open(url, rng.randint(1, statements[start]), rng.choice(["before", "after"]))
+        assert killed.returncode == -signal.SIGKILL, killed.stderr
         _assert_at_head(url)
 
 
