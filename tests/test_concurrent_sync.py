@@ -10,6 +10,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import random
+import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
@@ -23,7 +24,8 @@ import sqlalchemy as sa
 
 from debsync.clock import system_clock
 from debsync.store import open_store
-from debsync.store.schema import EventKind, events, payments
+from debsync.store.locks import sync_lock
+from debsync.store.schema import EventKind, connector_state, events, payments, sync_runs
 
 from conftest import PG_ENV
 from csv_helpers import export_header, write
@@ -165,3 +167,35 @@ def test_concurrent_syncs_record_each_payment_and_closing_once(
         "paid": Decimal(book.paid_cents) / 100,
     }
     assert recorded == expected
+
+
+def test_sync_of_an_instance_being_synced_says_so_and_exits_0(tmp_path: Path) -> None:
+    """While another process holds the instance, `debsync sync` does nothing and records no
+    failure (no run, no error in the connector state)."""
+    url = f"sqlite:///{tmp_path / 'debsync.db'}"
+    write(tmp_path / "open-items.csv", Book().rows())
+    config = tmp_path / "connectors.toml"
+    config.write_text(
+        f'[store]\nurl = "{url}"\n\n[connectors.books]\ntype = "csv"\npath = "open-items.csv"\n',
+        encoding="utf-8",
+    )
+    store = open_store(url)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DEBSYNC_")}
+    try:
+        with sync_lock(store.engine, "books") as held:
+            assert held
+            child = subprocess.run(
+                [sys.executable, "-m", "debsync", "--config", str(config), "sync", "books"],
+                capture_output=True,
+                text=True,
+                env=env,
+                timeout=120,
+            )
+        with store.engine.connect() as conn:
+            runs = conn.execute(sa.select(sa.func.count()).select_from(sync_runs)).scalar_one()
+            state = conn.execute(sa.select(connector_state)).all()
+    finally:
+        store.dispose()
+    assert child.returncode == 0, child.stdout + child.stderr
+    assert "books: already syncing in another process" in child.stderr
+    assert runs == 0 and state == []
