@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import ClassVar
 
 import pytest
+import sqlalchemy as sa
 
 from debsync import inbound, outbox
 from debsync.actions.base import (
@@ -26,6 +27,7 @@ from debsync.actions.base import (
 from debsync.dossier import load_dossier
 from debsync.store import Store
 from debsync.store.schema import ActionState
+from debsync.store.schema import outbox as outbox_table
 
 from books import Book
 from fakes import RecordingAction
@@ -94,12 +96,14 @@ def providers(book: Book) -> dict[str, str]:
 def test_a_report_is_filed_once_in_the_debtors_dossier(book: Book) -> None:
     sent = providers(book)
     first = inbound.record(
-        book.store, "mail", [report("e1", sent["D1"], "delivered")], book.clock()
+        book.store, "mail", [report("e1", sent["D1"], "delivered")], book.clock(), channel="email"
     )
     again = inbound.record(
-        book.store, "mail", [report("e1", sent["D1"], "delivered")], book.clock()
+        book.store, "mail", [report("e1", sent["D1"], "delivered")], book.clock(), channel="email"
     )
-    stray = inbound.record(book.store, "mail", [report("e2", "no-such-id", "failed")], book.clock())
+    stray = inbound.record(
+        book.store, "mail", [report("e2", "no-such-id", "failed")], book.clock(), channel="email"
+    )
 
     assert (first.new, again.duplicates, stray.unmatched) == (1, 1, 1)
     (entry,) = [
@@ -112,7 +116,7 @@ def test_a_report_is_filed_once_in_the_debtors_dossier(book: Book) -> None:
 def test_the_key_the_provider_echoes_finds_the_action_too(book: Book) -> None:
     key = next(r.key for r in book.rows() if r.debtor_id == "D2")
     echoed = StatusReport(event_id="cm-1", status="accepted", at=book.clock(), key=key)
-    assert inbound.record(book.store, "mail", [echoed], book.clock()).new == 1
+    assert inbound.record(book.store, "mail", [echoed], book.clock(), channel="email").new == 1
     kinds = [e.kind for e in load_dossier(book.store, "books", "D2").entries]
     assert kinds[-1] == "email.accepted"
 
@@ -190,6 +194,12 @@ def test_agency_events_arrive_signed_and_are_filed(book: Book, tmp_path: Path) -
     env = ActionEnvironment("agency", tmp_path, Templates(), clock=book.clock)
     agency = AgencyAction("agency", settings, env)
     key = next(r.key for r in book.rows() if r.debtor_id == "D1")
+    with book.store.engine.begin() as conn:  # the handoff the agency instance carried out
+        conn.execute(
+            sa.update(outbox_table)
+            .where(outbox_table.c.key == key)
+            .values(action="agency", channel="agency")
+        )
     event = {
         "id": "evt_1",
         "type": "payment.received",
@@ -207,16 +217,18 @@ def test_agency_events_arrive_signed_and_are_filed(book: Book, tmp_path: Path) -
     )
 
     reports = agency.receive(request)
-    assert inbound.record(book.store, "agency", reports, book.clock()).new == 1
+    assert inbound.record(book.store, "agency", reports, book.clock(), channel="agency").new == 1
 
     entry = load_dossier(book.store, "books", "D1").entries[-1]
-    assert entry.kind == "email.payment_received"
-    assert entry.summary == "email provider reports payment received (EUR 50.00)"
+    assert entry.kind == "agency.payment_received"
+    assert entry.summary == "agency provider reports payment received (EUR 50.00)"
     with pytest.raises(InboundSignatureError):
         agency.receive(InboundRequest("POST", request.url, {"Debsync-Signature": "t=1,v1=00"}, raw))
 
 
 def test_outbox_rows_keep_their_state_whatever_is_reported(book: Book) -> None:
     sent = providers(book)
-    inbound.record(book.store, "mail", [report("x", sent["D1"], "failed")], book.clock())
+    inbound.record(
+        book.store, "mail", [report("x", sent["D1"], "failed")], book.clock(), channel="email"
+    )
     assert {r.state for r in outbox.rows(book.store)} == {ActionState.SENT}

@@ -137,6 +137,14 @@ def serve(
             "[default: http://HOST:PORT].",
         ),
     ] = None,
+    print_urls: Annotated[
+        bool,
+        typer.Option(
+            "--print-urls",
+            help="Print each instance's callback URL, URL secret included, to enter at the "
+            "provider; then exit.",
+        ),
+    ] = False,
 ) -> None:
     """Receive providers' status callbacks (SMS delivery reports, agency case events) at
     POST /inbound/<action instance>, and answer GET /healthz."""
@@ -144,10 +152,16 @@ def serve(
     store = open_store_or_exit(config)
     dispatcher = Dispatcher(config, store, plugins, clock=system_clock)
     base = public_url or f"http://{host}:{port}"
-    server = inbound.InboundServer((host, port), store, dispatcher.actions(), base)
+    actions = dispatcher.actions()
+    if print_urls:
+        for name, action in actions.items():
+            out.print(f"{name}\t{base}{inbound.callback_path(name, action)}", highlight=False)
+        store.dispose()
+        return
+    server = inbound.InboundServer((host, port), store, actions, base)
     out.print(f"listening on {host}:{port}; providers call {base}/inbound/<action instance>")
-    for name in config.actions:
-        out.print(f"  {base}/inbound/{name}", highlight=False)
+    for name, action in actions.items():  # a URL secret is for the provider's portal only
+        out.print(f"  {base}{inbound.loggable_path(inbound.callback_path(name, action))}")
     try:
         server.serve_forever()
     except KeyboardInterrupt:

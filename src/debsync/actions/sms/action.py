@@ -3,6 +3,8 @@ configured provider's gateway, read its delivery reports back."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from collections.abc import Mapping, Sequence
 from typing import ClassVar
 
@@ -178,6 +180,17 @@ class SmsAction(HttpAction[SmsSettings]):
         return report
 
     poll_window_days: ClassVar[int] = 2  # a text is delivered, or not, within hours
+
+    def callback_secret(self) -> str | None:
+        """The secret in the URL CM calls (``/inbound/<instance>/<secret>``): CM does not sign
+        its reports, so the URL must be unguessable. Derived from the product token and the
+        instance, so there is nothing more to configure; a new token gives a new URL. Bird and
+        Twilio sign their callbacks: ``None``."""
+        token = self.settings.product_token
+        if self.settings.provider != "cm" or token is None:
+            return None
+        label = f"debsync inbound callback {self.instance}".encode()
+        return hmac.new(token.get_secret_value().encode(), label, hashlib.sha256).hexdigest()[:32]
 
     def receive(self, request: InboundRequest) -> list[StatusReport]:
         """The provider's delivery-report callback as status reports for the dossier."""
