@@ -1,0 +1,225 @@
+"""A stateful Moneybird API v2 fake: a ``(httpx.Request) -> httpx.Response`` handler for
+respx or :class:`fake_http.FakeServer`.
+
+What it enforces, so a connector that gets Moneybird wrong fails: routes only with the
+``.json`` suffix under ``/api/v2/{administration_id}/``; the bearer token (401) and an active
+subscription (402); ``filter=key:a|b,period:...`` with ``period`` defaulting to this_year;
+``page``/``per_page`` (max 100) with ``Link`` headers; synchronization GET (ids and versions)
+and POST (at most 100 ids, else 400); 150 calls per 5 minutes with ``RateLimit-*`` headers
+and ``Retry-After`` on 429.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections import deque
+from collections.abc import Callable
+from datetime import date
+from decimal import Decimal
+from typing import Any
+from urllib.parse import parse_qs
+
+import httpx
+
+OPEN_STATES = ("open", "pending_payment", "reminded", "late")
+WINDOW = 300.0
+LIMIT = 150
+
+
+def _period(value: str, today: date) -> tuple[date, date]:
+    if value == "this_year":
+        return date(today.year, 1, 1), date(today.year, 12, 31)
+    start, _, end = value.partition("..")
+    return (
+        date(int(start[:4]), int(start[4:6]), int(start[6:8])),
+        date(int(end[:4]), int(end[4:6]), int(end[6:8])),
+    )
+
+
+def parse_filter(text: str) -> dict[str, list[str]]:
+    """``state:open|late,period:20000101..20991231`` to ``{"state": ["open", "late"], ...}``."""
+    result: dict[str, list[str]] = {}
+    for part in filter(None, text.split(",")):
+        key, _, values = part.partition(":")
+        result[key] = values.split("|")
+    return result
+
+
+class FakeMoneybird:
+    """One administration with contacts and sales invoices, and the calls it served."""
+
+    def __init__(
+        self,
+        *,
+        administration_id: str = "123456789",
+        token: str = "mb-test-token",
+        today: date = date(2026, 11, 23),
+        clock: Callable[[], float] = time.time,
+        limit: int = LIMIT,
+    ) -> None:
+        self.administration_id = administration_id
+        self.token = token
+        self.today = today
+        self.clock = clock
+        self.limit = limit
+        self.contacts: dict[str, dict[str, Any]] = {}
+        self.invoices: dict[str, dict[str, Any]] = {}
+        self.calls: list[str] = []
+        self.starts: deque[float] = deque()
+        self.max_in_window = 0
+        self.failing: list[int] = []
+        self.always: int | None = None
+        self.subscription_active = True
+        self.revoked = False
+        self._next_id = 446241800000000000
+        self._version = 1_700_000_000
+
+    # -- state ---------------------------------------------------------------------------
+
+    def new_id(self) -> str:
+        self._next_id += 1
+        return str(self._next_id)
+
+    def bump(self) -> int:
+        self._version += 1
+        return self._version
+
+    def add_contact(self, **fields: Any) -> dict[str, Any]:
+        contact = {"id": self.new_id(), "contact_people": [], **fields, "version": self.bump()}
+        self.contacts[contact["id"]] = contact
+        return contact
+
+    def add_invoice(
+        self, contact_id: str, number: str, *, total: str, unpaid: str | None = None, **fields: Any
+    ) -> dict[str, Any]:
+        invoice = {
+            "id": self.new_id(),
+            "administration_id": self.administration_id,
+            "contact_id": contact_id,
+            "invoice_id": number,
+            "state": "open",
+            "currency": "EUR",
+            "language": "nl",
+            "paused": False,
+            "reminder_count": 0,
+            "next_reminder": None,
+            "total_price_incl_tax": total,
+            "total_paid": str(Decimal(total) - Decimal(unpaid or total)),
+            "total_unpaid": unpaid or total,
+            "payments": [],
+            "notes": [],
+            **fields,
+            "version": self.bump(),
+        }
+        self.invoices[invoice["id"]] = invoice
+        return invoice
+
+    def by_number(self, number: str) -> dict[str, Any]:
+        return next(i for i in self.invoices.values() if i["invoice_id"] == number)
+
+    def pay(self, number: str, amount: Decimal) -> None:
+        """A payment registered: unpaid lowers, and the invoice is paid when nothing is left."""
+        invoice = self.by_number(number)
+        unpaid = Decimal(invoice["total_unpaid"]) - amount
+        invoice["payments"].append(
+            {"id": self.new_id(), "price": f"{amount:.2f}", "payment_date": str(self.today)}
+        )
+        invoice["total_unpaid"] = f"{unpaid:.2f}"
+        invoice["total_paid"] = f"{Decimal(invoice['total_price_incl_tax']) - unpaid:.2f}"
+        if unpaid == 0:
+            invoice["state"] = "paid"
+        invoice["version"] = self.bump()
+
+    def update_contact(self, contact_id: str, **fields: Any) -> None:
+        self.contacts[contact_id].update(fields, version=self.bump())
+
+    # -- HTTP ----------------------------------------------------------------------------
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        self.calls.append(f"{request.method} {path}")
+        now = self.clock()
+        while self.starts and self.starts[0] <= now - WINDOW:
+            self.starts.popleft()
+        if len(self.starts) >= self.limit:
+            wait = int(self.starts[0] + WINDOW - now) + 1
+            return self._json(429, {"error": "Too many requests"}, {"Retry-After": str(wait)})
+        self.starts.append(now)
+        self.max_in_window = max(self.max_in_window, len(self.starts))
+        if self.failing or self.always:
+            status = self.failing.pop(0) if self.failing else self.always
+            assert status is not None
+            extra = {"Retry-After": "7"} if status == 429 else {}
+            return self._json(status, {"error": "failure on purpose"}, extra)
+        if self.revoked or request.headers.get("Authorization") != f"Bearer {self.token}":
+            return self._json(401, {"error": "Authorization required"})
+        if not self.subscription_active:
+            return self._json(402, {"error": "Payment required"})
+        prefix = f"/api/v2/{self.administration_id}/"
+        if not path.startswith(prefix) or not path.endswith(".json"):
+            return self._json(404, {"error": "Not found"})
+        resource = path.removeprefix(prefix).removesuffix(".json")
+        params = parse_qs(request.url.query.decode())
+        route = (request.method, resource)
+        if route == ("GET", "sales_invoices"):
+            return self._list(request, params)
+        if route == ("GET", "sales_invoices/synchronization"):
+            found = self._filtered(params)
+            return self._json(200, [{"id": i["id"], "version": i["version"]} for i in found])
+        if route == ("GET", "contacts/synchronization"):
+            listed = [{"id": c["id"], "version": c["version"]} for c in self.contacts.values()]
+            return self._json(200, listed)
+        if request.method == "POST" and resource in (
+            "sales_invoices/synchronization",
+            "contacts/synchronization",
+        ):
+            ids = json.loads(request.content).get("ids") or []
+            if len(ids) > 100:
+                return self._json(400, {"error": "ids: at most 100"})
+            if resource.startswith("contacts"):
+                return self._json(200, [self.contacts[i] for i in ids if i in self.contacts])
+            return self._json(
+                200, [self._full(self.invoices[i]) for i in ids if i in self.invoices]
+            )
+        return self._json(404, {"error": "Not found"})
+
+    def _filtered(self, params: dict[str, list[str]]) -> list[dict[str, Any]]:
+        wanted = parse_filter(params.get("filter", [""])[0])
+        states = wanted.get("state", ["all"])
+        start, end = _period(wanted.get("period", ["this_year"])[0], self.today)
+        return [
+            i
+            for i in self.invoices.values()
+            if ("all" in states or i["state"] in states)
+            and start <= date.fromisoformat(i["invoice_date"]) <= end
+        ]
+
+    def _full(self, invoice: dict[str, Any]) -> dict[str, Any]:
+        return {**invoice, "contact": self.contacts[invoice["contact_id"]]}
+
+    def _list(self, request: httpx.Request, params: dict[str, list[str]]) -> httpx.Response:
+        found = self._filtered(params)
+        page = int(params.get("page", ["1"])[0])
+        per_page = min(int(params.get("per_page", ["50"])[0]), 100)
+        chunk = found[(page - 1) * per_page : page * per_page]
+        headers = {}
+        if page * per_page < len(found):
+            following = re.sub(r"(?<![_a-z])page=\d+", f"page={page + 1}", str(request.url))
+            if not re.search(r"(?<![_a-z])page=", str(request.url)):
+                following = f"{request.url}&page={page + 1}"
+            headers["Link"] = f'<{following}>; rel="next"'
+        return self._json(200, [self._full(i) for i in chunk], headers)
+
+    def _json(
+        self, status: int, body: Any, headers: dict[str, str] | None = None
+    ) -> httpx.Response:
+        now = self.clock()
+        reset = int((self.starts[0] if self.starts else now) + WINDOW)
+        quota = {
+            "RateLimit-Limit": str(self.limit),
+            "RateLimit-Remaining": str(max(0, self.limit - len(self.starts))),
+            "RateLimit-Reset": str(reset),
+        }
+        return httpx.Response(status, json=body, headers={**quota, **(headers or {})})
