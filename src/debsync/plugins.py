@@ -44,6 +44,7 @@ TRACE_ENV = "DEBSYNC_TRACE_PLUGINS"
 
 DEFAULT_PLUGINS: tuple[str, ...] = (
     "debsync.connectors.csv",
+    "debsync.connectors.moneybird",
     "debsync.connectors.eboekhouden",
     "debsync.actions.email",
     "debsync.actions.call",
