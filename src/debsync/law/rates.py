@@ -37,7 +37,8 @@ class Article(StrEnum):
     HANDELSRENTE = "6:119a"  # commercial transactions (and 6:119b, public bodies)
 
 
-def _article(commercial: bool) -> Article:
+def article_for(commercial: bool) -> Article:
+    """The article whose rate applies: 6:119a between businesses, 6:119 otherwise."""
     return Article.HANDELSRENTE if commercial else Article.WETTELIJKE_RENTE
 
 
@@ -98,7 +99,7 @@ class RateTable:
         return sorted(self._rows.values(), key=lambda r: (r.valid_from, r.article))
 
     def row_for(self, day: date, *, commercial: bool) -> RateRow:
-        article = _article(commercial)
+        article = article_for(commercial)
         row = self._rows.get((article, _half_year_start(day)))
         if row is None:
             raise RateUnknownError(day, article, self._last_known(article))
@@ -119,7 +120,7 @@ class RateTable:
     def last_known(self, *, commercial: bool | None = None) -> date:
         """Last day up to which rates are known without a gap from the first row, for one
         article or (``None``) for both. :func:`rate_table_warnings` warns when this is near."""
-        articles = list(Article) if commercial is None else [_article(commercial)]
+        articles = list(Article) if commercial is None else [article_for(commercial)]
         ends: list[date] = []
         for article in articles:
             end = self._last_known(article)

@@ -262,7 +262,7 @@ def _interest_claim(action: PlannedAction, today: date) -> InterestClaim | None:
     business = action.kind is DebtorKind.BUSINESS
     convention = law.DEFAULT_CONVENTION
     return InterestClaim(
-        article=(law.Article.HANDELSRENTE if business else law.Article.WETTELIJKE_RENTE).value,
+        article=law.article_for(business).value,
         start=min(line.due_date for line in action.lines) + timedelta(days=1),
         until=today,
         day_count=convention.day_count.value,

@@ -106,7 +106,7 @@ def sample_context(
         lines = tuple(replace(line, interest=Decimal("6.17")) for line in lines)
         interest = Decimal("6.17") * len(lines)
         interest_claim = InterestClaim(
-            article=(law.Article.HANDELSRENTE if business else law.Article.WETTELIJKE_RENTE).value,
+            article=law.article_for(business).value,
             start=min(line.due_date for line in lines) + timedelta(days=1),
             until=today,
             day_count=law.DEFAULT_CONVENTION.day_count.value,
