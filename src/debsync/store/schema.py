@@ -30,6 +30,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
@@ -196,6 +197,7 @@ debtors = Table(
     Column("raw_fingerprint", LargeBinary(16), nullable=True),  # connectors.base.Previous
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    Column("purged_at", UTCDateTime, nullable=True),  # personal data pseudonymised (privacy)
 )
 
 invoices = Table(
@@ -212,7 +214,9 @@ invoices = Table(
     Column("open_minor", BigInteger, nullable=False),
     Column("payment_reference", String(255), nullable=True),
     Column("payment_url", Text, nullable=True),
-    Column("direct_debit", Boolean, nullable=False),
+    Column("direct_debit", Boolean, nullable=False),  # a collection is under way
+    # The collection failed (a storno): dunned as usual, and the message says so.
+    Column("direct_debit_failed", Boolean, nullable=False, server_default=false()),
     Column("has_document", Boolean, nullable=False),
     Column("state", String(8), nullable=False),  # open | closed
     Column("closed_at", UTCDateTime, nullable=True),
@@ -308,4 +312,15 @@ received_events = Table(
     Column("received_at", UTCDateTime, nullable=False),
     UniqueConstraint("source", "event_id"),
     Index(None, "outbox_key"),
+)
+
+tokens = Table(
+    "tokens",
+    metadata,
+    # OAuth tokens of connectors whose refresh tokens rotate, encrypted with Fernet; the
+    # generation is bumped on every write so a writer can tell it lost a race.
+    Column("instance", String(64), primary_key=True),
+    Column("ciphertext", LargeBinary, nullable=False),
+    Column("generation", Integer, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
 )
