@@ -26,9 +26,10 @@ from __future__ import annotations
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -149,6 +150,24 @@ class Previous:
     debtors: Mapping[str, bytes] = field(default_factory=dict)
 
 
+class TokenVault(Protocol):
+    """Where a connector keeps OAuth tokens that rotate (its own instance's only).
+
+    The core supplies one per instance (the OS keyring, or the store encrypted with the
+    ``[store] token_key``); a connector never learns which. Every method may block briefly.
+    """
+
+    def load(self) -> dict[str, Any] | None:
+        """The tokens last saved, or ``None`` before the first ``debsync auth``."""
+
+    def save(self, tokens: dict[str, Any]) -> None:
+        """Persist ``tokens`` durably (committed) before returning."""
+
+    def lock(self) -> AbstractContextManager[None]:
+        """Held around load-refresh-save, so one process refreshes at a time, across
+        processes sharing the store."""
+
+
 @dataclass(frozen=True)
 class ConnectorContext:
     """What the core gives a connector: never the store, never other connectors.
@@ -158,6 +177,8 @@ class ConnectorContext:
     :param http: makes the HTTP clients of REST connectors, with the retry, rate-limit,
         redaction and error policy of :mod:`debsync.connectors.http`; the engine reads the
         totals of what they did from ``http.stats``.
+    :param tokens: the instance's :class:`TokenVault`, for connectors whose OAuth refresh
+        tokens rotate; ``None`` where the core has none to give (no keyring, no token key).
     """
 
     instance: str
@@ -165,6 +186,7 @@ class ConnectorContext:
     clock: Clock = system_clock
     logger: logging.Logger = field(default_factory=lambda: logging.getLogger("debsync.connector"))
     http: HttpFactory = field(default_factory=HttpFactory)
+    tokens: TokenVault | None = None
 
 
 SettingsT = TypeVar("SettingsT", bound=ConnectorSettings)
