@@ -217,6 +217,8 @@ invoices = Table(
     Column("direct_debit", Boolean, nullable=False),  # a collection is under way
     # The collection failed (a storno): dunned as usual, and the message says so.
     Column("direct_debit_failed", Boolean, nullable=False, server_default=false()),
+    # The bookkeeping program's own reminder workflow handles it (Moneybird native_reminders).
+    Column("reminded_by_source", Boolean, nullable=False, server_default=false()),
     Column("has_document", Boolean, nullable=False),
     Column("state", String(8), nullable=False),  # open | closed
     Column("closed_at", UTCDateTime, nullable=True),

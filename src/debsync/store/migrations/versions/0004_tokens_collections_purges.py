@@ -1,5 +1,5 @@
-"""OAuth tokens (encrypted), a failed direct-debit collection per invoice, and when a
-debtor's personal data was purged.
+"""OAuth tokens (encrypted); per invoice a failed direct-debit collection and whether the
+bookkeeping program's own workflow reminds it; when a debtor's personal data was purged.
 
 Revision ID: 0004
 Revises: 0003
@@ -32,6 +32,11 @@ def upgrade() -> None:
                 "direct_debit_failed", sa.Boolean(), nullable=False, server_default=sa.false()
             )
         )
+        batch.add_column(
+            sa.Column(
+                "reminded_by_source", sa.Boolean(), nullable=False, server_default=sa.false()
+            )
+        )
     with op.batch_alter_table("debtors") as batch:
         batch.add_column(sa.Column("purged_at", sa.DateTime(timezone=True), nullable=True))
 
@@ -40,5 +45,6 @@ def downgrade() -> None:
     with op.batch_alter_table("debtors") as batch:
         batch.drop_column("purged_at")
     with op.batch_alter_table("invoices") as batch:
+        batch.drop_column("reminded_by_source")
         batch.drop_column("direct_debit_failed")
     op.drop_table("tokens")
