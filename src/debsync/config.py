@@ -34,7 +34,16 @@ DEFAULT_DATABASE = Path("var") / "debsync.db"
 """The default SQLite file, relative to the directory that holds ``connectors.toml``."""
 
 _INSTANCE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
-_TOP_LEVEL = ("store", "creditor", "law", "outbox", "policies", "connectors", "actions")
+_TOP_LEVEL = (
+    "store",
+    "creditor",
+    "law",
+    "outbox",
+    "privacy",
+    "policies",
+    "connectors",
+    "actions",
+)
 _CORE_CONNECTOR_KEYS = ("type", "policy", "debtor_policies", "actions")
 """Keys of ``[connectors.<name>]`` the core reads; everything else belongs to the type."""
 
@@ -116,6 +125,35 @@ class OutboxSettings(BaseModel):
     )
 
 
+class PrivacySettings(BaseModel):
+    """``[privacy]``: how long debsync keeps a debtor's personal data (``debsync purge``).
+
+    The books' fiscal seven years are the bookkeeping program's duty, not this copy's.
+    The default retention, 400 days after the debtor's last invoice closed, outlasts the
+    13 months in which a SEPA direct debit can be reversed (reopening the invoice) and the
+    usual time for a late dispute of the last reminder; the dossier's facts outlive it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    purge: bool = Field(
+        default=True,
+        description="false: debsync purge refuses and personal data is kept until you "
+        "delete it yourself.",
+    )
+    retention_days: int = Field(
+        default=400,
+        ge=1,
+        le=3650,
+        description="Days after a debtor's last invoice closed (nothing open, nothing in "
+        "flight, no pause) before its personal data is pseudonymised.",
+    )
+    delete_files: bool = Field(
+        default=True,
+        description="Also delete the files debsync wrote for a purged debtor: the .eml "
+        "files of the file action and the letter PDFs in the print folder.",
+    )
+
+
 @dataclass(frozen=True)
 class ConnectorInstance:
     """A configured ``[connectors.<name>]`` table."""
@@ -154,6 +192,7 @@ class Config:
     connectors: dict[str, ConnectorInstance] = field(default_factory=dict)
     actions: dict[str, ActionInstance] = field(default_factory=dict)
     outbox: OutboxSettings = field(default_factory=OutboxSettings)
+    privacy: PrivacySettings = field(default_factory=PrivacySettings)
 
     @property
     def directory(self) -> Path:
@@ -237,6 +276,7 @@ def load_config(path: Path, plugins: Plugins) -> Config:
         outbox = outbox.model_copy(update={"templates": templates})
         if not templates.is_dir():
             problems.add(("outbox", "templates"), f"{templates} is not a directory")
+    privacy = _validate(PrivacySettings, raw.get("privacy", {}), ("privacy",), problems)
     policies = _policies(raw.get("policies", {}), problems)
     connectors = {
         name: ConnectorInstance(name, type_name, cls, settings, **core)
@@ -284,6 +324,7 @@ def load_config(path: Path, plugins: Plugins) -> Config:
         connectors=connectors,
         actions=actions,
         outbox=outbox or OutboxSettings(),
+        privacy=privacy or PrivacySettings(),
     )
 
 

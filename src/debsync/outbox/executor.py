@@ -13,6 +13,7 @@ when a person records its posting date.
 from __future__ import annotations
 
 import logging
+import traceback
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -124,7 +125,7 @@ class _Attempt:
         return self.composed.dropped
 
     def fail(self, state: ActionState, error: str, *, counted: bool = True) -> None:
-        self.state, self.error = state, error
+        self.state, self.error = state, scrub(error)  # logged, stored and shown to observers
         self.attempts = self.row.attempts + (1 if counted else 0)
 
     def unknown(self, error: str, settings: OutboxSettings, *, idempotent: bool) -> None:
@@ -358,7 +359,8 @@ class Dispatcher:
             except OutcomeUnknownError as exc:
                 attempt.unknown(str(exc), self.config.outbox, idempotent=action.idempotent)
             except Exception as exc:  # a bug in a plugin: the message may have left
-                log.exception("action %s: unexpected error while sending", attempt.row.key)
+                trace = scrub(traceback.format_exc())  # a payload in a frame holds addresses
+                log.error("action %s: unexpected error while sending\n%s", attempt.row.key, trace)
                 error = f"unexpected {type(exc).__name__}: {exc}"
                 attempt.unknown(error, self.config.outbox, idempotent=action.idempotent)
         with self.store.engine.begin() as conn:

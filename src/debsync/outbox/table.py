@@ -22,7 +22,7 @@ from sqlalchemy.engine import Connection, Row
 
 from debsync.clock import local_date
 from debsync.decisions import PlannedAction
-from debsync.errors import DebsyncError
+from debsync.errors import DebsyncError, scrub
 from debsync.model import to_minor
 from debsync.store import Store
 from debsync.store.schema import REVIVABLE, ActionState, EventKind, events, outbox
@@ -302,6 +302,18 @@ class Transition(NamedTuple):
     event: Mapping[str, Any]
 
 
+_TEXTS = ("last_error", "error", "reason")
+"""The columns and event keys that hold an error text or a person's reason."""
+
+
+def _scrubbed(values: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``values`` with its error texts scrubbed (:func:`debsync.errors.scrub`): a provider's
+    refusal or a person's reason may quote an address, and the outbox stores it for years."""
+    if not any(isinstance(values.get(k), str) for k in _TEXTS):
+        return values
+    return {k: scrub(v) if k in _TEXTS and isinstance(v, str) else v for k, v in values.items()}
+
+
 def move_many(
     conn: Connection,
     to: ActionState,
@@ -322,7 +334,13 @@ def move_many(
     done = conn.execute(
         statement,
         [
-            {"g_id": t.row.id, **guard, "state": str(to), "updated_at": now, **t.values}
+            {
+                "g_id": t.row.id,
+                **guard,
+                "state": str(to),
+                "updated_at": now,
+                **_scrubbed(t.values),
+            }
             for t in transitions
         ],
     )
@@ -337,7 +355,7 @@ def move_many(
     if moved:
         conn.execute(
             _INSERT_EVENT,
-            [event_row(t.row, f"action.{to.value}", now, **t.event) for t in moved],
+            [event_row(t.row, f"action.{to.value}", now, **_scrubbed(t.event)) for t in moved],
         )
     return [t.row for t in moved]
 

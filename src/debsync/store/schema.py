@@ -59,6 +59,9 @@ class EventKind(StrEnum):
     CALL_COMPLETED = "call.completed"
     PAUSE_STARTED = "pause.started"
     PAUSE_ENDED = "pause.ended"
+    DEBTOR_PURGED = "debtor.purged"
+    """Personal data pseudonymised past retention (``debsync purge``). Its data: counts
+    only (``{"invoices", "events", "actions", "files", "retention_days"}``), never a name."""
 
 
 class ActionState(StrEnum):

@@ -4,6 +4,7 @@ run and its cursor recorded, observers told. See :mod:`debsync.sync` for the gua
 from __future__ import annotations
 
 import logging
+import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -103,13 +104,19 @@ class SyncEngine:
             run_id = self._start_run(conn, instance.name, started, snapshot=not incremental)
             known_debtors: dict[str, bytes] = {}
             raw: dict[tuple[str, str], bytes] = {}
-            for ext, fingerprint, raw_fingerprint in conn.execute(
+            purged: set[str] = set()
+            for ext, fingerprint, raw_fingerprint, purged_at in conn.execute(
                 sa.select(
-                    debtors.c.external_id, debtors.c.fingerprint, debtors.c.raw_fingerprint
+                    debtors.c.external_id,
+                    debtors.c.fingerprint,
+                    debtors.c.raw_fingerprint,
+                    debtors.c.purged_at,
                 ).where(debtors.c.instance == instance.name)
             ):
                 known_debtors[ext] = fingerprint
-                if raw_fingerprint is not None:
+                if purged_at is not None:
+                    purged.add(ext)  # no raw fingerprint: the connector sends it again
+                elif raw_fingerprint is not None:
                     raw[("debtor", ext)] = raw_fingerprint
             known_invoices: dict[str, Known] = {}
             for row in conn.execute(
@@ -172,6 +179,7 @@ class SyncEngine:
                         "was complete"
                     )
                 with self.store.engine.begin() as conn:
+                    _screen_purged(conn, instance.name, page, purged, known_debtors)
                     apply.page(conn, page)
                     self._save_cursor(conn, instance.name, page, snapshot=not incremental)
                 apply.committed()
@@ -200,7 +208,8 @@ class SyncEngine:
         except ConnectorError as exc:
             result.error = f"{type(exc).__name__}: {exc}"
         except Exception as exc:  # a connector bug must not take the daemon down
-            log.exception("sync %s: unexpected error", instance.name)
+            trace = scrub(traceback.format_exc())  # a record in a frame's text holds names
+            log.error("sync %s: unexpected error\n%s", instance.name, trace)
             result.error = f"unexpected {type(exc).__name__}: {exc}"
         else:
             result.ok = True
@@ -304,6 +313,26 @@ class SyncEngine:
             )
         else:
             log.warning("sync %s: failed: %s", result.instance, result.error)
+
+
+def _screen_purged(
+    conn: Connection, instance: str, page: Page, purged: set[str], known: dict[str, bytes]
+) -> None:
+    """A purged debtor (:mod:`debsync.privacy`) stays purged while it has no open invoice:
+    its records are dropped unread. An open invoice makes it live again: ``purged_at`` is
+    cleared and its fingerprints forgotten, so its next record is written in full."""
+    if not purged:
+        return
+    live = purged & {inv.debtor_id for inv in page.invoices}
+    if live:
+        conn.execute(
+            sa.update(debtors)
+            .where(debtors.c.instance == instance, debtors.c.external_id.in_(live))
+            .values(purged_at=None, fingerprint=bytes(16), raw_fingerprint=None)
+        )
+        known.update(dict.fromkeys(live, bytes(16)))
+        purged -= live
+    page.debtors = [d for d in page.debtors if d.external_id not in purged]
 
 
 class SyncProgress(Protocol):
