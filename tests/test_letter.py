@@ -240,7 +240,7 @@ def test_the_veertiendagenbrief_in_english(en_pdf: bytes) -> None:
     assert "23 November 2026" in flat and "Dear Sir or Madam," in flat
     assert "within fourteen days from the day after this letter has been delivered to you" in flat
     assert "These costs amount to €165.75." in flat
-    assert "2026-0001 14/09/2026 14/10/2026 €605.00" in flat
+    assert "2026-0001 14 Sept 2026 14 Oct 2026 €605.00" in flat
     assert "Total outstanding €1,105.00" in flat
     assert "Chamber of Commerce 12345678" in flat and "Page 1 of 1" in flat
     assert "Kind regards," in flat and "Then please disregard this letter." in flat

@@ -390,7 +390,7 @@ def test_too_many_segments_fails_the_render() -> None:
     with pytest.raises(RenderError) as caught:
         action.render(context)
     assert str(caught.value) == (
-        "the text of sms/reminder.nl.j2 is GSM-7, 226 septets, 2 segments; max_segments is 1"
+        "the text of sms/reminder.nl.j2 is GSM-7, 230 septets, 2 segments; max_segments is 1"
     )
 
 

@@ -171,7 +171,7 @@ def test_money_and_dates_follow_the_debtors_language() -> None:
         closing="",
     )
     assert f"Totaal openstaand: €{NBSP}1.105,00" in nl and "vervaldatum 14-10-2026" in nl
-    assert "Total outstanding: €1,105.00" in en and "due date 14/10/2026" in en
+    assert "Total outstanding: €1,105.00" in en and "due date 14 Oct 2026" in en
 
 
 def test_the_html_layout_escapes_what_it_shows() -> None:

@@ -9,8 +9,10 @@ templates`` in ``connectors.toml``) is searched before the shipped one, file by 
 rendered in Jinja2's ``SandboxedEnvironment``: a template can format the context, not reach
 into Python.
 
-Money and dates are formatted for the debtor's language with babel: ``€ 1.234,56`` and
-``22 november 2026`` in Dutch, ``€1,234.56`` and ``22 November 2026`` in English.
+Money, dates, phone numbers and IBANs are formatted for the debtor's language by
+:mod:`debsync.formatting` (filters ``money``, ``date``, ``shortdate``, ``number``, ``phone``,
+``iban``): ``€ 1.234,56`` and ``22 november 2026`` in Dutch, ``€1,234.56`` and
+``22 November 2026`` in English.
 """
 
 from __future__ import annotations
@@ -22,8 +24,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from babel.dates import format_date
-from babel.numbers import format_currency, format_decimal
 from jinja2 import (
     ChoiceLoader,
     FileSystemLoader,
@@ -37,12 +37,10 @@ from jinja2.runtime import Context
 from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup, escape
 
+from debsync import formatting
 from debsync.actions.base import MessageContext, RenderError
 from debsync.errors import scrub
 from debsync.model import Language
-
-LOCALES = {Language.NL: "nl_NL", Language.EN: "en_GB"}
-"""Babel locale per language. English texts to Dutch debtors use British conventions."""
 
 LABELS: Mapping[Language, Mapping[str, str]] = {
     Language.NL: {
@@ -113,23 +111,31 @@ def _language(ctx: Context) -> Language:
 def _money(ctx: Context, amount: Decimal | None, currency: str | None = None) -> str:
     if amount is None:
         return ""
-    code = currency or str(ctx.get("currency", "EUR"))
-    return str(format_currency(amount, code, locale=LOCALES[_language(ctx)]))
+    return formatting.money(amount, currency or str(ctx.get("currency", "EUR")), _language(ctx))
 
 
 @pass_context
 def _long_date(ctx: Context, day: date) -> str:
-    return str(format_date(day, "long", locale=LOCALES[_language(ctx)]))
+    return formatting.long_date(day, _language(ctx))
 
 
 @pass_context
 def _short_date(ctx: Context, day: date) -> str:
-    return day.strftime("%d-%m-%Y") if _language(ctx) is Language.NL else day.strftime("%d/%m/%Y")
+    return formatting.short_date(day, _language(ctx))
 
 
 @pass_context
 def _number(ctx: Context, value: Decimal | int) -> str:
-    return str(format_decimal(value, locale=LOCALES[_language(ctx)]))
+    return formatting.number(value, _language(ctx))
+
+
+@pass_context
+def _phone(ctx: Context, value: str | None) -> str:
+    return formatting.phone(value, _language(ctx)) if value else ""
+
+
+def _iban(value: str | None) -> str:
+    return formatting.iban(value) if value else ""
 
 
 def _paragraphs(text: str) -> Markup:
@@ -200,6 +206,8 @@ class Templates:
                 date=_long_date,
                 shortdate=_short_date,
                 number=_number,
+                phone=_phone,
+                iban=_iban,
                 paragraphs=_paragraphs,
             )
 

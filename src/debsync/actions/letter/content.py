@@ -14,16 +14,15 @@ from datetime import date
 from decimal import Decimal
 from typing import Literal
 
-import phonenumbers
 from babel import Locale
-from babel.dates import format_date
-from babel.numbers import format_currency
 from pydantic import BaseModel, ConfigDict
 
 from debsync.actions.base import CreditorContext, DebtorContext, MessageContext, RenderError
 from debsync.actions.letter.fonts import printable_code_points
+from debsync.formatting import LOCALES, iban, long_date, phone, short_date
+from debsync.formatting import money as format_money
 from debsync.model import Address, Language
-from debsync.templates import LABELS, LOCALES, Templates, paragraphs
+from debsync.templates import LABELS, Templates, paragraphs
 
 ADDRESS_MAX_LINES = 6
 """PostNL: an address has 3 to 6 lines."""
@@ -110,13 +109,12 @@ def render_letter(context: MessageContext, templates: Templates) -> LetterConten
     """
     language = context.language
     t = LABELS[language]
-    locale = LOCALES[language]
 
     def money(amount: Decimal) -> str:
-        return str(format_currency(amount, context.currency, locale=locale))
+        return format_money(amount, context.currency, language)
 
     def short(day: date) -> str:
-        return str(format_date(day, "short", locale=locale))
+        return short_date(day, language)
 
     recipient = _recipient(context.debtor, language)
     sender = _sender(context.creditor, language)
@@ -142,7 +140,7 @@ def render_letter(context: MessageContext, templates: Templates) -> LetterConten
     payment: list[str] = []
     if context.payment.iban:
         payment.append(
-            f"{t['pay_to']} {_iban(context.payment.iban)} {t['in_name_of']} "
+            f"{t['pay_to']} {iban(context.payment.iban)} {t['in_name_of']} "
             f"{context.payment.beneficiary}, {t['reference']} “{context.payment.reference}”."
         )
     if context.payment.url:
@@ -151,7 +149,7 @@ def render_letter(context: MessageContext, templates: Templates) -> LetterConten
         key=context.key,
         language=language,
         date=context.today,
-        date_text=str(format_date(context.today, "long", locale=locale)),
+        date_text=long_date(context.today, language),
         reference=f"{numbers} / {context.key[:12]}",
         sender=sender,
         recipient=recipient,
@@ -234,7 +232,7 @@ def _sender(creditor: CreditorContext, language: Language) -> Sender:
         lines.append(_country(address.country, language))
     letterhead = list(lines)
     if creditor.phone:
-        letterhead.append(f"{t['phone']} {_phone(creditor.phone, language)}")
+        letterhead.append(f"{t['phone']} {phone(creditor.phone, language)}")
     if creditor.email:
         letterhead.append(f"{t['email']} {creditor.email}")
     if creditor.website:
@@ -242,7 +240,7 @@ def _sender(creditor: CreditorContext, language: Language) -> Sender:
     footer = [
         f"{t['kvk']} {creditor.kvk}" if creditor.kvk else "",
         f"{t['vat']} {creditor.vat}" if creditor.vat else "",
-        f"{t['iban']} {_iban(creditor.iban)}" if creditor.iban else "",
+        f"{t['iban']} {iban(creditor.iban)}" if creditor.iban else "",
         f"BIC {creditor.bic}" if creditor.bic else "",
     ]
     return Sender(
@@ -251,26 +249,6 @@ def _sender(creditor: CreditorContext, language: Language) -> Sender:
         return_address=", ".join([creditor.name, *lines]),
         footer=[part for part in footer if part],
     )
-
-
-def _iban(iban: str) -> str:
-    """``NL91 ABNA 0417 1643 00``: the paper format, in groups of four."""
-    compact = "".join(iban.split()).upper()
-    return " ".join(compact[i : i + 4] for i in range(0, len(compact), 4))
-
-
-def _phone(number: str, language: Language) -> str:
-    """``030 123 4567`` for Dutch readers, ``+31 30 123 4567`` for others."""
-    try:
-        parsed = phonenumbers.parse(number, "NL")
-    except phonenumbers.NumberParseException:
-        return number
-    style = (
-        phonenumbers.PhoneNumberFormat.NATIONAL
-        if language is Language.NL
-        else phonenumbers.PhoneNumberFormat.INTERNATIONAL
-    )
-    return str(phonenumbers.format_number(parsed, style))
 
 
 def _texts(value: object, where: str) -> Iterator[tuple[str, str]]:
