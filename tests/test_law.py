@@ -232,14 +232,14 @@ def test_negative_principal_is_refused() -> None:
 
 def test_rates_are_never_guessed() -> None:
     table = law.load_rate_table()
-    assert table.last_known() == date(2026, 6, 30)
-    assert table.last_known(commercial=True) == date(2026, 6, 30)
+    assert table.last_known() == date(2026, 12, 31)
+    assert table.last_known(commercial=True) == date(2026, 12, 31)
     with pytest.raises(law.RateUnknownError) as info:
-        law.statutory_interest(D("100"), date(2026, 6, 1), date(2026, 7, 1), commercial=True)
+        law.statutory_interest(D("100"), date(2026, 12, 1), date(2027, 1, 1), commercial=True)
     err = info.value
     assert isinstance(err, DebsyncError)
-    assert (err.day, err.article, err.table_end) == (date(2026, 7, 1), "6:119a", date(2026, 6, 30))
-    assert "2026-07-01,6:119a,<rate_percent>,<source>" in str(err)
+    assert (err.day, err.article, err.table_end) == (date(2027, 1, 1), "6:119a", date(2026, 12, 31))
+    assert "2027-01-01,6:119a,<rate_percent>,<source>" in str(err)
     assert "[law] interest_rates" in str(err)
     with pytest.raises(law.RateUnknownError, match="2014-12-31"):
         law.statutory_interest(D("100"), date(2014, 12, 31), date(2015, 1, 2), commercial=False)
@@ -250,7 +250,7 @@ def test_shipped_table_has_every_half_year() -> None:
     for article in law.Article:
         starts = [r.valid_from for r in rows if r.article is article]
         assert starts[0] == date(2015, 1, 1)
-        assert len(starts) == 23  # 2015-01-01 .. 2026-01-01
+        assert len(starts) == 24  # 2015-01-01 .. 2026-07-01
     assert all(r.source and r.origin.startswith("debsync/data/") for r in rows)
     commercial = {r.valid_from: r.rate for r in rows if r.article is law.Article.HANDELSRENTE}
     assert commercial[date(2016, 7, 1)] == D("0.08")
@@ -288,12 +288,12 @@ def test_user_file_extends_and_overrides(tmp_path: Path) -> None:
 
 
 def test_user_file_with_a_gap_keeps_the_gap(tmp_path: Path) -> None:
-    path = _write(tmp_path, HEADER + "2027-01-01,6:119a,9.00,x\n2027-01-01,6:119,3.00,x\n")
+    path = _write(tmp_path, HEADER + "2027-07-01,6:119a,9.00,x\n2027-07-01,6:119,3.00,x\n")
     table = law.load_rate_table(path)
-    assert table.last_known() == date(2026, 6, 30)
-    assert table.rate(date(2027, 2, 1), commercial=True) == D("0.09")
+    assert table.last_known() == date(2026, 12, 31)
+    assert table.rate(date(2027, 8, 1), commercial=True) == D("0.09")
     with pytest.raises(law.RateUnknownError):
-        table.rate(date(2026, 8, 1), commercial=True)
+        table.rate(date(2027, 2, 1), commercial=True)
 
 
 def test_user_file_may_start_with_a_bom(tmp_path: Path) -> None:
@@ -350,17 +350,17 @@ def test_empty_article_has_no_last_known_day() -> None:
 
 def test_rate_table_warns_a_month_before_it_ends_and_every_day_after(tmp_path: Path) -> None:
     ends = (
-        "the statutory interest table ends on 2026-06-30; add the next half-year's rates "
-        "([law] interest_rates, see docs/law.md) or upgrade debsync, otherwise messages go "
-        "out without interest"
+        "the statutory interest table ends on 2026-12-31; add the next half-year's rates "
+        "([law] interest_rates, see docs/law.md) or upgrade debsync, otherwise steps that "
+        "claim interest wait for approval from then on"
     )
-    assert law.rate_table_warnings(date(2026, 5, 30)) == []
-    assert law.rate_table_warnings(date(2026, 5, 31)) == [ends]
-    assert law.rate_table_warnings(date(2026, 8, 1)) == [ends]
-    extended = _write(tmp_path, HEADER + "2026-07-01,6:119,4.00,x\n2026-07-01,6:119a,10.00,x\n")
-    assert law.rate_table_warnings(date(2026, 6, 15), extended) == []
-    assert law.rate_table_warnings(date(2026, 12, 1), extended) == [
-        ends.replace("2026-06-30", "2026-12-31")
+    assert law.rate_table_warnings(date(2026, 11, 30)) == []
+    assert law.rate_table_warnings(date(2026, 12, 1)) == [ends]
+    assert law.rate_table_warnings(date(2027, 2, 1)) == [ends]
+    extended = _write(tmp_path, HEADER + "2027-01-01,6:119,4.00,x\n2027-01-01,6:119a,10.00,x\n")
+    assert law.rate_table_warnings(date(2026, 12, 15), extended) == []
+    assert law.rate_table_warnings(date(2027, 6, 1), extended) == [
+        ends.replace("2026-12-31", "2027-06-30")
     ]
 
 

@@ -63,7 +63,7 @@ def build_action(
     principal = sum((from_minor(inv.open_minor, currency) for inv in ordered), Decimal(0))
     if principal < max(policy.min_open_amount, step.min_open_amount):
         return None
-    business = debtor.kind is DebtorKind.BUSINESS
+    business = policy.kind_of(debtor.kind) is DebtorKind.BUSINESS
     eur = currency == EUR
     notes: list[str] = []
     if not eur and (step.claim_interest or step.claim_costs or step.role == "wik_notice"):
@@ -86,7 +86,7 @@ def build_action(
             except law.RateUnknownError as exc:
                 notes.append(f"interest left out: {exc}")
                 if warnings is not None:
-                    warnings.append(f"statutory interest table needs an update: {exc}")
+                    warnings.append(law.rate_gap_warning(exc, policy.send_without_interest))
                 interest_total = None
             else:
                 interest_total += interest
@@ -102,6 +102,10 @@ def build_action(
         )
     if interest_total is None:
         lines = [line._replace(interest=None) for line in lines]
+    held = step.claim_interest and eur and interest_total is None  # no rate for a day
+    held = held and not policy.send_without_interest
+    if held:
+        notes.append(law.HELD_WITHOUT_INTEREST)
 
     costs: Decimal | None = None
     announced: Decimal | None = None
@@ -134,9 +138,9 @@ def build_action(
         template=step.template_name,
         role=step.role,
         legal_copy=legal_copy,
-        requires_approval=step.requires_approval,
+        requires_approval=step.requires_approval or held,
         language=debtor.language,
-        kind=debtor.kind,
+        kind=policy.kind_of(debtor.kind),
         currency=currency,
         lines=tuple(lines),
         principal=principal,
@@ -159,7 +163,7 @@ def _costs(
     today: date,
     notes: list[str],
 ) -> Decimal | None:
-    if debtor.kind is DebtorKind.BUSINESS:
+    if policy.kind_of(debtor.kind) is DebtorKind.BUSINESS:
         if policy.b2b_costs == "none":
             return None
         if policy.b2b_costs == "compensation":

@@ -121,6 +121,16 @@ class Policy(BaseModel):
         description="Business days after the veertiendagenbrief term before "
         "escalating, for payments made on the last day.",
     )
+    unknown_kind: Literal["consumer", "business"] = Field(
+        default="consumer",
+        description="How a debtor of unknown kind is treated (no type column, legal form, "
+        "KvK or VAT number): consumer, the safe side, or business.",
+    )
+    send_without_interest: bool = Field(
+        default=False,
+        description="Send steps that claim interest without it when the statutory interest "
+        "table does not cover the day; by default they wait for approval instead.",
+    )
 
     @model_validator(mode="after")
     def _ladder(self) -> Self:
@@ -140,6 +150,10 @@ class Policy(BaseModel):
                         "wik_notice step (veertiendagenbrief) before it"
                     )
         return self
+
+    def kind_of(self, kind: DebtorKind) -> DebtorKind:
+        """The kind the ladder and the claim treat a debtor as: ``unknown_kind`` for unknown."""
+        return DebtorKind(self.unknown_kind) if kind is DebtorKind.UNKNOWN else kind
 
     def index(self, step_name: str) -> int | None:
         for i, step in enumerate(self.steps):

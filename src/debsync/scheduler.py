@@ -94,7 +94,7 @@ class _Ladder:
         self, policy: Policy, kind: DebtorKind, unreachable: frozenset[str] = frozenset()
     ) -> None:
         self.policy = policy
-        self.kind = kind
+        self.kind = kind = policy.kind_of(kind)  # unknown: as the policy says
         self.consumer = kind is not DebtorKind.BUSINESS  # unknown is treated as a consumer
         steps = policy.steps
         usable = [

@@ -49,6 +49,7 @@ from debsync.law.interest import (
     statutory_interest_breakdown,
 )
 from debsync.law.rates import (
+    HELD_WITHOUT_INTEREST,
     RATE_HEADER,
     RATE_TABLE_WARNING_DAYS,
     Article,
@@ -59,6 +60,7 @@ from debsync.law.rates import (
     article_for,
     load_rate_table,
     parse_rate_rows,
+    rate_gap_warning,
     rate_table_warnings,
 )
 from debsync.law.terms import (
@@ -77,6 +79,7 @@ __all__ = [
     "BUSINESS_CALENDAR",
     "CENT",
     "DEFAULT_CONVENTION",
+    "HELD_WITHOUT_INTEREST",
     "POSTAL_CHANNELS",
     "POSTAL_DELIVERY_CALENDAR",
     "POSTAL_DELIVERY_SCHEDULE",
@@ -111,6 +114,7 @@ __all__ = [
     "next_business_day",
     "parse_rate_rows",
     "presumed_receipt",
+    "rate_gap_warning",
     "rate_table_warnings",
     "statutory_interest",
     "statutory_interest_breakdown",

@@ -222,12 +222,39 @@ RATE_TABLE_WARNING_DAYS = 30
 """Warn this many days before the table ends: time to add the next half-year's rates."""
 
 
+HELD_WITHOUT_INTEREST = (
+    "held for approval: no statutory interest rate is known for today, so the interest this "
+    "step claims cannot be computed; add the rates ([law] interest_rates) or approve it to "
+    "send it without interest"
+)
+"""The note on an action that claims interest and waits for a person because of a gap in the
+table (the policy's ``send_without_interest`` sends it without interest instead)."""
+
+
+def rate_gap_warning(exc: RateUnknownError, send_anyway: bool) -> str:
+    """The one warning for every action that met the end of the table: it names the table's
+    end, not the invoice's day, so a plan with 44 such actions says it once."""
+    ends = f"ends on {exc.table_end.isoformat()}" if exc.table_end else "has no rows"
+    what = (
+        "go out without interest (send_without_interest = true)"
+        if send_anyway
+        else "wait for approval (`debsync outbox review`) instead of going out without it"
+    )
+    return (
+        f"the statutory interest table needs an update: it {ends}, so steps that claim "
+        f"interest {what}. Add the next "
+        "half-year's rates ([law] interest_rates in connectors.toml, see docs/law.md) or "
+        "upgrade debsync"
+    )
+
+
 def rate_table_warnings(today: date, extra: Path | None = None) -> list[str]:
     """What an operator must hear on ``today`` about the table ``load_rate_table(extra)``.
 
     Empty while rates are known beyond the next :data:`RATE_TABLE_WARNING_DAYS` days; a month
-    before the table ends, and every day after, a warning, because from then on messages go
-    out without interest; or why the table cannot be read.
+    before the table ends, and every day after, a warning, because from then on steps that
+    claim interest are held (or, with ``send_without_interest``, sent without it); or why the
+    table cannot be read.
     """
     try:
         last = load_rate_table(extra).last_known()
@@ -237,6 +264,6 @@ def rate_table_warnings(today: date, extra: Path | None = None) -> list[str]:
         return []
     return [
         f"the statutory interest table ends on {last.isoformat()}; add the next half-year's "
-        "rates ([law] interest_rates, see docs/law.md) or upgrade debsync, otherwise "
-        "messages go out without interest"
+        "rates ([law] interest_rates, see docs/law.md) or upgrade debsync, otherwise steps "
+        "that claim interest wait for approval from then on"
     ]
