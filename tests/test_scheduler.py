@@ -299,9 +299,10 @@ def test_credit_notes_paid_invoices_and_covered_debtors_get_nothing() -> None:
 
 
 def test_direct_debit_waits_for_a_failed_collection() -> None:
-    waiting = run(book(inv("F1", direct_debit=True)), DUE + timedelta(days=10))
+    waiting = run(book(inv("F1", direct_debit=True)), DUE + timedelta(days=200))
     assert reasons(waiting)["F1"] is Reason.DIRECT_DEBIT
-    failed = run(book(inv("F1", direct_debit=True)), DUE + timedelta(days=11))
+    storno = inv("F1", direct_debit=True)._replace(direct_debit_failed=True)
+    failed = run(book(storno), DUE + timedelta(days=11))
     assert reasons(failed)["F1"] is Reason.PLANNED
 
 

@@ -34,6 +34,7 @@ class Reason(StrEnum):
     STALE = "data_too_old"
     HANDED_OFF = "handed_off"
     DIRECT_DEBIT = "direct_debit_pending"
+    SOURCE_REMINDS = "reminded_by_source"
     LADDER_DONE = "ladder_complete"
     UNKNOWN_STEP = "unknown_step_in_history"
     NO_POLICY = "unknown_policy"
@@ -132,6 +133,7 @@ _DETAILS = {
     Reason.NET_BALANCE: "the debtor's credit notes cover the open amount",
     Reason.HANDED_OFF: "handed off to the collection agency; nothing more is sent",
     Reason.DIRECT_DEBIT: "collected by direct debit; dunned only once the collection has failed",
+    Reason.SOURCE_REMINDS: "left to the bookkeeping program's own reminders",
     Reason.LADDER_DONE: "every step of the policy was taken",
     Reason.NO_WIK: "a consumer claim is handed off only after a veertiendagenbrief whose term "
     "ended unpaid",

@@ -29,6 +29,8 @@ class InvoiceFacts(NamedTuple):
     open_minor: int
     direct_debit: bool = False
     closed: bool = False
+    direct_debit_failed: bool = False
+    reminded_by_source: bool = False
 
 
 class DebtorFacts(NamedTuple):
@@ -111,9 +113,12 @@ class PendingStep(NamedTuple):
 
 @dataclass(frozen=True)
 class InstanceFacts:
+    """One configured connector instance; ``source`` is its connector type (``moneybird``)."""
+
     name: str
     policy: str = DEFAULT_POLICY
     last_success_at: datetime | None = None
+    source: str = ""
 
 
 @dataclass

@@ -356,6 +356,11 @@ class Invoice(BaseModel):
     payment_reference: Reference | None = None
     payment_url: PaymentUrl | None = None
     direct_debit: bool = False
+    """Collected by direct debit (SEPA incasso): never dunned while the collection is pending."""
+    direct_debit_failed: bool = False
+    """The collection failed (a storno): the invoice is dunned, and the message says so."""
+    reminded_by_source: bool = False
+    """The bookkeeping program's own reminder workflow handles the invoice: debsync leaves it."""
     has_document: bool = False
 
     @model_validator(mode="after")

@@ -82,12 +82,14 @@ def load_snapshot(
     debtor: tuple[str, str] | None = None,
     pending: bool = True,
     exclude_key: str | None = None,
+    sources: Mapping[str, str] | None = None,
 ) -> Snapshot:
     """The snapshot for the configured instances (name → policy name).
 
     :param debtor: ``(instance, debtor id)`` to load one debtor only (the outbox re-checks an
         action's invoices right before sending).
     :param pending: include outbox actions still under way; ``exclude_key`` leaves one out.
+    :param sources: each instance's connector type, for the plan's explanations.
     """
     names = [debtor[0]] if debtor else list(policies_by_instance)
     overrides = debtor_policies or {}
@@ -108,12 +110,15 @@ def load_snapshot(
         )
         instances = {
             name: InstanceFacts(
-                name, policies_by_instance.get(name) or DEFAULT_POLICY, synced.get(name)
+                name,
+                policies_by_instance.get(name) or DEFAULT_POLICY,
+                synced.get(name),
+                (sources or {}).get(name, ""),
             )
             for name in names
         }
         open_invoices = [
-            InvoiceFacts(*row)
+            InvoiceFacts(*row[:8], direct_debit_failed=row[8], reminded_by_source=row[9])
             for row in conn.execute(
                 sa.select(
                     invoices.c.instance,
@@ -124,6 +129,8 @@ def load_snapshot(
                     invoices.c.currency,
                     invoices.c.open_minor,
                     invoices.c.direct_debit,
+                    invoices.c.direct_debit_failed,
+                    invoices.c.reminded_by_source,
                 ).where(*scoped(invoices), invoices.c.state == "open")
             )
         ]
@@ -238,6 +245,7 @@ def plan_from_store(
             for name, c in config.connectors.items()
             for debtor, policy in c.debtor_policies.items()
         },
+        sources={name: c.type_name for name, c in config.connectors.items()},
     )
     return plan(
         snapshot,

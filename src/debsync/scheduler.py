@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import NamedTuple
 
-from debsync import claims, law
+from debsync import claims, eligibility, law
 from debsync.claims import build_action, wik_sent
 from debsync.clock import local_date
 from debsync.decisions import (
@@ -192,7 +192,7 @@ def _plan(
     no_history: tuple[StepSent, ...] = ()
 
     for inv in snapshot.invoices:
-        inst, ext, number, debtor_id, due_date, currency, open_minor, direct_debit, closed = inv
+        inst, ext, number, debtor_id, due_date, currency, open_minor, _, closed, *_ = inv
         hist = history.get((inst, ext), no_history)
         current = hist[-1].step if hist else None
         if closed or open_minor == 0:
@@ -223,15 +223,11 @@ def _plan(
             detail = _describe_pause(pause or view.pause)  # type: ignore[arg-type]
             add(Decision(inst, ext, number, debtor_id, Reason.PAUSED, current, None, None, detail))
             continue
-        due_ord = due_date.toordinal()
-        if direct_debit and today_ord - due_ord <= policy.direct_debit_grace_days:
-            retry = date.fromordinal(due_ord + policy.direct_debit_grace_days + 1)
-            add(
-                Decision(
-                    inst, ext, number, debtor_id, Reason.DIRECT_DEBIT, current, None, retry, ""
-                )
-            )
+        held = eligibility.hold(inv, view.debtor, snapshot.instances[inst], policy, hist, today)
+        if held is not None:
+            add(held)
             continue
+        due_ord = due_date.toordinal()
 
         # The ladder: which rung is next, and when.
         last_index = -1

@@ -69,6 +69,8 @@ class Facts:
             row.open_minor,
             row.direct_debit,
             row.state != "open",
+            row.direct_debit_failed,
+            row.reminded_by_source,
         )
 
     def debtor_facts(self, instance: str, debtor_id: str) -> DebtorFacts:

@@ -66,5 +66,7 @@ def _invoice_model(row: Row[Any]) -> Invoice:
         payment_reference=row.payment_reference,
         payment_url=row.payment_url,
         direct_debit=row.direct_debit,
+        direct_debit_failed=row.direct_debit_failed,
+        reminded_by_source=row.reminded_by_source,
         has_document=row.has_document,
     )

@@ -25,10 +25,7 @@ from debsync.store.schema import EventKind, debtors, events, invoices, payments,
 
 log = logging.getLogger("debsync.sync")
 
-
 MASS_CLOSE_MIN_OPEN = 20
-
-
 MASS_CLOSE_FRACTION = 0.5
 
 
@@ -65,7 +62,15 @@ def _invoice_row(invoice: Invoice) -> dict[str, Any]:
         "payment_url": invoice.payment_url,
         "direct_debit": invoice.direct_debit,
         "has_document": invoice.has_document,
+        "direct_debit_failed": invoice.direct_debit_failed,
+        "reminded_by_source": invoice.reminded_by_source,
     }
+
+
+def _invoice_fingerprint(row: dict[str, Any]) -> bytes:
+    """Flags added by migration 0004 count only when set: an upgrade changes no fingerprint."""
+    new = ("direct_debit_failed", "reminded_by_source")
+    return _fingerprint(repr(tuple(v for k, v in row.items() if v is not False or k not in new)))
 
 
 def _debtor_row(debtor: Debtor) -> dict[str, Any]:
@@ -125,15 +130,12 @@ _INVOICE_UPDATE = (
     .execution_options(synchronize_session=False)
 )
 
-
 _INVOICE_RAW = _INVOICE_UPDATE.values(raw_fingerprint=sa.bindparam("raw"))
-
 
 _DEBTOR_UPDATE = sa.update(debtors).where(
     debtors.c.instance == sa.bindparam("k_instance"),
     debtors.c.external_id == sa.bindparam("k_external_id"),
 )
-
 
 _DEBTOR_RAW = _DEBTOR_UPDATE.values(raw_fingerprint=sa.bindparam("raw"))
 
@@ -365,7 +367,7 @@ class PageWriter:
         stale: list[dict[str, Any]] = []
         for invoice in records:
             row = _invoice_row(invoice)
-            fingerprint = _fingerprint(repr(tuple(row.values())))
+            fingerprint = _invoice_fingerprint(row)
             ext = invoice.external_id
             raw = raws.get(("invoice", ext))
             before = self._pending_invoices.get(ext) or self.known_invoices.get(ext)
