@@ -62,6 +62,20 @@ class StoreSettings(BaseModel):
         "connectors.toml. PostgreSQL: postgresql+psycopg://user@host/db. "
         f"{DATABASE_URL_ENV} overrides it.",
     )
+    token_key: dict[str, str] | None = Field(
+        default=None,
+        description="The Fernet key under which rotating OAuth tokens are kept in the store, "
+        "for every process that shares it, instead of in this machine's keyring: "
+        '{ env = "VAR" } or { file = "path" } (relative to connectors.toml, readable by its '
+        "owner only). `debsync auth --new-key` prints one.",
+    )
+
+    @field_validator("token_key")
+    @classmethod
+    def _token_key(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        if value is not None and (len(value) != 1 or next(iter(value)) not in ("env", "file")):
+            raise ValueError('must be { env = "VAR" } or { file = "path" }')
+        return value
 
 
 class CreditorSettings(BaseModel):
@@ -193,6 +207,9 @@ class Config:
     actions: dict[str, ActionInstance] = field(default_factory=dict)
     outbox: OutboxSettings = field(default_factory=OutboxSettings)
     privacy: PrivacySettings = field(default_factory=PrivacySettings)
+    token_key: dict[str, str] | None = None
+    """``[store] token_key``, unresolved (a ``file`` made absolute): read by
+    :mod:`debsync.tokens` only where tokens are kept, so a missing key stops only those."""
 
     @property
     def directory(self) -> Path:
@@ -325,7 +342,14 @@ def load_config(path: Path, plugins: Plugins) -> Config:
         actions=actions,
         outbox=outbox or OutboxSettings(),
         privacy=privacy or PrivacySettings(),
+        token_key=_token_key(store.token_key if store else None, path.parent),
     )
+
+
+def _token_key(reference: dict[str, str] | None, directory: Path) -> dict[str, str] | None:
+    if reference is not None and "file" in reference:
+        return {"file": str(directory / reference["file"])}
+    return reference
 
 
 def _check_templates(

@@ -9,7 +9,9 @@ then an error that says what works instead, never a silent empty value.
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Mapping
+from pathlib import Path
 
 import keyring
 import keyring.errors
@@ -26,6 +28,15 @@ HEADLESS_ADVICE = (
     "on a desktop session, or the keyrings.alt package for an encrypted file) and select it "
     "with PYTHON_KEYRING_BACKEND."
 )
+
+NO_TOKEN_STORE = (
+    "no place to keep its rotating OAuth tokens: this machine has no usable system keyring and "
+    "[store] token_key is not set. Either configure a keyring backend for this user (see "
+    'PYTHON_KEYRING_BACKEND), or set [store] token_key = { env = "DEBSYNC_TOKEN_KEY" } (or '
+    '{ file = "token.key" }) to a key printed by `debsync auth --new-key`, which keeps the '
+    "tokens in the store, encrypted"
+)
+"""Why a connector with rotating tokens cannot run, and the two ways out."""
 
 
 def is_secret_reference(value: object) -> bool:
@@ -56,6 +67,24 @@ def split_keyring_reference(reference: str) -> tuple[str, str]:
     if not sep or not service or not name:
         raise SecretError(f"keyring reference {reference!r} must look like 'service/name'")
     return service, name
+
+
+def read_secret_file(path: Path) -> str:
+    """The secret kept in the file at ``path`` (surrounding whitespace stripped). A file that
+    other users may read or write is refused: the secret would not be one."""
+    try:
+        mode = path.stat().st_mode
+        if mode & 0o077:
+            raise SecretError(
+                f"{path} is accessible to other users (mode {stat.S_IMODE(mode):04o}); "
+                f"make it the owner's only: chmod 600 {path}"
+            )
+        secret = path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise SecretError(f"{path} cannot be read: {exc.strerror}") from None
+    if not secret:
+        raise SecretError(f"{path} is empty")
+    return secret
 
 
 def resolve(reference: Mapping[str, str]) -> str:

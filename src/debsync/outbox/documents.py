@@ -37,7 +37,7 @@ class Documents:
         connector = self._connectors.get(instance)
         if connector is None:
             connector = self._connectors[instance] = build_connector(
-                configured, self.config, self.clock
+                configured, self.config, self.clock, self.store
             )
         with self.store.engine.connect() as conn:
             row = conn.execute(

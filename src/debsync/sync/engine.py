@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -33,6 +33,7 @@ from debsync.store.schema import (
     sync_runs,
 )
 from debsync.sync.writer import Known, PageWriter
+from debsync.tokens import vault_for
 
 log = logging.getLogger("debsync.sync")
 
@@ -40,8 +41,15 @@ log = logging.getLogger("debsync.sync")
 ProgressCallback = Callable[[SyncResult], None]
 
 
-def build_connector(instance: ConnectorInstance, config: Config, clock: Clock) -> Connector[Any]:
-    context = ConnectorContext(instance=instance.name, config_dir=config.directory, clock=clock)
+def build_connector(
+    instance: ConnectorInstance, config: Config, clock: Clock, store: Store
+) -> Connector[Any]:
+    context = ConnectorContext(
+        instance=instance.name,
+        config_dir=config.directory,
+        clock=clock,
+        tokens=vault_for(config, store, instance.name),
+    )
     return instance.cls(instance.name, instance.settings, context)
 
 
@@ -85,6 +93,20 @@ class SyncEngine:
                 instance, connector, allow_mass_close=allow_mass_close, progress=progress
             )
 
+    async def apply(
+        self, instance: ConnectorInstance, connector: Connector[Any], pages: AsyncIterator[Page]
+    ) -> SyncResult:
+        """Apply pages that arrived outside a fetch (a webhook's change, :mod:`debsync.webhooks`)
+        as an incremental run of their own. The cursor, the last success and the last error
+        stay as they were: freshness still means a sync that read the whole source. Returns
+        :class:`AlreadySyncing` while a sync holds the instance."""
+        with sync_lock(self.store.engine, instance.name) as held:
+            if not held:
+                return AlreadySyncing(instance=instance.name, run_id=0, snapshot=False)
+            return await self._run_locked(
+                instance, connector, allow_mass_close=False, progress=None, pages=pages
+            )
+
     async def _run_locked(
         self,
         instance: ConnectorInstance,
@@ -92,11 +114,13 @@ class SyncEngine:
         *,
         allow_mass_close: bool,
         progress: ProgressCallback | None,
+        pages: AsyncIterator[Page] | None = None,
     ) -> SyncResult:
         started = self.clock()
+        delivered = pages is not None
         with self.store.engine.begin() as conn:
             state = self._prepare_state(conn, instance, started)
-            incremental = (
+            incremental = delivered or (
                 "incremental" in connector.capabilities
                 and state["cursor"] is not None
                 and state["snapshot_started_at"] is None
@@ -167,7 +191,9 @@ class SyncEngine:
         seen: set[str] = set()
         complete = False
         try:
-            async for page in connector.fetch(state["cursor"] if incremental else None):
+            if pages is None:
+                pages = connector.fetch(state["cursor"] if incremental else None)
+            async for page in pages:
                 if page.snapshot_complete and incremental:
                     raise FatalConnectorError(
                         f"connector {connector.type_name!r} marked an incremental page as "
@@ -181,7 +207,8 @@ class SyncEngine:
                 with self.store.engine.begin() as conn:
                     _screen_purged(conn, instance.name, page, purged, known_debtors)
                     apply.page(conn, page)
-                    self._save_cursor(conn, instance.name, page, snapshot=not incremental)
+                    if not delivered:
+                        self._save_cursor(conn, instance.name, page, snapshot=not incremental)
                 apply.committed()
                 seen.update(inv.external_id for inv in page.invoices)
                 seen.update(page.unchanged_invoices)
@@ -213,7 +240,7 @@ class SyncEngine:
             result.error = f"unexpected {type(exc).__name__}: {exc}"
         else:
             result.ok = True
-        self._finish_run(result)
+        self._finish_run(result, keep_state=delivered)
         if progress:
             progress(result)
         if self.plugins is not None:
@@ -278,7 +305,7 @@ class SyncEngine:
             .values(**values)
         )
 
-    def _finish_run(self, result: SyncResult) -> None:
+    def _finish_run(self, result: SyncResult, *, keep_state: bool = False) -> None:
         now = self.clock()
         if result.error is not None:  # stored, logged and shown: no other debtor's data in it
             result.error = scrub(result.error)
@@ -298,11 +325,12 @@ class SyncEngine:
             values: dict[str, Any] = {"last_error": result.error, "last_run_id": result.run_id}
             if result.ok:
                 values["last_success_at"] = now
-            conn.execute(
-                sa.update(connector_state)
-                .where(connector_state.c.instance == result.instance)
-                .values(**values)
-            )
+            if not keep_state:
+                conn.execute(
+                    sa.update(connector_state)
+                    .where(connector_state.c.instance == result.instance)
+                    .values(**values)
+                )
         if result.ok:
             log.info(
                 "sync %s: ok, %d page(s), %d write(s), %d reject(s)",
@@ -363,7 +391,7 @@ async def sync_instances(
         configured = config.connectors[name]
         if progress is not None:
             progress.started(name)
-        connector = build_connector(configured, config, clock)
+        connector = build_connector(configured, config, clock, store)
         result = await engine.run(
             configured,
             connector,
