@@ -7,9 +7,10 @@ right before sending, so the figures a debtor sees are never stale.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, timedelta
 from decimal import Decimal
+from typing import Any
 
 from debsync import law
 from debsync.decisions import ClaimLine, PlannedAction, idempotency_key
@@ -50,34 +51,51 @@ def build_action(
     warnings: list[str] | None = None,
     *,
     explanation: str = "",
+    stages: Mapping[str, int] | None = None,
+    credits: Sequence[InvoiceFacts] = (),
 ) -> PlannedAction | None:
     """One message for ``debtor``: step ``step_index`` of ``policy`` on ``channel`` over
-    ``invoices`` (their open amounts as of ``today``), with interest, costs and a deadline as
-    the policy and the law allow. ``None`` when the principal is below the minimum.
+    ``invoices`` (their open amounts as of ``today``) net of the open ``credits``, with
+    interest, costs and a deadline as the policy and the law allow. ``None`` when the net
+    principal is below the minimum (or the credits cover it).
 
-    The scheduler builds every planned action with it; the outbox calls it again right before
-    sending when invoices were paid or paused meanwhile, so the figures are never stale.
+    ``stages`` maps an invoice to its own step when it is lower than ``step_index``: such an
+    invoice is named as a reminder at its own stage; interest, costs and a veertiendagenbrief's
+    announced costs are claimed only on invoices whose own step claims them.
     """
     step = policy.steps[step_index]
     ordered = sorted(invoices, key=lambda inv: (inv.due_date, inv.number))
-    principal = sum((from_minor(inv.open_minor, currency) for inv in ordered), Decimal(0))
-    if principal < max(policy.min_open_amount, step.min_open_amount):
+    own = {
+        inv.external_id: min((stages or {}).get(inv.external_id, step_index), step_index)
+        for inv in ordered
+    }
+    gross = sum((from_minor(inv.open_minor, currency) for inv in ordered), Decimal(0))
+    open_credits = sorted(
+        (c for c in credits if c.open_minor < 0 and c.currency == currency and not c.closed),
+        key=lambda c: (c.due_date, c.number),
+    )
+    credit_total = -sum((from_minor(c.open_minor, currency) for c in open_credits), Decimal(0))
+    principal = gross - credit_total
+    if principal <= 0 or principal < max(policy.min_open_amount, step.min_open_amount):
         return None
+    net = _allocate(ordered, own, credit_total, currency)
     business = policy.kind_of(debtor.kind) is DebtorKind.BUSINESS
     eur = currency == EUR
     notes: list[str] = []
     if not eur and (step.claim_interest or step.claim_costs or step.role == "wik_notice"):
         notes.append(f"no statutory interest or collection costs on a {currency} claim")
 
+    def claims(inv: InvoiceFacts, what: str) -> bool:
+        return bool(getattr(policy.steps[own[inv.external_id]], what))
+
     lines = []
     interest_total: Decimal | None = Decimal(0) if step.claim_interest and eur else None
     for inv in ordered:
-        amount = from_minor(inv.open_minor, currency)
         interest: Decimal | None = None
-        if interest_total is not None:
+        if interest_total is not None and claims(inv, "claim_interest"):
             try:
                 interest = law.statutory_interest(
-                    amount,
+                    net[inv.external_id],
                     inv.due_date + timedelta(days=1),
                     today,
                     commercial=business,
@@ -96,8 +114,9 @@ def build_action(
                 inv.number,
                 inv.due_date,
                 (today - inv.due_date).days,
-                amount,
+                from_minor(inv.open_minor, currency),
                 interest,
+                policy.steps[own[inv.external_id]].name,
             )
         )
     if interest_total is None:
@@ -110,10 +129,18 @@ def build_action(
     costs: Decimal | None = None
     announced: Decimal | None = None
     if eur and step.claim_costs:
-        costs = _costs(debtor, policy, currency, ordered, principal, history, today, notes)
+        basis = [inv for inv in ordered if claims(inv, "claim_costs") and net[inv.external_id]]
+        base = sum((net[inv.external_id] for inv in basis), Decimal(0))
+        costs = _costs(debtor, policy, currency, basis, base, history, today, notes)
     wik_letter = step.role == "wik_notice" and not business
     if eur and wik_letter:
-        announced = law.collection_costs(principal, vat_rate=policy.costs_vat_rate)
+        announced = law.collection_costs(
+            sum(
+                (net[i.external_id] for i in ordered if own[i.external_id] == step_index),
+                Decimal(0),
+            ),
+            vat_rate=policy.costs_vat_rate,
+        )
     legal_copy = step.role == "wik_notice" and (
         channel == "letter" or (channel == "email" and policy.email_is_legal_copy)
     )
@@ -127,7 +154,12 @@ def build_action(
         deadline = law.veertiendagenbrief_term(receipt).last_day
     else:
         deadline = law.add_business_days(today, step.deadline_business_days)
-    ids = [inv.external_id for inv in ordered]
+    ids = [
+        inv.external_id
+        if own[inv.external_id] == step_index
+        else f"{inv.external_id}@{policy.steps[own[inv.external_id]].name}"
+        for inv in ordered
+    ]
     return PlannedAction(
         key=idempotency_key(ordered[0].instance, debtor.external_id, step.name, channel, ids),
         instance=ordered[0].instance,
@@ -150,7 +182,43 @@ def build_action(
         deadline=deadline,
         notes=tuple(dict.fromkeys(notes)),
         explanation=explanation,
+        credits=tuple(
+            ClaimLine(
+                c.external_id,
+                c.number,
+                c.due_date,
+                (today - c.due_date).days,
+                from_minor(c.open_minor, currency),
+                None,
+            )
+            for c in open_credits
+        ),
     )
+
+
+def _allocate(
+    ordered: Sequence[InvoiceFacts], own: Mapping[str, int], credit: Decimal, currency: str
+) -> dict[str, Decimal]:
+    """Each invoice's amount net of the credits, offset first against the invoices at the
+    highest stage and, among them, the oldest: those bear interest and costs, so the debtor
+    is never charged on an amount a credit note already covers."""
+    net = {inv.external_id: from_minor(inv.open_minor, currency) for inv in ordered}
+    for inv in sorted(ordered, key=lambda i: -own[i.external_id]):  # stable: oldest first
+        offset = min(credit, net[inv.external_id])
+        net[inv.external_id] -= offset
+        credit -= offset
+    return net
+
+
+def line_stages(policy: Policy, lines: Iterable[Mapping[str, Any]]) -> dict[str, int]:
+    """The invoices' own steps as the outbox stored them (``plan_to_json`` lines), for
+    :func:`build_action` right before sending; a line without one is at the action's step."""
+    stages = {}
+    for line in lines:
+        index = policy.index(line["step"]) if line.get("step") else None
+        if index is not None:
+            stages[line["invoice_id"]] = index
+    return stages
 
 
 def _costs(
@@ -163,6 +231,8 @@ def _costs(
     today: date,
     notes: list[str],
 ) -> Decimal | None:
+    if not invoices:
+        return None
     if policy.kind_of(debtor.kind) is DebtorKind.BUSINESS:
         if policy.b2b_costs == "none":
             return None

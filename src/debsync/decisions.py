@@ -42,6 +42,8 @@ class Reason(StrEnum):
     AWAITING_DISPATCH = "awaiting_dispatch"
     ACTION_FAILED = "action_failed"
     REJECTED = "rejected"
+    NEEDS_CONTACT = "needs_contact_details"
+    LOWER_STEP_MISSING = "lower_step_missing"
 
 
 class Decision(NamedTuple):
@@ -59,17 +61,23 @@ class Decision(NamedTuple):
 
 
 class ClaimLine(NamedTuple):
+    """One invoice (or, in :attr:`PlannedAction.credits`, an open credit note with a negative
+    ``principal``) in an action. ``step`` is the invoice's own step: in a message combining
+    several stages it may be lower than the action's, and that is what its dossier records."""
+
     invoice_id: str
     number: str
     due_date: date
     days_overdue: int
     principal: Decimal
     interest: Decimal | None
+    step: str | None = None
 
 
 @dataclass(frozen=True)
 class PlannedAction:
-    """One message (or task) for one debtor: a step on one channel over their invoices."""
+    """One message (or task) for one debtor: a step on one channel over their invoices, at
+    the highest step among them; ``principal`` is their open amount net of ``credits``."""
 
     key: str
     instance: str
@@ -92,6 +100,7 @@ class PlannedAction:
     deadline: date
     notes: tuple[str, ...]
     explanation: str
+    credits: tuple[ClaimLine, ...] = ()  # open credit notes offset against ``lines``
 
     @property
     def total(self) -> Decimal:
@@ -138,4 +147,6 @@ _DETAILS = {
     Reason.NO_WIK: "a consumer claim is handed off only after a veertiendagenbrief whose term "
     "ended unpaid",
     Reason.NOT_DUE: "the next step is not due yet",
+    Reason.NEEDS_CONTACT: "no channel the policy allows can reach the debtor",
+    Reason.LOWER_STEP_MISSING: "a step the policy requires before this one was not taken",
 }

@@ -47,6 +47,16 @@ class Step(BaseModel):
     claim_interest: bool = False
     claim_costs: bool = False
     deadline_business_days: int = Field(default=10, ge=1, le=60)
+    fallback_channels: tuple[str, ...] = Field(
+        default=("letter", "call"),
+        description="Tried in order, first reachable one only, when none of the step's "
+        "channels can reach the debtor (no e-mail address, no postal address, no phone).",
+    )
+    skip_when_unreachable: bool = Field(
+        default=False,
+        description="Waive the step for a debtor that neither its channels nor its fallback "
+        "reach; otherwise the invoice waits as 'needs contact details'.",
+    )
 
     @field_validator("name")
     @classmethod
@@ -55,7 +65,7 @@ class Step(BaseModel):
             raise ValueError("step names use lowercase letters, digits, '-' and '_'")
         return value
 
-    @field_validator("channels")
+    @field_validator("channels", "fallback_channels")
     @classmethod
     def _channels(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         unknown = [c for c in value if c not in CHANNELS]
@@ -166,7 +176,13 @@ _CONSUMERS = (DebtorKind.CONSUMER, DebtorKind.UNKNOWN)  # unknown is treated as 
 
 DEFAULT_STEPS = (
     Step(name="reminder", channels=("email",), days_after_due=1, deadline_business_days=7),
-    Step(name="call", channels=("call",), days_after_previous=7),
+    Step(
+        name="call",
+        channels=("call",),
+        days_after_previous=7,
+        fallback_channels=(),
+        skip_when_unreachable=True,
+    ),
     Step(
         name="aanmaning",
         channels=("email", "letter"),
@@ -181,7 +197,13 @@ DEFAULT_STEPS = (
         kinds=_CONSUMERS,
         role="wik_notice",
     ),
-    Step(name="final-call", channels=("call",), days_after_previous=7),
+    Step(
+        name="final-call",
+        channels=("call",),
+        days_after_previous=7,
+        fallback_channels=(),
+        skip_when_unreachable=True,
+    ),
     Step(
         name="handoff",
         channels=("agency",),
@@ -194,7 +216,9 @@ DEFAULT_STEPS = (
 )
 """Dutch practice: a friendly reminder the day after the due date, a phone call a week later,
 an aanmaning about two weeks after the due date, the veertiendagenbrief for consumers (B2B
-skips it), a final phone call, then handoff to a collection agency after approval."""
+skips it), a final phone call, then handoff to a collection agency after approval. The calls
+are courtesies, waived for a debtor without a phone number; the written steps fall back to a
+letter, then a call task, and are never waived."""
 
 
 def default_policy() -> Policy:

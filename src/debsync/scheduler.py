@@ -31,11 +31,7 @@ from typing import NamedTuple
 from debsync import claims, eligibility, law
 from debsync.claims import build_action, wik_sent
 from debsync.clock import local_date
-from debsync.decisions import (
-    Decision,
-    Plan,
-    Reason,
-)
+from debsync.decisions import Decision, Plan, PlannedAction, Reason
 from debsync.facts import (
     DebtorFacts,
     InstanceFacts,
@@ -46,92 +42,27 @@ from debsync.facts import (
     Snapshot,
     StepSent,
 )
+from debsync.ladder import Ladder, Unreachable
 from debsync.model import DebtorKind
 from debsync.policy import DEFAULT_POLICY, Policy, Step
 
 
 @dataclass
 class _Group:
+    """The due steps of one debtor on one channel in one currency: one message."""
+
     instance: str
     debtor: DebtorFacts
     policy: Policy
-    step_index: int
     channel: str
     currency: str
-    first_channel: bool
-    invoices: list[tuple[InvoiceFacts, str]] = field(default_factory=list)  # (facts, why)
-
-
-class _Rung(NamedTuple):
-    """The next step for an invoice whose last step sent is at a given position."""
-
-    position: int
-    step: Step
-    channels: tuple[str, ...]  # the step's channels that can reach the debtor
-    after_due: int | None
-    after_previous: int | None
-    previous_nominal: int  # days after due at which the last sent step nominally fell
-    min_overdue: int
-
-
-def _reachable(step: Step, policy: Policy, unreachable: frozenset[str]) -> tuple[str, ...]:
-    """The step's channels that can reach the debtor; none if a veertiendagenbrief would
-    lack its legal copy (the letter, or email where the policy makes email the legal copy)."""
-    channels = tuple(c for c in step.channels if c not in unreachable)
-    if step.role == "wik_notice" and not any(
-        c == "letter" or (c == "email" and policy.email_is_legal_copy) for c in channels
-    ):
-        return ()
-    return channels
-
-
-class _Ladder:
-    """A policy as one kind of debtor walks it, precomputed once per plan: for every
-    position (the last step sent, -1 for none) the next applicable rung, or None. A step for
-    another kind of debtor, or whose channels cannot reach the debtor, is passed over."""
-
-    def __init__(
-        self, policy: Policy, kind: DebtorKind, unreachable: frozenset[str] = frozenset()
-    ) -> None:
-        self.policy = policy
-        self.kind = kind = policy.kind_of(kind)  # unknown: as the policy says
-        self.consumer = kind is not DebtorKind.BUSINESS  # unknown is treated as a consumer
-        steps = policy.steps
-        usable = [
-            _reachable(step, policy, unreachable) if step.applies_to(kind) else () for step in steps
-        ]
-        self.position = {step.name: i for i, step in enumerate(steps)}
-        nominal, offset = [], 0
-        for step in steps:
-            offset = (
-                step.days_after_due
-                if step.days_after_due is not None
-                else (offset + (step.days_after_previous or 0))
-            )
-            nominal.append(offset)
-        self.after: dict[int, _Rung | None] = {}
-        for last in range(-1, len(steps)):
-            index = last + 1
-            while index < len(steps) and not usable[index]:
-                index += 1
-            if index >= len(steps):
-                self.after[last] = None
-                continue
-            step = steps[index]
-            self.after[last] = _Rung(
-                index,
-                step,
-                usable[index],
-                step.days_after_due,
-                step.days_after_previous,
-                nominal[last] if last >= 0 else 0,
-                step.min_days_overdue,
-            )
+    # (facts, own step position, why, whether this group decides the invoice)
+    invoices: list[tuple[InvoiceFacts, int, str, bool]] = field(default_factory=list)
 
 
 class _DebtorView(NamedTuple):
     debtor: DebtorFacts
-    ladder: _Ladder | None
+    ladder: Ladder | None
     blocked: Decision | None  # stale data or unknown policy: nothing for any invoice
     pause: Pause | None  # a debtor or instance pause
 
@@ -180,13 +111,13 @@ def _plan(
     decisions: list[Decision] = []
     add = decisions.append
     warnings: list[str] = []
-    groups: dict[tuple[str, str, int, str, str], _Group] = {}
+    groups: dict[tuple[str, str, str, str], _Group] = {}
     stale = _freshness(snapshot.instances, policies, now) if check_freshness else {}
     pauses = pauses_in_force(snapshot, policies, today)
     invoice_pauses = {(i, t): p for (scope, i, t), p in pauses.items() if scope == "invoice"}
     net = _net_balances(snapshot.invoices)
     history = snapshot.history
-    ladders: dict[tuple[str, DebtorKind, frozenset[str]], _Ladder] = {}
+    ladders: dict[tuple[str, DebtorKind, frozenset[str]], Ladder] = {}
     views: dict[tuple[str, str], _DebtorView] = {}
     wik_terms: dict[tuple[StepSent, str], tuple[date, date]] = {}
     no_history: tuple[StepSent, ...] = ()
@@ -255,6 +186,14 @@ def _plan(
             add(Decision(inst, ext, number, debtor_id, Reason.LADDER_DONE, current, None, None, ""))
             continue
         step = rung.step
+        if isinstance(rung, Unreachable):
+            reason = Reason.NEEDS_CONTACT
+            add(
+                Decision(
+                    inst, ext, number, debtor_id, reason, current, step.name, None, rung.detail
+                )
+            )
+            continue
         waiting = snapshot.pending.get((inst, ext)) if snapshot.pending else None
         if waiting is not None:
             at = ladder.position.get(waiting.step)
@@ -324,6 +263,12 @@ def _plan(
                     )
                 )
                 continue
+        if step.role == "handoff" and not rung.required <= {sent.step for sent in hist}:
+            missing = ", ".join(sorted(rung.required - {sent.step for sent in hist}))
+            detail = f"step {step.name!r} follows {missing}, which was not sent"
+            reason = Reason.LOWER_STEP_MISSING
+            add(Decision(inst, ext, number, debtor_id, reason, current, step.name, None, detail))
+            continue
         if today_ord < step_ord:
             add(
                 Decision(
@@ -341,77 +286,129 @@ def _plan(
             continue
         why = _why(step, hist[-1] if hist else None, due_date, today_ord - due_ord)
         for channel in rung.channels:
-            gkey = (inst, debtor_id, rung.position, channel, inv.currency)
+            gkey = (inst, debtor_id, channel, inv.currency)
             group = groups.get(gkey)
             if group is None:
-                group = groups[gkey] = _Group(
-                    inst,
-                    view.debtor,
-                    policy,
-                    rung.position,
-                    channel,
-                    inv.currency,
-                    first_channel=channel == rung.channels[0],  # decide each invoice once
-                )
-            group.invoices.append((inv, why))
+                group = groups[gkey] = _Group(inst, view.debtor, policy, channel, inv.currency)
+            # the invoice is decided once, by its step's first channel
+            group.invoices.append((inv, rung.position, why, channel == rung.channels[0]))
 
+    credits = _open_credits(snapshot.invoices, groups) if groups else {}
     actions = []
     for group in sorted(groups.values(), key=_group_order):
-        step = group.policy.steps[group.step_index]
-        first_channel = group.first_channel
-        action = build_action(
-            group.debtor,
-            group.policy,
-            group.step_index,
-            group.channel,
-            group.currency,
-            [inv for inv, _ in group.invoices],
-            history,
-            today,
-            rates,
-            warnings,
-            explanation="; ".join(
-                f"{inv.number}: {why}"
-                for inv, why in sorted(group.invoices, key=lambda t: (t[0].due_date, t[0].number))
-            ),
-        )
-        if action is None:
-            if first_channel:
-                minimum = max(group.policy.min_open_amount, step.min_open_amount)
-                detail = f"total principal for this message is below the minimum of {minimum}"
-                for inv, _ in group.invoices:
-                    add(
-                        Decision(
-                            inv.instance,
-                            inv.external_id,
-                            inv.number,
-                            inv.debtor_id,
-                            Reason.BELOW_THRESHOLD,
-                            _current(history, inv),
-                            step.name,
-                            None,
-                            detail,
-                        )
-                    )
-            continue
-        actions.append(action)
-        if first_channel:
-            reason = Reason.AWAITING_APPROVAL if step.requires_approval else Reason.PLANNED
-            for inv, why in group.invoices:
-                add(
-                    Decision(
-                        inv.instance,
-                        inv.external_id,
-                        inv.number,
-                        inv.debtor_id,
-                        reason,
-                        _current(history, inv),
-                        step.name,
-                        today,
-                        why,
-                    )
-                )
+        for step_index, members in combine(group.policy, group.invoices):
+            action, outcome = _act(
+                group, step_index, members, credits, history, today, rates, warnings
+            )
+            if action is not None:
+                actions.append(action)
+            decisions.extend(outcome)
     return Plan(today=today, actions=actions, decisions=decisions, warnings=sorted(set(warnings)))
+
+
+Member = tuple[InvoiceFacts, int, str, bool]
+
+
+def combine(policy: Policy, members: Sequence[Member]) -> list[tuple[int, list[Member]]]:
+    """One message per debtor and channel, at the highest step among its invoices; an
+    invoice whose own step has a legal role (veertiendagenbrief, handoff) below that keeps a
+    message of its own, since its legal content cannot be a line in another step's message."""
+    top = max(position for _, position, _, _ in members)
+    alone: dict[int, list[Member]] = {}
+    together = []
+    for member in members:
+        position = member[1]
+        if position != top and policy.steps[position].role is not None:
+            alone.setdefault(position, []).append(member)
+        else:
+            together.append(member)
+    return [(top, together), *sorted(alone.items())]
+
+
+def _act(
+    group: _Group,
+    step_index: int,
+    members: Sequence[Member],
+    credits: Mapping[tuple[str, str, str], Sequence[InvoiceFacts]],
+    history: Mapping[tuple[str, str], Sequence[StepSent]],
+    today: date,
+    rates: law.RateTable | None,
+    warnings: list[str],
+) -> tuple[PlannedAction | None, list[Decision]]:
+    """The action for one message, and the decisions on the invoices it decides."""
+    policy = group.policy
+    step = policy.steps[step_index]
+    ordered = sorted(members, key=lambda m: (m[0].due_date, m[0].number))
+    offset = credits.get((group.instance, group.debtor.external_id, group.currency), ())
+    action = build_action(
+        group.debtor,
+        policy,
+        step_index,
+        group.channel,
+        group.currency,
+        [inv for inv, _, _, _ in ordered],
+        history,
+        today,
+        rates,
+        warnings,
+        explanation="; ".join(
+            f"{inv.number}: {why}"
+            + ("" if at == step_index else f" (named in the {step.name!r} message)")
+            for inv, at, why, _ in ordered
+        ),
+        stages={inv.external_id: at for inv, at, _, _ in ordered if at != step_index},
+        credits=offset,
+    )
+    decided = [(inv, policy.steps[at], why) for inv, at, why, first in ordered if first]
+    if action is None:
+        total = sum(inv.open_minor for inv, _, _, _ in ordered) + sum(c.open_minor for c in offset)
+        if total <= 0:
+            reason, detail = Reason.NET_BALANCE, "open credit notes cover the amount due"
+        else:
+            minimum = max(policy.min_open_amount, step.min_open_amount)
+            reason = Reason.BELOW_THRESHOLD
+            detail = f"total principal for this message is below the minimum of {minimum}"
+        return None, [
+            _decision(inv, history, reason, own.name, None, detail) for inv, own, _ in decided
+        ]
+    return action, [
+        _decision(
+            inv,
+            history,
+            Reason.AWAITING_APPROVAL if step.requires_approval else Reason.PLANNED,
+            own.name,
+            today,
+            why,
+        )
+        for inv, own, why in decided
+    ]
+
+
+def _decision(
+    inv: InvoiceFacts,
+    history: Mapping[tuple[str, str], Sequence[StepSent]],
+    reason: Reason,
+    step: str,
+    on: date | None,
+    detail: str,
+) -> Decision:
+    current = _current(history, inv)
+    return Decision(
+        inv.instance, inv.external_id, inv.number, inv.debtor_id, reason, current, step, on, detail
+    )
+
+
+def _open_credits(
+    invoices: Sequence[InvoiceFacts], groups: Mapping[tuple[str, str, str, str], _Group]
+) -> dict[tuple[str, str, str], list[InvoiceFacts]]:
+    """Open credit notes by (instance, debtor, currency), for the debtors with a message."""
+    wanted = {(inst, debtor, currency) for inst, debtor, _, currency in groups}
+    found: dict[tuple[str, str, str], list[InvoiceFacts]] = defaultdict(list)
+    for inv in invoices:
+        key = (inv.instance, inv.debtor_id, inv.currency)
+        if inv.open_minor < 0 and not inv.closed and key in wanted:
+            found[key].append(inv)
+    return found
 
 
 _PENDING_REASONS = {
@@ -432,7 +429,7 @@ def _debtor_view(
     inst: str,
     debtor_id: str,
     policies: Mapping[str, Policy],
-    ladders: dict[tuple[str, DebtorKind, frozenset[str]], _Ladder],
+    ladders: dict[tuple[str, DebtorKind, frozenset[str]], Ladder],
     stale: Mapping[str, str],
     pauses: Mapping[tuple[str, str, str], Pause],
 ) -> _DebtorView:
@@ -450,7 +447,7 @@ def _debtor_view(
         ladder_key = (policy_name, debtor.kind, debtor.unreachable)
         ladder = ladders.get(ladder_key)
         if ladder is None:
-            ladder = ladders[ladder_key] = _Ladder(
+            ladder = ladders[ladder_key] = Ladder(
                 policies[policy_name], debtor.kind, debtor.unreachable
             )
     pause = pauses.get(("debtor", inst, debtor_id)) or pauses.get(("instance", inst, inst))
@@ -476,8 +473,8 @@ def _current(
     return hist[-1].step if hist else None
 
 
-def _group_order(g: _Group) -> tuple[str, str, int, str, str]:
-    return (g.instance, g.debtor.external_id, g.step_index, g.currency, g.channel)
+def _group_order(g: _Group) -> tuple[str, str, str, str]:
+    return (g.instance, g.debtor.external_id, g.currency, g.channel)
 
 
 def _freshness(

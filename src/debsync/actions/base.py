@@ -252,6 +252,8 @@ class InvoiceLine:
     payment_reference: str | None = None
     payment_url: str | None = None
     has_document: bool = False
+    stage: str | None = None  # the invoice's own step when the message is at a higher one
+    direct_debit_failed: bool = False  # its direct-debit collection failed (a storno)
 
 
 @dataclass(frozen=True)
@@ -335,6 +337,7 @@ class MessageContext:
     previous_steps: tuple[PreviousStep, ...] = ()
     wik: WikProof | None = None
     interest_claim: InterestClaim | None = None
+    credits: tuple[InvoiceLine, ...] = ()  # open credit notes (negative) netted in principal
 
     @property
     def total(self) -> Decimal:

@@ -73,6 +73,18 @@ class Facts:
             row.reminded_by_source,
         )
 
+    def credits(self, instance: str, debtor_id: str, currency: str) -> list[InvoiceFacts]:
+        """The debtor's open credit notes in ``currency``: offset against every message."""
+        return [
+            facts
+            for key in self.by_debtor.get((instance, debtor_id), ())
+            for facts in [self.invoice_facts(key)]
+            if facts is not None
+            and not facts.closed
+            and facts.open_minor < 0
+            and facts.currency == currency
+        ]
+
     def debtor_facts(self, instance: str, debtor_id: str) -> DebtorFacts:
         row = self.debtors.get((instance, debtor_id))
         if row is None:
@@ -204,6 +216,23 @@ def message_context(
                 payment_reference=row.payment_reference,
                 payment_url=row.payment_url,
                 has_document=row.has_document,
+                stage=line.step if line.step and line.step != action.step else None,
+                direct_debit_failed=row.direct_debit_failed,
+            )
+        )
+    credits = []
+    for credit in action.credits:
+        row = facts.invoices[(instance, credit.invoice_id)]
+        credits.append(
+            InvoiceLine(
+                external_id=credit.invoice_id,
+                number=credit.number,
+                issue_date=row.issue_date,
+                due_date=credit.due_date,
+                days_overdue=credit.days_overdue,
+                total=from_minor(row.total_minor, row.currency),
+                open_amount=credit.principal,
+                payment_reference=row.payment_reference,
             )
         )
     single = lines[0] if len(lines) == 1 else None
@@ -253,6 +282,7 @@ def message_context(
         previous_steps=_previous_steps(facts, instance, (line.external_id for line in lines)),
         wik=_wik_proof(facts, instance, [line.external_id for line in lines], policy.delivery_days),
         interest_claim=_interest_claim(action, today),
+        credits=tuple(credits),
     )
 
 

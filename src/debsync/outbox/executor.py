@@ -37,7 +37,7 @@ from debsync.actions.base import (
     RenderError,
     RetryableActionError,
 )
-from debsync.claims import build_action
+from debsync.claims import build_action, line_stages
 from debsync.clock import Clock, local_date, system_clock
 from debsync.config import ActionInstance, Config, OutboxSettings
 from debsync.errors import scrub
@@ -542,6 +542,8 @@ class Dispatcher:
             today,
             self.rates,
             explanation=plan["explanation"],
+            stages=line_stages(policy, plan["lines"]),
+            credits=facts.credits(row.instance, row.debtor_id, plan["currency"]),
         )
         if rebuilt is None:
             reason = "what is left is below the policy's minimum amount"

@@ -60,8 +60,13 @@ def plan_to_json(action: PlannedAction) -> dict[str, Any]:
                 "days_overdue": line.days_overdue,
                 "principal": str(line.principal),
                 "interest": amount(line.interest),
+                "step": line.step or action.step,
             }
             for line in action.lines
+        ],
+        "credits": [
+            {"invoice_id": c.invoice_id, "number": c.number, "principal": str(c.principal)}
+            for c in action.credits
         ],
         "principal": str(action.principal),
         "interest": amount(action.interest),
@@ -402,12 +407,13 @@ _STEPS_TAKEN = sa.select(events.c.instance, events.c.invoice_id, events.c.data).
 
 
 def record_steps(conn: Connection, taken: Sequence[StepTaken], now: datetime) -> int:
-    """Write ``step.sent`` for each invoice that has none yet for its step: a step is taken
-    once, by the first channel that delivers it (for a veertiendagenbrief, only by its legal
-    copy, whose receipt starts the term). One query and one insert for the whole batch;
-    returns the number of steps written."""
-    counting = [t for t in taken if not (t.row.role == "wik_notice" and not t.row.legal_copy)]
-    wanted = [(t.row.instance, i) for t in counting for i in t.invoice_ids]
+    """Write ``step.sent`` for each invoice that has none yet for its own step: a step is
+    taken once, by the first channel that delivers it (for a veertiendagenbrief, only by its
+    legal copy, whose receipt starts the term). An invoice named in a message at a higher
+    step than its own (one message per debtor and channel) records its own step, without
+    the higher step's role. One query and one insert for the whole batch; returns the number
+    of steps written."""
+    wanted = [(t.row.instance, i) for t in taken for i in t.invoice_ids]
     if not wanted:
         return 0
     already = {
@@ -415,9 +421,14 @@ def record_steps(conn: Connection, taken: Sequence[StepTaken], now: datetime) ->
         for instance, invoice_id, data in conn.execute(_STEPS_TAKEN, {"s_invoices": wanted})
     }
     fresh = []
-    for t in counting:
+    for t in taken:
+        own = {line["invoice_id"]: line.get("step") for line in t.row.plan.get("lines", ())}
         for invoice_id in t.invoice_ids:
-            key = (t.row.instance, invoice_id, t.row.step)
+            step = own.get(invoice_id) or t.row.step
+            at_step = step == t.row.step
+            if at_step and t.row.role == "wik_notice" and not t.row.legal_copy:
+                continue
+            key = (t.row.instance, invoice_id, step)
             if key in already:
                 continue
             already.add(key)
@@ -427,10 +438,11 @@ def record_steps(conn: Connection, taken: Sequence[StepTaken], now: datetime) ->
                     EventKind.STEP_SENT,
                     now,
                     invoice_id=invoice_id,
-                    role=t.row.role,
+                    role=t.row.role if at_step else None,
                     sent_on=t.sent_on.isoformat(),
-                    received_on=t.received_on.isoformat() if t.received_on else None,
-                    stated_costs_minor=t.stated_costs_minor,
+                    received_on=t.received_on.isoformat() if t.received_on and at_step else None,
+                    stated_costs_minor=t.stated_costs_minor if at_step else None,
+                    **({} if at_step else {"step": step, "named_in_step": t.row.step}),
                 )
             )
     if fresh:
