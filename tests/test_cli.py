@@ -193,7 +193,7 @@ def test_approval_preview_and_dossier(project: Path) -> None:
     preview = debsync("preview", mail["id"][:10]).stdout
     assert "payload sha256" in preview and "Subject: Reminder: invoice F-003" in preview
 
-    refused = debsync("approve", mail["id"], code=1)
+    refused = debsync("approve", mail["id"], code=2)
     assert "is sent; only an action that is" in refused.output
 
     dossier = as_json("dossier", "D2")
@@ -248,7 +248,7 @@ def test_a_letter_is_posted_by_hand(project: Path) -> None:
     letters = as_json("letters")["letters"]
     assert len(letters) == 3 and len(list((project / "letters").glob("*.pdf"))) == 3
     posted = debsync("letters", "posted", letters[0]["id"], "--date", TODAY.isoformat())
-    assert f"posted on {TODAY}" in posted.stdout
+    assert f"posted on {TODAY:%d-%m-%Y}" in posted.stdout
     assert len(as_json("letters")["letters"]) == 2
 
 

@@ -221,7 +221,7 @@ def test_agency_events_arrive_signed_and_are_filed(book: Book, tmp_path: Path) -
 
     entry = load_dossier(book.store, "books", "D1").entries[-1]
     assert entry.kind == "agency.payment_received"
-    assert entry.summary == "agency provider reports payment received (EUR 50.00)"
+    assert entry.summary == "agency provider reports payment received (€\xa050,00)"
     with pytest.raises(InboundSignatureError):
         agency.receive(InboundRequest("POST", request.url, {"Debsync-Signature": "t=1,v1=00"}, raw))
 

@@ -9,11 +9,13 @@ posted, delivery and agency reports. The dossier is therefore evidence, not a su
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import sqlalchemy as sa
 
+from debsync.formatting import money, short_date
 from debsync.model import from_minor
 from debsync.policy import CHANNELS
 from debsync.store import Store
@@ -118,6 +120,24 @@ def load_dossier(store: Store, instance: str, debtor_id: str) -> Dossier:
     )
 
 
+def _money(data: dict[str, Any], key: str) -> str:
+    """An event's amount as the operator reads it (``€ 3.615,57``); stored data an older
+    version wrote differently is shown as it is."""
+    value, currency = data.get(key), data.get("currency") or "EUR"
+    try:
+        return money(Decimal(str(value)), str(currency))
+    except (InvalidOperation, ValueError, TypeError):
+        return f"{currency} {value}"
+
+
+def _day(data: dict[str, Any], key: str) -> str:
+    value = data.get(key)
+    try:
+        return short_date(date.fromisoformat(str(value)))
+    except ValueError:
+        return str(value)
+
+
 def _summary(kind: str, data: dict[str, Any], numbers: dict[str, str]) -> str:
     """One line for a person; the full event data stays in ``Entry.data``."""
     number = data.get("number") or ""
@@ -133,33 +153,32 @@ def _summary(kind: str, data: dict[str, Any], numbers: dict[str, str]) -> str:
     texts: dict[str, str] = {
         EventKind.DEBTOR_CREATED: "debtor record created",
         EventKind.DEBTOR_CHANGED: "debtor record changed",
-        EventKind.INVOICE_OPENED: f"invoice {number} opened: due {data.get('due_date')}, "
-        f"open {data.get('currency')} {data.get('open')}",
-        EventKind.INVOICE_PARTIALLY_PAID: f"{data.get('currency')} {data.get('paid')} paid, "
-        f"open now {data.get('open')}",
-        EventKind.INVOICE_CHANGED: f"open amount changed from {data.get('open_before')} "
-        f"to {data.get('open')}",
+        EventKind.INVOICE_OPENED: f"invoice {number} opened: due {_day(data, 'due_date')}, "
+        f"open {_money(data, 'open')}",
+        EventKind.INVOICE_PARTIALLY_PAID: f"{_money(data, 'paid')} paid, "
+        f"open now {_money(data, 'open')}",
+        EventKind.INVOICE_CHANGED: f"open amount changed from {_money(data, 'open_before')} "
+        f"to {_money(data, 'open')}",
         EventKind.INVOICE_CLOSED: f"invoice {number} closed ({data.get('reason')}); "
-        f"{data.get('currency')} {data.get('paid')} recorded as paid",
-        EventKind.INVOICE_REOPENED: f"invoice reopened with {data.get('currency')} "
-        f"{data.get('open')} open",
-        EventKind.PAYMENT_RECORDED: f"payment of {data.get('currency')} {data.get('amount')} "
-        f"on {data.get('paid_on')}",
-        EventKind.STEP_SENT: f"step {step} taken on {data.get('sent_on')}"
-        + (f", presumed received {data['received_on']}" if data.get("received_on") else ""),
+        f"{_money(data, 'paid')} recorded as paid",
+        EventKind.INVOICE_REOPENED: f"invoice reopened with {_money(data, 'open')} open",
+        EventKind.PAYMENT_RECORDED: f"payment of {_money(data, 'amount')} "
+        f"on {_day(data, 'paid_on')}",
+        EventKind.STEP_SENT: f"step {step} taken on {_day(data, 'sent_on')}"
+        + (f", presumed received {_day(data, 'received_on')}" if data.get("received_on") else ""),
         EventKind.PAUSE_STARTED: f"{data.get('kind')} pause {data.get('id')} by "
         f"{data.get('author')}: {data.get('reason')}"
-        + (f" (until {data['until']})" if data.get("until") else ""),
+        + (f" (until {_day(data, 'until')})" if data.get("until") else ""),
         EventKind.PAUSE_ENDED: f"pause {data.get('id')} ended by {data.get('author')}: "
         f"{data.get('reason')}",
         EventKind.CALL_COMPLETED: f"call outcome {data.get('outcome')}"
-        + (f", promised for {data['promise_date']}" if data.get("promise_date") else "")
+        + (f", promised for {_day(data, 'promise_date')}" if data.get("promise_date") else "")
         + (f": {data['note']}" if data.get("note") else ""),
-        EventKind.LETTER_POSTED: f"letter posted on {data.get('posted_on')}",
+        EventKind.LETTER_POSTED: f"letter posted on {_day(data, 'posted_on')}",
     }
     channel, _, status = kind.partition(".")
     if kind not in texts and channel in CHANNELS and status:  # a provider's report
         payment = data.get("payment") or {}
-        paid = f" ({payment['currency']} {payment['amount']})" if payment else ""
+        paid = f" ({_money(payment, 'amount')})" if payment else ""
         return f"{channel} provider reports {status.replace('_', ' ')}{paid}"
     return texts.get(kind, kind)

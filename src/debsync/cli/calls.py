@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 from datetime import date
+from decimal import Decimal
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
+from debsync import formatting
 from debsync.cli.common import (
     JSON_VERSION,
     AuthorOption,
     JsonOption,
     app,
+    day,
     decide,
+    fail,
     load,
+    money,
     open_store_or_exit,
     out,
     parse_date,
@@ -67,10 +72,10 @@ def calls_list(ctx: typer.Context, as_json: JsonOption = False) -> None:
         table.add_row(
             short(t.key),
             f"{p.get('debtor_name', '')} ({t.debtor_id})",
-            ", ".join(p.get("phones", [])),
+            ", ".join(formatting.phone(n) for n in p.get("phones", [])),
             ", ".join(i["number"] for i in p.get("invoices", [])),
-            f"{p.get('currency', '')} {p.get('total', '')}",
-            "; ".join(f"{d} {s} ({c})" for d, s, c in t.last_contacts),
+            money(Decimal(p["total"]), p["currency"]) if "total" in p else "",
+            "; ".join(f"{day(date.fromisoformat(d))} {s} ({c})" for d, s, c in t.last_contacts),
         )
     out.print(table)
 
@@ -81,12 +86,15 @@ def calls_done(
     task: Annotated[str, typer.Argument(metavar="TASK", help="The call task id (or 6+ chars).")],
     outcome: Annotated[Outcome, typer.Option("--outcome", help="What came of the call.")],
     promise_date: Annotated[
-        str | None, typer.Option("--promise-date", help="Promised payment date (YYYY-MM-DD).")
+        str | None,
+        typer.Option("--promise-date", help="Promised payment date (31-12-2026 or 2026-12-31)."),
     ] = None,
     note: Annotated[str | None, typer.Option("--note", help="Kept in the dossier.")] = None,
     author: AuthorOption = None,
 ) -> None:
     """Record a call's outcome; a promise pauses until its date, a dispute until resolved."""
+    if outcome is Outcome.PROMISED and not promise_date:
+        fail("--outcome promised needs --promise-date")
     _, config = load(ctx)
     promised: date | None = parse_date(promise_date, "--promise-date") if promise_date else None
     pauses = decide(

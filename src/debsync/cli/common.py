@@ -1,7 +1,12 @@
 """Shared parts of the ``debsync`` command line: the typer app, options, errors, JSON output.
 
-Exit codes: 0 ok, 1 a run failed, 2 bad usage or configuration. ``--json`` output shapes are
-documented in ``docs/cli.md`` and versioned by their ``"version"`` field.
+Exit codes: 0 ok, 1 a run failed, 2 bad usage or configuration (a bad or unknown argument
+included), 130 interrupted by Ctrl-C. ``--json`` output shapes are documented in
+``docs/cli.md`` and versioned by their ``"version"`` field.
+
+Human output speaks the operator's Dutch through :mod:`debsync.formatting` (``€ 968.249,55``,
+``06-12-2026``); ``--json`` keeps ISO dates and decimal strings. Arguments take the same forms
+as the CSV reader: ``31-12-2026`` or ``2026-12-31``, ``20.000,00`` or ``20000.00``.
 """
 
 from __future__ import annotations
@@ -10,8 +15,10 @@ import getpass
 import json
 import logging
 import sys
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -20,16 +27,18 @@ import typer
 from rich.console import Console
 from rich.logging import RichHandler
 from rich.markup import escape
+from rich.text import Text
 
-from debsync import __version__
+from debsync import __version__, formatting
 from debsync.config import Config, config_path, load_config
+from debsync.connectors.csv.values import Values
 from debsync.errors import ConfigError, StoreError
 from debsync.outbox.table import OutboxError
 from debsync.plugins import Plugins
 from debsync.store import Store, open_store
 
 JSON_VERSION = 1
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 app = typer.Typer(
     name="debsync",
@@ -81,11 +90,20 @@ def _main(
     logging.basicConfig(
         level=level,
         format="%(name)s: %(message)s",
-        handlers=[RichHandler(console=err, show_path=False, show_time=verbose > 0)],
+        handlers=[
+            RichHandler(
+                console=err, show_path=False, show_time=verbose > 0, log_time_format=_log_time
+            )
+        ],
         force=True,
     )
     loaded = ctx.obj if isinstance(ctx.obj, Plugins) else None
     ctx.obj = _Options(config=config_path(config), verbose=verbose, plugins=loaded)
+
+
+def _log_time(moment: datetime) -> Text:
+    """Log lines carry ISO 8601 timestamps with their offset, never ``[12/01/26 …]``."""
+    return Text(moment.astimezone().isoformat(timespec="seconds"))
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
@@ -129,15 +147,45 @@ def _json_default(value: object) -> str:
     raise TypeError(f"cannot serialise {type(value).__name__}")
 
 
+_ARGUMENTS = Values(day_first=True, decimal={",": ",", ".": "."}, strict=False)
+"""The CSV reader's parsing of dates and amounts, for arguments: one parser for both."""
+
+
 def parse_date(text: str, option: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        fail(f"{option} expects a date like 2026-11-22, got {text!r}")
+    """``2026-12-31``, ``31-12-2026``, ``31/12/2026`` or ``31.12.2026``."""
+    found = _ARGUMENTS.day(text.strip())
+    if isinstance(found, str):
+        fail(f"{option} expects a date like 31-12-2026 or 2026-12-31, got {text!r}")
+    return found
+
+
+def parse_amount(text: str, option: str) -> Decimal:
+    """``20000``, ``20000,00``, ``20.000,00``, ``20000.00`` or ``20,000.00``; a value that
+    reads two ways (``20.000``) is refused rather than guessed."""
+    dutch, english = _ARGUMENTS.amount(text.strip(), ","), _ARGUMENTS.amount(text.strip(), ".")
+    if isinstance(dutch, str) or isinstance(english, str):
+        fail(f"{option} expects an amount like 20.000,00 or 20000.00, got {text!r}")
+    if dutch != english:
+        fail(f"{option}: {text!r} reads as {dutch} or as {english}; write the decimals too")
+    return dutch
 
 
 def money(amount: Decimal, currency: str) -> str:
-    return f"{currency} {amount:,.2f}"
+    """An amount as the operator reads it: ``€ 968.249,55``."""
+    return formatting.money(amount, currency)
+
+
+def day(value: date) -> str:
+    """A date as the operator reads it in a table: ``06-12-2026``."""
+    return formatting.short_date(value)
+
+
+def warn(warnings: Iterable[str]) -> None:
+    """Print warnings on stderr, each text once: one repeated for many records is printed
+    once with its count."""
+    for text, count in Counter(warnings).items():
+        times = f" ({count} times)" if count > 1 else ""
+        err.print(f"[yellow]warning:[/] {escape(text)}{times}", highlight=False)
 
 
 def main() -> None:
@@ -170,8 +218,8 @@ def decide(config: Config, decision: Any) -> Any:
     store = open_store_or_exit(config)
     try:
         return decision(store)
-    except OutboxError as exc:
-        fail(str(exc), EXIT_FAILED)
+    except OutboxError as exc:  # an unknown id, an action in the wrong state: usage
+        fail(str(exc))
     finally:
         store.dispose()
 

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+from datetime import date
+from decimal import Decimal
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
+from debsync import formatting
 from debsync.cli.common import (
-    EXIT_FAILED,
     JSON_VERSION,
     JsonOption,
     app,
+    day,
     fail,
     load,
+    money,
     open_store_or_exit,
     out,
     print_json,
@@ -39,8 +43,8 @@ def dossier(
     store = open_store_or_exit(config)
     try:
         found = load_dossier(store, instance, debtor)
-    except DossierError as exc:
-        fail(str(exc), EXIT_FAILED)
+    except DossierError as exc:  # an unknown debtor: usage
+        fail(str(exc))
     finally:
         store.dispose()
     if as_json:
@@ -71,12 +75,15 @@ def dossier(
         table.add_column(column)
     for inv in found.invoices:
         table.add_row(
-            inv["number"], inv["due_date"], f"{inv['currency']} {inv['open']}", inv["state"]
+            inv["number"],
+            day(date.fromisoformat(inv["due_date"])),
+            money(Decimal(inv["open"]), inv["currency"]),
+            inv["state"],
         )
     out.print(table)
     timeline = Table(title="timeline", title_justify="left")
     for column in ("when (UTC)", "invoice", "what"):
         timeline.add_column(column)
     for e in found.entries:
-        timeline.add_row(e.at.strftime("%Y-%m-%d %H:%M"), e.invoice_id or "", e.summary)
+        timeline.add_row(formatting.moment(e.at), e.invoice_id or "", e.summary)
     out.print(timeline)

@@ -13,6 +13,7 @@ from debsync.cli.common import (
     AuthorOption,
     JsonOption,
     app,
+    day,
     decide,
     load,
     open_store_or_exit,
@@ -58,7 +59,7 @@ def letters_list(ctx: typer.Context, as_json: JsonOption = False) -> None:
             f"{r.instance}/{r.debtor_id}",
             r.step,
             r.provider_id or "",
-            r.updated_at.date().isoformat(),
+            day(r.updated_at.date()),
         )
     out.print(table)
 
@@ -68,7 +69,8 @@ def letters_posted(
     ctx: typer.Context,
     action_id: ActionId,
     on: Annotated[
-        str | None, typer.Option("--date", help="Posting date (YYYY-MM-DD) [default: today].")
+        str | None,
+        typer.Option("--date", help="Posting date (31-12-2026 or 2026-12-31) [default: today]."),
     ] = None,
     author: AuthorOption = None,
 ) -> None:
@@ -83,6 +85,6 @@ def letters_posted(
     )
     received = rule(row, posted_on)
     out.print(
-        f"letter {short(row.key)} posted on {posted_on}"
-        + (f"; presumed received {received}" if received else "")
+        f"letter {short(row.key)} posted on {day(posted_on)}"
+        + (f"; presumed received {day(received)}" if received else "")
     )

@@ -8,7 +8,6 @@ import typer
 from rich.table import Table
 
 from debsync.cli.common import (
-    EXIT_FAILED,
     JSON_VERSION,
     ActionId,
     AuthorOption,
@@ -69,8 +68,8 @@ def preview(ctx: typer.Context, action_id: ActionId) -> None:
     try:
         dispatcher = Dispatcher(config, store, plugins, clock=system_clock)
         shown = preview_action(dispatcher, action_id, local_date(system_clock()))
-    except OutboxError as exc:
-        fail(str(exc), EXIT_FAILED)
+    except OutboxError as exc:  # an unknown or ambiguous id: usage
+        fail(str(exc))
     finally:
         store.dispose()
     row = shown.row

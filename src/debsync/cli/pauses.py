@@ -3,25 +3,25 @@
 from __future__ import annotations
 
 import getpass
-from datetime import date
-from decimal import Decimal
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
 from debsync.cli.common import (
-    EXIT_FAILED,
     JSON_VERSION,
     AuthorOption,
     app,
+    day,
     fail,
     load,
     open_store_or_exit,
     out,
+    parse_amount,
     parse_date,
     print_json,
 )
+from debsync.clock import local_date, system_clock
 from debsync.config import Config
 from debsync.facts import Instalment, PauseKind, PauseScope
 from debsync.model import to_minor
@@ -62,7 +62,7 @@ def _scope(
         try:
             inst, ext = find_invoice(store, instance, invoice)
         except PauseError as exc:
-            fail(str(exc), EXIT_FAILED)
+            fail(str(exc))
         return inst, "invoice", ext
     if instance is None:
         if len(config.connectors) != 1:
@@ -94,7 +94,7 @@ def _record_pause(ctx: typer.Context, **kwargs: Any) -> None:
             **kwargs,
         )
     except PauseError as exc:
-        fail(str(exc), EXIT_FAILED)
+        fail(str(exc))
     finally:
         store.dispose()
     out.print(f"pause {pause.id}: {pause.kind.value} on {scope} {target} ({instance})")
@@ -103,7 +103,9 @@ def _record_pause(ctx: typer.Context, **kwargs: Any) -> None:
 @app.command()
 def pause(
     ctx: typer.Context,
-    until: Annotated[str, typer.Option("--until", help="Last day of the hold (YYYY-MM-DD).")],
+    until: Annotated[
+        str, typer.Option("--until", help="Last day of the hold (31-12-2026 or 2026-12-31).")
+    ],
     reason: ReasonOption,
     invoice: InvoiceOption = None,
     debtor: DebtorOption = None,
@@ -112,10 +114,13 @@ def pause(
     author: AuthorOption = None,
 ) -> None:
     """Hold the ladder for an invoice, a debtor or a whole instance until a date."""
+    last_day = parse_date(until, "--until")
+    if last_day < local_date(system_clock()):
+        fail(f"--until {day(last_day)} has passed: a hold ends today or later")
     _record_pause(
         ctx,
         kind=PauseKind.HOLD,
-        until=parse_date(until, "--until"),
+        until=last_day,
         reason=reason,
         invoice=invoice,
         debtor=debtor,
@@ -149,7 +154,9 @@ def dispute(
 @app.command()
 def promise(
     ctx: typer.Context,
-    on: Annotated[str, typer.Option("--date", help="Promised payment date (YYYY-MM-DD).")],
+    on: Annotated[
+        str, typer.Option("--date", help="Promised payment date (31-12-2026 or 2026-12-31).")
+    ],
     reason: Annotated[str, typer.Option("--reason")] = "promise to pay",
     invoice: InvoiceOption = None,
     debtor: DebtorOption = None,
@@ -177,7 +184,7 @@ def plan_payments(
         typer.Option(
             "--instalment",
             metavar="DATE=AMOUNT",
-            help="One instalment, e.g. 2026-12-01=150.00; repeat for each.",
+            help="One instalment, e.g. 01-12-2026=150,00 or 2026-12-01=150.00; repeat.",
         ),
     ],
     reason: Annotated[str, typer.Option("--reason")] = "payment plan",
@@ -189,13 +196,14 @@ def plan_payments(
     """Agree a payment plan: paused while instalments arrive; a missed one resumes."""
     parsed = []
     for text in instalments:
-        day, sep, amount = text.partition("=")
-        try:
-            parsed.append(Instalment(date.fromisoformat(day), to_minor(Decimal(amount), "EUR")))
-        except (ValueError, ArithmeticError):
-            fail(f"--instalment expects DATE=AMOUNT such as 2026-12-01=150.00, got {text!r}")
+        due, sep, amount = text.partition("=")
         if not sep:
-            fail(f"--instalment expects DATE=AMOUNT, got {text!r}")
+            fail(f"--instalment expects DATE=AMOUNT such as 01-12-2026=150,00, got {text!r}")
+        value = parse_amount(amount, "--instalment")
+        try:
+            parsed.append(Instalment(parse_date(due, "--instalment"), to_minor(value, "EUR")))
+        except (ValueError, ArithmeticError):
+            fail(f"--instalment {text!r}: {value} is not an amount in euros and cents")
     _record_pause(
         ctx,
         kind=PauseKind.PAYMENT_PLAN,
@@ -221,7 +229,7 @@ def resume(
     try:
         ended = end_pause(store, pause_id, reason=reason, author=author or getpass.getuser())
     except PauseError as exc:
-        fail(str(exc), EXIT_FAILED)
+        fail(str(exc))
     finally:
         store.dispose()
     out.print(f"pause {ended.id} ended: the ladder resumes for {ended.scope} {ended.target}")
@@ -257,14 +265,14 @@ def pauses(
     table = Table(title="active pauses", title_justify="left")
     for column in ("id", "kind", "instance", "scope", "target", "until", "by", "reason"):
         table.add_column(column)
-    for r in rows:
+    for p, r in zip(found, rows, strict=True):
         table.add_row(
             r["id"],
             r["kind"],
             r["instance"],
             r["scope"],
             r["target"],
-            r["until"] or "-",
+            day(p.until) if p.until else "-",
             r["author"],
             r["reason"],
         )

@@ -11,7 +11,6 @@ from rich.markup import escape
 from rich.table import Table
 
 from debsync.cli.common import (
-    EXIT_FAILED,
     JSON_VERSION,
     app,
     err,
@@ -29,8 +28,8 @@ app.add_typer(new_app, name="new")
 def _new(kind: str, name: str, directory: Path) -> None:
     try:
         target = generate(kind, name, directory)
-    except ScaffoldError as exc:
-        fail(str(exc), EXIT_FAILED)
+    except ScaffoldError as exc:  # a bad name, a directory in the way: usage
+        fail(str(exc))
     out.print(f"created {target}")
     out.print(f"  cd {target} && pip install -e '.[test]' && pytest", markup=False)
 

@@ -14,12 +14,14 @@ from debsync import daemon, inbound
 from debsync.cli.common import (
     EXIT_FAILED,
     app,
+    day,
     err,
     load,
     open_store_or_exit,
     out,
     plugins_of,
     short,
+    warn,
 )
 from debsync.cli.sync import SyncLine, print_sync_table
 from debsync.clock import system_clock
@@ -81,14 +83,13 @@ def _dry_run(config: Config, store: Store) -> None:
 def _print_report(report: ActReport) -> None:
     outcomes = ", ".join(f"{n} {state}" for state, n in sorted(report.outcomes.items()))
     out.print(
-        f"{report.today}: {report.planned} action(s) planned, {report.enqueued} newly queued"
+        f"{day(report.today)}: {report.planned} action(s) planned, {report.enqueued} newly queued"
         + (f", {report.revived} revived" if report.revived else "")
         + (f"; {outcomes}" if outcomes else "; nothing was due to send")
     )
     for name, error in report.unavailable.items():
         err.print(f"[red]action {name} unavailable:[/] {escape(error)}", highlight=False)
-    for warning in report.warnings:
-        err.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
+    warn(report.warnings)
 
 
 @app.command()
