@@ -25,6 +25,7 @@ from debsync.cli.common import (
 from debsync.clock import AMSTERDAM, local_date, system_clock
 from debsync.decisions import Plan, PlannedAction, Reason, explain
 from debsync.planning import plan_from_store
+from debsync.store.reports import unknown_kind_lines, unknown_kinds
 
 
 @app.command("plan")
@@ -51,6 +52,7 @@ def plan_command(
         now = datetime.combine(day, time(9, 0), tzinfo=AMSTERDAM)
     store = open_store_or_exit(config)
     result = plan_from_store(config, store, now, check_freshness=check_freshness)
+    unknown = unknown_kinds(store)
     store.dispose()
     if explain_number:
         lines = result.explain(explain_number)
@@ -63,9 +65,11 @@ def plan_command(
                 out.print(_action_summary(action), highlight=False, markup=False)
         return
     if as_json:
-        print_json(_plan_json(result))
+        print_json(_plan_json(result) | {"unknown_kind": unknown})
         return
     _print_plan(result)
+    for line in unknown_kind_lines(unknown):
+        err.print(f"[yellow]warning:[/] {escape(line)}", highlight=False)
 
 
 def _action_summary(a: PlannedAction) -> str:

@@ -28,7 +28,12 @@ from debsync.cli.common import (
 from debsync.clock import local_date, system_clock
 from debsync.errors import scrub
 from debsync.outbox.review import OutboxStatus, outbox_status
-from debsync.store.reports import AGING_BUCKETS, InstanceStatus, instance_status
+from debsync.store.reports import (
+    AGING_BUCKETS,
+    InstanceStatus,
+    instance_status,
+    unknown_kind_lines,
+)
 
 
 @app.command()
@@ -47,6 +52,7 @@ def status(
     actions = outbox_status(store, config.routes().keys())
     store.dispose()
     warnings = law.rate_table_warnings(today, config.law.interest_rates)
+    warnings += unknown_kind_lines({s.instance: s.unknown_kind for s in rows if s.unknown_kind})
     warnings += [
         f"{n} action(s) on channel {channel!r} wait: no [actions] instance carries it"
         for channel, n in sorted(actions.unrouted.items())
@@ -110,6 +116,7 @@ def _status_json(s: InstanceStatus) -> dict[str, Any]:
         "last_run_status": s.last_run_status,
         "last_error": scrub(s.last_error) if s.last_error else None,
         "rejects": [asdict(r) | {"reason": scrub(r.reason)} for r in s.rejects],
+        "unknown_kind": s.unknown_kind,
     }
 
 

@@ -13,10 +13,11 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from debsync.model import from_minor
+from debsync.model import DebtorKind, from_minor
 from debsync.store import Store
 from debsync.store.schema import (
     connector_state,
+    debtors,
     invoices,
     sync_rejects,
     sync_runs,
@@ -54,6 +55,8 @@ class InstanceStatus:
     last_error: str | None = None
     last_run_status: str | None = None
     rejects: list[RejectRow] = field(default_factory=list)
+    unknown_kind: list[str] = field(default_factory=list)
+    """Ids of debtors with open invoices whose kind is unknown (see :func:`unknown_kinds`)."""
 
 
 def _bucket_bounds(today: date) -> list[tuple[str, Any]]:
@@ -116,6 +119,8 @@ def instance_status(store: Store, instances: dict[str, str], today: date) -> lis
                         .order_by(sync_rejects.c.id)
                     )
                 ]
+        for name, ids in _unknown_kinds(conn).items():
+            result.setdefault(name, InstanceStatus(instance=name, type=None)).unknown_kind = ids
         for row in aggregates:
             status = result.setdefault(
                 row["instance"], InstanceStatus(instance=row["instance"], type=None)
@@ -131,3 +136,44 @@ def instance_status(store: Store, instances: dict[str, str], today: date) -> lis
             status.totals[currency] = totals
             status.open_invoices += totals.open_invoices
     return sorted(result.values(), key=lambda s: s.instance)
+
+
+def unknown_kinds(store: Store) -> dict[str, list[str]]:
+    """Per instance, the debtors with open invoices whose kind nothing told (no type, legal
+    form, KvK or VAT number), by id: the policy's ``unknown_kind`` decides for them, so
+    ``status`` and ``plan`` list them for the operator to settle."""
+    with store.engine.connect() as conn:
+        return _unknown_kinds(conn)
+
+
+def _unknown_kinds(conn: sa.Connection) -> dict[str, list[str]]:
+    has_open = (
+        sa.select(invoices.c.debtor_id)
+        .where(
+            invoices.c.instance == debtors.c.instance,
+            invoices.c.debtor_id == debtors.c.external_id,
+            invoices.c.state == "open",
+            invoices.c.open_minor != 0,
+        )
+        .exists()
+    )
+    query = sa.select(debtors.c.instance, debtors.c.external_id).where(
+        debtors.c.kind == DebtorKind.UNKNOWN.value, has_open
+    )
+    found: dict[str, list[str]] = {}
+    for name, debtor_id in conn.execute(query.order_by(debtors.c.instance, debtors.c.external_id)):
+        found.setdefault(name, []).append(debtor_id)
+    return found
+
+
+def unknown_kind_lines(found: dict[str, list[str]], shown: int = 10) -> list[str]:
+    """One line per instance for :func:`unknown_kinds`, the first ``shown`` ids named."""
+    lines = []
+    for name, ids in sorted(found.items()):
+        more = f", and {len(ids) - shown} more" if len(ids) > shown else ""
+        lines.append(
+            f"{name}: {len(ids)} debtor(s) of unknown kind, treated as the policy's unknown_kind "
+            f"says (consumer unless set): {', '.join(ids[:shown])}{more}. Give them a type "
+            "column (zakelijk/particulier), a KvK or VAT number, or a legal form in the name"
+        )
+    return lines

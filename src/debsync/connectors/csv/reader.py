@@ -25,8 +25,10 @@ from debsync.connectors.csv.values import (
     debtor_kind,
     is_direct_debit,
     language,
+    number_or_none,
 )
 from debsync.errors import FatalConnectorError
+from debsync.kinds import infer_kind
 from debsync.model import MAX_ID_LENGTH, Address, Currency, DebtorKind
 
 _CURRENCY: TypeAdapter[str] = TypeAdapter(Currency)
@@ -65,6 +67,7 @@ class _Stats:
     skipped: int = 0
     duplicates: int = 0
     unknown_kinds: int = 0
+    kindless: list[str] = field(default_factory=list)
     contradicting: set[str] = field(default_factory=set)
 
 
@@ -324,7 +327,9 @@ class FileReader:
         kind = debtor_kind(one["kind"])
         if kind is None:
             self.stats.unknown_kinds += bool(one["kind"])
-            kind = DebtorKind.BUSINESS if one["kvk"] or one["vat"] else DebtorKind.UNKNOWN
+            kind = infer_kind(one["name"], one["kvk"], one["vat"])
+        if kind is DebtorKind.UNKNOWN:
+            self.stats.kindless.append(debtor_id)
         columns = self.layout.columns
         emails = [
             email
@@ -347,8 +352,8 @@ class FileReader:
                 "phones": list(dict.fromkeys(phones)),
                 "language": language(one["language"]),
                 "address": self.address(ref, one),
-                "kvk": one["kvk"] or None,
-                "vat": one["vat"] or None,
+                "kvk": number_or_none(one["kvk"]),
+                "vat": number_or_none(one["vat"]),
                 "iban": one["iban"] or None,
             },
             ref=ref,
@@ -466,10 +471,18 @@ class FileReader:
                 len(stats.contradicting),
                 ", ".join(sorted(stats.contradicting)[:5]),
             )
+        if stats.kindless:
+            self.log.warning(
+                "csv %s: %d debtor(s) of unknown kind (no type column value, legal form, KvK "
+                "or VAT number): the policy's unknown_kind applies (e.g. %s)",
+                self.instance,
+                len(stats.kindless),
+                ", ".join(stats.kindless[:5]),
+            )
         if stats.unknown_kinds:
             self.log.warning(
                 "csv %s: %d debtor(s) have an unrecognised value in column %r; their kind "
-                "was derived from KvK and VAT numbers instead",
+                "was derived from the legal form in the name and KvK and VAT numbers instead",
                 self.instance,
                 stats.unknown_kinds,
                 self.header("kind"),

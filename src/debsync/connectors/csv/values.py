@@ -163,6 +163,12 @@ def debtor_kind(text: str) -> DebtorKind | None:
     return _KINDS.get(normalise_header(text))
 
 
+def number_or_none(text: str) -> str | None:
+    """A KvK or VAT cell, or ``None`` for a placeholder without a digit ("n.v.t.", "-",
+    "geen"): consumer rows carry those, and they are no number to reject the debtor for."""
+    return text if any(ch.isdigit() for ch in text) else None
+
+
 def is_direct_debit(method: str) -> bool:
     """Whether a payment-method cell means the debtor pays by SEPA direct debit."""
     norm = normalise_header(method)
