@@ -10,9 +10,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from debsync.cli.common import (
-    EXIT_FAILED,
     JSON_VERSION,
     app,
+    day,
     err,
     fail,
     load,
@@ -21,6 +21,7 @@ from debsync.cli.common import (
     out,
     parse_date,
     print_json,
+    warn,
 )
 from debsync.clock import AMSTERDAM, local_date, system_clock
 from debsync.decisions import Plan, PlannedAction, Reason, explain
@@ -32,7 +33,7 @@ from debsync.store.reports import unknown_kind_lines, unknown_kinds
 def plan_command(
     ctx: typer.Context,
     at: Annotated[
-        str | None, typer.Option("--at", help="Plan as of this date (YYYY-MM-DD).")
+        str | None, typer.Option("--at", help="Plan as of this date (31-12-2026 or 2026-12-31).")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
     explain_number: Annotated[
@@ -57,7 +58,7 @@ def plan_command(
     if explain_number:
         lines = result.explain(explain_number)
         if not lines:
-            fail(f"no open invoice numbered {explain_number!r}", EXIT_FAILED)
+            fail(f"no open invoice numbered {explain_number!r}")
         for line in lines:
             out.print(line, highlight=False, markup=False)
         for action in result.actions:
@@ -137,7 +138,7 @@ def _plan_json(result: Plan) -> dict[str, Any]:
 
 
 def _print_plan(result: Plan) -> None:
-    table = Table(title=f"plan for {result.today.isoformat()}", title_justify="left")
+    table = Table(title=f"plan for {day(result.today)}", title_justify="left")
     for column in (
         "debtor",
         "step",
@@ -159,13 +160,22 @@ def _print_plan(result: Plan) -> None:
             ", ".join(line.number for line in a.lines),
             money(a.principal, a.currency),
             money(a.interest, a.currency) if a.interest is not None else "-",
-            money(a.costs, a.currency) if a.costs is not None else "-",
-            a.deadline.isoformat(),
+            _costs(a),
+            day(a.deadline),
         )
     out.print(table)
     counts: dict[str, int] = {}
     for d in result.decisions:
         counts[d.reason.value] = counts.get(d.reason.value, 0) + 1
     out.print("invoices: " + ", ".join(f"{n} {reason}" for reason, n in sorted(counts.items())))
-    for warning in result.warnings:
-        err.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
+    warn(result.warnings)
+
+
+def _costs(a: PlannedAction) -> str:
+    """The costs a step claims, or those it announces (a veertiendagenbrief names the costs
+    that follow if the debtor does not pay in its term)."""
+    if a.costs is not None:
+        return money(a.costs, a.currency)
+    if a.announced_costs is not None:
+        return f"announced {money(a.announced_costs, a.currency)}"
+    return "-"

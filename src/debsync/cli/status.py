@@ -12,11 +12,12 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from debsync import law
+from debsync import formatting, law
 from debsync.cli.common import (
     EXIT_FAILED,
     JSON_VERSION,
     app,
+    day,
     err,
     load,
     money,
@@ -24,6 +25,7 @@ from debsync.cli.common import (
     out,
     parse_date,
     print_json,
+    warn,
 )
 from debsync.clock import local_date, system_clock
 from debsync.errors import scrub
@@ -41,7 +43,8 @@ def status(
     ctx: typer.Context,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
     at: Annotated[
-        str | None, typer.Option("--at", help="Age invoices as of this date (YYYY-MM-DD).")
+        str | None,
+        typer.Option("--at", help="Age invoices as of this date (31-12-2026 or 2026-12-31)."),
     ] = None,
 ) -> None:
     """Open and overdue amounts, aging, last sync and rejected records per instance."""
@@ -75,8 +78,7 @@ def status(
     else:
         _print_status(rows, today)
         _print_outbox(actions)
-        for warning in warnings:
-            err.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
+        warn(warnings)
     if actions.review or any(s.last_error for s in rows if s.instance in config.connectors):
         raise typer.Exit(EXIT_FAILED)
 
@@ -126,7 +128,7 @@ def _print_status(rows: list[InstanceStatus], today: date) -> None:
         out.print("No connector instances configured or synced yet.")
         return
     for s in rows:
-        last = s.last_sync.strftime("%Y-%m-%d %H:%M UTC") if s.last_sync else "never"
+        last = f"{formatting.moment(s.last_sync)} UTC" if s.last_sync else "never"
         out.print(
             f"[bold]{escape(s.instance)}[/] ({escape(s.type or 'not configured')}): "
             f"{s.open_invoices} open invoice(s); last successful sync {last}"
@@ -136,7 +138,7 @@ def _print_status(rows: list[InstanceStatus], today: date) -> None:
                 f"  {currency}: {t.open_invoices} invoice(s), {money(t.open_amount, currency)} "
                 f"open, {money(t.overdue_amount, currency)} overdue"
             )
-            table = Table(title=f"aging as of {today.isoformat()}", title_justify="left")
+            table = Table(title=f"aging as of {day(today)}", title_justify="left")
             table.add_column("days past due")
             table.add_column("invoices", justify="right")
             table.add_column("amount", justify="right")
