@@ -6,14 +6,20 @@ What it enforces, so a connector that gets Moneybird wrong fails: routes only wi
 subscription (402); ``filter=key:a|b,period:...`` with ``period`` defaulting to this_year;
 ``page``/``per_page`` (max 100) with ``Link`` headers; synchronization GET (ids and versions)
 and POST (at most 100 ids, else 400); 150 calls per 5 minutes with ``RateLimit-*`` headers
-and ``Retry-After`` on 429.
+and ``Retry-After`` on 429. Writes: notes, pause (422 when already paused) and resume,
+mark_as_dubious, webhook registration (the secret shown once), the administrations the token
+reaches; and :meth:`FakeMoneybird.delivery` builds signed webhook deliveries as Moneybird
+sends them.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import re
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable
 from datetime import date
@@ -73,6 +79,8 @@ class FakeMoneybird:
         self.always: int | None = None
         self.subscription_active = True
         self.revoked = False
+        self.administrations = [{"id": administration_id, "name": "Voorbeeld B.V."}]
+        self.webhooks: list[dict[str, Any]] = []
         self._next_id = 446241800000000000
         self._version = 1_700_000_000
 
@@ -119,21 +127,69 @@ class FakeMoneybird:
     def by_number(self, number: str) -> dict[str, Any]:
         return next(i for i in self.invoices.values() if i["invoice_id"] == number)
 
-    def pay(self, number: str, amount: Decimal) -> None:
-        """A payment registered: unpaid lowers, and the invoice is paid when nothing is left."""
+    def pay(self, number: str, amount: Decimal) -> dict[str, Any]:
+        """A payment registered: unpaid lowers, and the invoice is paid when nothing is left.
+        Returns the payment, as a ``payment_registered`` push carries it."""
         invoice = self.by_number(number)
         unpaid = Decimal(invoice["total_unpaid"]) - amount
-        invoice["payments"].append(
-            {"id": self.new_id(), "price": f"{amount:.2f}", "payment_date": str(self.today)}
-        )
+        payment = {
+            "id": self.new_id(),
+            "invoice_type": "SalesInvoice",
+            "invoice_id": invoice["id"],
+            "price": f"{amount:.2f}",
+            "payment_date": str(self.today),
+        }
+        invoice["payments"].append(payment)
         invoice["total_unpaid"] = f"{unpaid:.2f}"
         invoice["total_paid"] = f"{Decimal(invoice['total_price_incl_tax']) - unpaid:.2f}"
         if unpaid == 0:
             invoice["state"] = "paid"
         invoice["version"] = self.bump()
+        return payment
 
     def update_contact(self, contact_id: str, **fields: Any) -> None:
         self.contacts[contact_id].update(fields, version=self.bump())
+
+    # -- webhooks --------------------------------------------------------------------------
+
+    def delivery(
+        self,
+        action: str,
+        entity: dict[str, Any],
+        *,
+        entity_type: str = "SalesInvoice",
+        secrets: list[str],
+        at: float | None = None,
+        key: str | None = None,
+    ) -> tuple[dict[str, str], bytes]:
+        """Headers and body of one push, signed with each of ``secrets`` (two during a
+        rotation) at ``at`` (default now), with a fresh ``Idempotency-Key`` unless a retry's
+        ``key`` is given."""
+        if entity_type == "SalesInvoice":
+            entity = self._full(entity)
+        body = json.dumps(
+            {
+                "administration_id": self.administration_id,
+                "webhook_id": self.webhooks[-1]["id"] if self.webhooks else "1",
+                "entity_type": entity_type,
+                "entity_id": entity["id"],
+                "state": entity.get("state"),
+                "action": action,
+                "entity": entity,
+            }
+        ).encode()
+        stamp = int(self.clock() if at is None else at)
+        digests = [
+            hmac.new(s.encode(), f"{stamp}.".encode() + body, hashlib.sha256).hexdigest()
+            for s in secrets
+        ]
+        signature = ",".join([f"t={stamp}", *(f"v1={d}" for d in digests)])
+        headers = {
+            "Content-Type": "application/json",
+            "Moneybird-Signature": signature,
+            "Idempotency-Key": key or str(uuid.uuid4()),
+        }
+        return headers, body
 
     # -- HTTP ----------------------------------------------------------------------------
 
@@ -157,6 +213,8 @@ class FakeMoneybird:
             return self._json(401, {"error": "Authorization required"})
         if not self.subscription_active:
             return self._json(402, {"error": "Payment required"})
+        if (request.method, path) == ("GET", "/api/v2/administrations.json"):
+            return self._json(200, self.administrations)
         prefix = f"/api/v2/{self.administration_id}/"
         if not path.startswith(prefix) or not path.endswith(".json"):
             return self._json(404, {"error": "Not found"})
@@ -183,7 +241,41 @@ class FakeMoneybird:
             return self._json(
                 200, [self._full(self.invoices[i]) for i in ids if i in self.invoices]
             )
-        return self._json(404, {"error": "Not found"})
+        write = self._write(request, resource)
+        return write if write is not None else self._json(404, {"error": "Not found"})
+
+    def _write(self, request: httpx.Request, resource: str) -> httpx.Response | None:
+        """Notes, pause and resume, mark_as_dubious and webhook registration."""
+        if (request.method, resource) == ("POST", "webhooks"):
+            sent = json.loads(request.content)
+            hook = {
+                "id": self.new_id(),
+                "url": sent["url"],
+                "enabled_events": sent.get("enabled_events", []),
+                "token": uuid.uuid4().hex,
+                "secret": uuid.uuid4().hex,
+            }
+            self.webhooks.append(hook)
+            return self._json(201, hook)
+        match = re.fullmatch(r"sales_invoices/(\d+)/(notes|pause|resume|mark_as_dubious)", resource)
+        if match is None or match[1] not in self.invoices:
+            return None
+        invoice, what = self.invoices[match[1]], match[2]
+        methods = {"notes": "POST", "pause": "POST", "resume": "POST", "mark_as_dubious": "PATCH"}
+        if request.method != methods[what]:
+            return self._json(405, {"error": "Method not allowed"})
+        if what == "notes":
+            note = json.loads(request.content)["note"]
+            invoice["notes"].append({"id": self.new_id(), "note": note["note"]})
+        elif what in ("pause", "resume"):
+            if invoice["paused"] == (what == "pause"):
+                state = "already paused" if what == "pause" else "isn't paused"
+                return self._json(422, {"error": f"The sales_invoice {state}"})
+            invoice["paused"] = what == "pause"
+        else:
+            invoice["marked_dubious_on"] = json.loads(request.content).get("date")
+        invoice["version"] = self.bump()
+        return self._json(201 if what == "notes" else 200, self._full(invoice))
 
     def _filtered(self, params: dict[str, list[str]]) -> list[dict[str, Any]]:
         wanted = parse_filter(params.get("filter", [""])[0])

@@ -189,6 +189,11 @@ class ConnectorContext:
     tokens: TokenVault | None = None
 
 
+class WebhookRefused(Exception):
+    """A webhook delivery that is not authentic, or too old to trust; the message says which
+    and quotes nothing from the request."""
+
+
 SettingsT = TypeVar("SettingsT", bound=ConnectorSettings)
 
 
@@ -230,6 +235,27 @@ class Connector(ABC, Generic[SettingsT]):
     async def record_note(self, invoice: Invoice, text: str) -> None:
         """Write a note back to the bookkeeping program (capability ``"notes"``)."""
         raise NotImplementedError(f"{self.type_name} does not record notes")
+
+    async def record_handoff(self, invoice: Invoice) -> None:
+        """Mark an invoice handed to a collection agency in the bookkeeping program, when its
+        settings ask for it (capability ``"notes"``); the default does nothing."""
+
+    async def register_webhook(self, url: str) -> str:
+        """Subscribe ``url`` to the source's change events (capability ``"webhooks"``) and
+        return the signing secret, which the source shows only once."""
+        raise NotImplementedError(f"{self.type_name} does not send webhooks")
+
+    def verify_webhook(self, headers: Mapping[str, str], body: bytes) -> str:
+        """Check one delivery (``headers`` with lower-case names, ``body`` as received) against
+        the instance's secret and return its id, by which the core records it once; raise
+        :class:`WebhookRefused` when it is not authentic or too old (capability ``"webhooks"``)."""
+        raise WebhookRefused(f"{self.type_name} does not send webhooks")
+
+    async def webhook_page(self, payload: Mapping[str, Any], cursor: JSON) -> Page | None:
+        """The change a verified delivery carries, as an incremental page; ``None`` when it
+        carries nothing to apply. ``cursor`` is the last sync's; the core keeps it as it is,
+        so the next sync still sees every change (capability ``"webhooks"``)."""
+        return None
 
 
 def _reason(error: Exception) -> str:

@@ -11,7 +11,7 @@ batches of :data:`SYNC_BATCH`, and closes invoices whose id left the open set. R
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any, ClassVar
 
 import httpx
@@ -24,21 +24,32 @@ from debsync.connectors.base import (
     ConnectorSettings,
     Page,
     RecordBuilder,
+    WebhookRefused,
 )
 from debsync.connectors.http import (
+    FatalHttpError,
     HeaderLimiter,
     HttpClient,
     PacingLimiter,
     RateLimiter,
     header_quota,
 )
-from debsync.connectors.moneybird.mapping import STATES, debtor_data, invoice_data
+from debsync.connectors.moneybird import webhooks
+from debsync.connectors.moneybird.mapping import (
+    STATES,
+    debtor_data,
+    invoice_data,
+    workflow_reminds,
+)
 from debsync.connectors.moneybird.settings import MoneybirdSettings
+from debsync.model import Invoice
 
 __all__ = ["SYNC_BATCH", "MoneybirdConnector", "MoneybirdSettings", "debsync_register_connectors"]
 
 SYNC_BATCH = 100
-"""Ids per synchronization POST: the cap Moneybird's clients use and its fake enforces."""
+"""Ids per synchronization POST. Moneybird's reference documents no cap for the POST; 100 is
+what its client libraries send and what the fake enforces, and it equals the ``per_page``
+maximum of the lists."""
 
 
 def moneybird_error(response: httpx.Response) -> str | None:
@@ -55,7 +66,7 @@ class MoneybirdConnector(Connector[MoneybirdSettings]):
 
     type_name: ClassVar[str] = "moneybird"
     Settings: ClassVar[type[ConnectorSettings]] = MoneybirdSettings
-    capabilities: ClassVar[frozenset[str]] = frozenset({"incremental"})
+    capabilities: ClassVar[frozenset[str]] = frozenset({"incremental", "webhooks", "notes"})
 
     @property
     def _filter(self) -> str:
@@ -93,8 +104,7 @@ class MoneybirdConnector(Connector[MoneybirdSettings]):
 
     async def _snapshot(self, http: HttpClient) -> AsyncIterator[Page]:
         """Every open invoice, a page per API page; the last page carries the versions."""
-        invoices: dict[str, int] = {}
-        contacts: dict[str, list[Any]] = {}
+        state = _State({}, {}, set())
         params = {"filter": self._filter, "per_page": self.settings.per_page, "page": 1}
         builder = RecordBuilder()
         seen: set[str] = set()
@@ -104,22 +114,20 @@ class MoneybirdConnector(Connector[MoneybirdSettings]):
             number += 1
             if pending is not None:
                 yield pending
-            self._build(builder, response.json(), invoices, contacts, seen)
+            records = response.json()
+            self._build(builder, records, state, seen)
+            await self._pause(http, records, state)
             pending = builder.page(cursor={"snapshot_page": number})
         last = pending or builder.page(cursor=None)
-        last.cursor = {"invoices": invoices, "contacts": contacts}  # type: ignore[dict-item]
+        last.cursor = state.cursor()
         last.snapshot_complete = True
         yield last
 
     def _build(
-        self,
-        builder: RecordBuilder,
-        records: list[dict[str, Any]],
-        invoices: dict[str, int],
-        contacts: dict[str, list[Any]],
-        seen: set[str],
+        self, builder: RecordBuilder, records: list[dict[str, Any]], state: _State, seen: set[str]
     ) -> None:
         """Records of one batch of sales invoices, each embedded contact once per sync."""
+        respect = self.settings.native_reminders == "respect"
         for raw in records:
             invoice_id = str(raw.get("id"))
             ref = f"sales invoice {invoice_id}"
@@ -129,47 +137,64 @@ class MoneybirdConnector(Connector[MoneybirdSettings]):
             if contact_id and contact_id not in seen:
                 seen.add(contact_id)
                 builder.debtor(debtor_data(contact, language), ref=f"contact {contact_id}")
-                contacts[contact_id] = [contact.get("version"), language]
-            if builder.invoice(invoice_data(raw), ref=ref) is not None:
-                invoices[invoice_id] = int(raw.get("version") or 0)
+                state.contacts[contact_id] = [contact.get("version"), language]
+            data = invoice_data(raw, reminded_by_source=respect and workflow_reminds(raw))
+            if builder.invoice(data, ref=ref) is not None:
+                state.invoices[invoice_id] = int(raw.get("version") or 0)
+
+    async def _pause(self, http: HttpClient, records: list[dict[str, Any]], state: _State) -> None:
+        """With ``native_reminders = "pause"``: pause Moneybird's reminders of each open
+        invoice its workflow would remind, once (the cursor remembers it)."""
+        if self.settings.native_reminders != "pause":
+            return
+        for raw in records:
+            invoice_id = str(raw.get("id"))
+            if (
+                raw.get("state") in STATES
+                and invoice_id not in state.paused
+                and workflow_reminds(raw)
+            ):
+                try:
+                    await http.request("POST", f"sales_invoices/{invoice_id}/pause.json")
+                except FatalHttpError as exc:
+                    if exc.status != 422:  # 422: already paused, which is what was wanted
+                        raise
+                state.paused.add(invoice_id)
 
     async def _changes(self, http: HttpClient, cursor: dict[str, Any]) -> AsyncIterator[Page]:
         """What changed since ``cursor``: one GET per synchronization list, POSTs only for
         changed ids, and the ids that left the open set closed."""
-        known: dict[str, int] = dict(cursor["invoices"])
-        contacts: dict[str, list[Any]] = {k: list(v) for k, v in cursor["contacts"].items()}
+        state = _State.of(cursor)
         listed = await http.get_json(
             "sales_invoices/synchronization.json", params={"filter": self._filter}
         )
         now = {str(item["id"]): int(item["version"]) for item in listed}
-        gone = sorted(set(known) - set(now))
-        changed = [i for i, version in now.items() if known.get(i) != version]
+        gone = sorted(set(state.invoices) - set(now))
+        changed = [i for i, version in now.items() if state.invoices.get(i) != version]
         for invoice_id in gone:
-            del known[invoice_id]
-        stale = await self._stale_contacts(http, contacts)
+            del state.invoices[invoice_id]
+            state.paused.discard(invoice_id)
+        stale = await self._stale_contacts(http, state.contacts)
         builder = RecordBuilder()
         seen: set[str] = set()
-
-        def state() -> JSON:
-            return {"invoices": dict(known), "contacts": {k: list(v) for k, v in contacts.items()}}
-
         for start in range(0, len(changed), SYNC_BATCH):
             batch = changed[start : start + SYNC_BATCH]
             records = await self._post(http, "sales_invoices", batch)
-            self._build(builder, records, known, contacts, seen)
+            self._build(builder, records, state, seen)
             for raw in records:  # an id that left the open set between the two calls
                 if raw.get("state") not in STATES:
-                    known.pop(str(raw.get("id")), None)
-            yield builder.page(cursor=state())
+                    state.invoices.pop(str(raw.get("id")), None)
+            await self._pause(http, records, state)
+            yield builder.page(cursor=state.cursor())
         for start in range(0, len(stale), SYNC_BATCH):
             records = await self._post(http, "contacts", stale[start : start + SYNC_BATCH])
             for contact in records:
                 contact_id = str(contact.get("id"))
-                language = contacts[contact_id][1]
+                language = state.contacts[contact_id][1]
                 builder.debtor(debtor_data(contact, language), ref=f"contact {contact_id}")
-                contacts[contact_id][0] = contact.get("version")
-            yield builder.page(cursor=state())
-        final = builder.page(cursor=state())
+                state.contacts[contact_id][0] = contact.get("version")
+            yield builder.page(cursor=state.cursor())
+        final = builder.page(cursor=state.cursor())
         final.closed = gone
         yield final
 
@@ -190,6 +215,124 @@ class MoneybirdConnector(Connector[MoneybirdSettings]):
         )
         records: list[dict[str, Any]] = response.json()
         return records
+
+    # -- administrations -----------------------------------------------------------------
+
+    async def list_administrations(self) -> list[tuple[str, str]]:
+        """``(id, name)`` of every administration the token reaches, for ``debsync auth
+        --list-administrations``."""
+        async with self._client() as http:
+            url = f"{self.settings.base_url.rstrip('/')}/administrations.json"
+            listed = await http.get_json(url)
+        return [(str(a.get("id")), str(a.get("name") or "")) for a in listed]
+
+    # -- write-back ----------------------------------------------------------------------
+
+    async def record_note(self, invoice: Invoice, text: str) -> None:
+        """A note on the sales invoice (``POST sales_invoices/{id}/notes.json``)."""
+        async with self._client() as http:
+            await http.request(
+                "POST",
+                f"sales_invoices/{invoice.external_id}/notes.json",
+                json={"note": {"note": text, "todo": False}},
+            )
+
+    async def record_handoff(self, invoice: Invoice) -> None:
+        """With ``mark_dubious_on_handoff``: the sales invoice marked as dubious
+        (``PATCH sales_invoices/{id}/mark_as_dubious.json``), dated today."""
+        if not self.settings.mark_dubious_on_handoff:
+            return
+        today = self.context.clock().date().isoformat()
+        async with self._client() as http:
+            await http.request(
+                "PATCH",
+                f"sales_invoices/{invoice.external_id}/mark_as_dubious.json",
+                json={"date": today},
+            )
+
+    # -- webhooks ------------------------------------------------------------------------
+
+    async def register_webhook(self, url: str) -> str:
+        """``POST webhooks.json`` with the events of :data:`webhooks.EVENTS`; Moneybird
+        returns the signing secret in this answer only."""
+        async with self._client() as http:
+            response = await http.request(
+                "POST", "webhooks.json", json={"url": url, "enabled_events": list(webhooks.EVENTS)}
+            )
+        secret = response.json().get("secret")
+        if not isinstance(secret, str) or not secret:
+            raise WebhookRefused("Moneybird registered the webhook but returned no secret")
+        return secret
+
+    def verify_webhook(self, headers: Mapping[str, str], body: bytes) -> str:
+        if self.settings.webhook_secret is None:
+            raise WebhookRefused(f"instance {self.instance!r} has no webhook_secret configured")
+        secret = self.settings.webhook_secret.get_secret_value()
+        return webhooks.verify(headers, body, secret, self.context.clock())
+
+    async def webhook_page(self, payload: Mapping[str, Any], cursor: JSON) -> Page | None:
+        """A sales invoice or payment event as the invoice's state now (a payment's invoice
+        is fetched: one call); a contact event as the debtor, for contacts of open invoices.
+        An entity older than the version the last sync saw is stale and skipped."""
+        state = _State.of(cursor) if isinstance(cursor, dict) and "invoices" in cursor else None
+        entity = payload.get("entity")
+        kind = payload.get("entity_type")
+        if state is None or not isinstance(entity, dict):
+            return None
+        builder = RecordBuilder()
+        if kind == "Contact":
+            contact_id = str(entity.get("id"))
+            if contact_id not in state.contacts:
+                return None
+            language = state.contacts[contact_id][1]
+            builder.debtor(debtor_data(entity, language), ref=f"contact {contact_id}")
+            return builder.page(cursor=None)
+        if kind == "Payment" and entity.get("invoice_type") == "SalesInvoice":
+            async with self._client() as http:
+                found = await self._post(http, "sales_invoices", [str(entity.get("invoice_id"))])
+            if not found:
+                return None
+            entity = found[0]
+        elif kind != "SalesInvoice":
+            return None
+        invoice_id = str(entity.get("id"))
+        if int(entity.get("version") or 0) < state.invoices.get(invoice_id, 0):
+            return None
+        if entity.get("state") not in STATES or str(payload.get("action")).endswith("destroyed"):
+            page = builder.page(cursor=None)
+            page.closed = [invoice_id]
+            return page
+        self._build(builder, [entity], state, set())
+        return builder.page(cursor=None)
+
+
+class _State:
+    """What the cursor keeps: every open invoice's version, each contact's version and
+    language, and the invoices whose Moneybird reminders debsync paused."""
+
+    def __init__(
+        self, invoices: dict[str, int], contacts: dict[str, list[Any]], paused: set[str]
+    ) -> None:
+        self.invoices = invoices
+        self.contacts = contacts
+        self.paused = paused
+
+    @classmethod
+    def of(cls, cursor: dict[str, Any]) -> _State:
+        return cls(
+            dict(cursor["invoices"]),
+            {k: list(v) for k, v in cursor["contacts"].items()},
+            set(cursor.get("paused") or ()),
+        )
+
+    def cursor(self) -> JSON:
+        state: dict[str, JSON] = {
+            "invoices": dict(self.invoices),
+            "contacts": {k: list(v) for k, v in self.contacts.items()},
+        }
+        if self.paused:
+            state["paused"] = sorted(self.paused)  # type: ignore[assignment]
+        return state
 
 
 @hookimpl

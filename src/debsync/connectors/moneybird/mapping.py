@@ -62,9 +62,20 @@ def debtor_data(contact: dict[str, Any], language: str) -> dict[str, Any]:
     }
 
 
-def invoice_data(raw: dict[str, Any]) -> dict[str, Any]:
+def workflow_reminds(raw: dict[str, Any]) -> bool:
+    """Whether Moneybird's own workflow reminds this invoice: it is not paused and a reminder
+    is scheduled (``next_reminder``) or was sent (``reminder_count``, state ``reminded``)."""
+    if raw.get("paused"):
+        return False
+    count = raw.get("reminder_count")
+    reminded = isinstance(count, int) and count > 0
+    return bool(raw.get("next_reminder")) or reminded or raw.get("state") == "reminded"
+
+
+def invoice_data(raw: dict[str, Any], *, reminded_by_source: bool = False) -> dict[str, Any]:
     """An invoice mapping from a sales invoice; a ``pending_payment`` invoice is collected by
-    direct debit and never dunned."""
+    direct debit and never dunned; ``reminded_by_source`` when Moneybird's workflow reminds it
+    and the instance leaves that to Moneybird."""
     currency = _text(raw.get("currency")) or "EUR"
     return {
         "external_id": _text(raw.get("id")),
@@ -78,4 +89,5 @@ def invoice_data(raw: dict[str, Any]) -> dict[str, Any]:
         "payment_url": _text(raw.get("payment_url")) or None,
         "direct_debit": raw.get("state") == "pending_payment",
         "has_document": False,
+        "reminded_by_source": reminded_by_source,
     }

@@ -35,10 +35,23 @@ class MoneybirdSettings(ConnectorSettings):
     per_page: int = Field(default=100, gt=0, le=100, description="Invoices per page (max 100).")
     native_reminders: Literal["pause", "respect", "ignore"] = Field(
         default="respect",
-        description="What to do with invoices Moneybird's own workflow already reminds: not yet "
-        "implemented beyond the setting (see docs/connectors/moneybird.md).",
+        description="Invoices Moneybird's own workflow reminds (reminder_count, next_reminder, "
+        'state reminded): "respect" leaves them to Moneybird (debsync does not dun them), '
+        '"pause" pauses Moneybird\'s reminders for them once so debsync duns, "ignore" does '
+        "neither.",
     )
     write_back: bool = Field(
         default=False,
-        description="Write notes back to Moneybird after a step: not yet implemented.",
+        description="After a step is sent, add a note to each of its sales invoices in "
+        "Moneybird (one per invoice and step).",
+    )
+    mark_dubious_on_handoff: bool = Field(
+        default=False,
+        description="With write_back: mark a sales invoice as dubious in Moneybird when it is "
+        "handed to a collection agency.",
+    )
+    webhook_secret: SecretStr | None = Field(
+        default=None,
+        description='The signing secret debsync webhooks register printed; write { env = "..." } '
+        "or a keyring reference, never the secret itself.",
     )
