@@ -38,6 +38,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup, escape
 
 from debsync import formatting
+from debsync.templates import combined
 from debsync.actions.base import MessageContext, RenderError
 from debsync.errors import scrub
 from debsync.model import Language
@@ -47,6 +48,7 @@ LABELS: Mapping[Language, Mapping[str, str]] = {
         "salutation": "Geachte heer/mevrouw,",
         "regards": "Met vriendelijke groet,",
         "invoice": "Factuur",
+        "credit_note": "Creditnota",
         "invoice_date": "Factuurdatum",
         "due_date": "Vervaldatum",
         "days_overdue": "Dagen vervallen",
@@ -75,6 +77,7 @@ LABELS: Mapping[Language, Mapping[str, str]] = {
         "salutation": "Dear Sir or Madam,",
         "regards": "Kind regards,",
         "invoice": "Invoice",
+        "credit_note": "Credit note",
         "invoice_date": "Invoice date",
         "due_date": "Due date",
         "days_overdue": "Days overdue",
@@ -112,6 +115,11 @@ def _money(ctx: Context, amount: Decimal | None, currency: str | None = None) ->
     if amount is None:
         return ""
     return formatting.money(amount, currency or str(ctx.get("currency", "EUR")), _language(ctx))
+
+
+@pass_context
+def _stage(ctx: Context, step: str | None) -> str:
+    return combined.stage_label(step, _language(ctx))
 
 
 @pass_context
@@ -156,7 +164,10 @@ def context_variables(context: MessageContext) -> dict[str, Any]:
     """The template variables: every field of the context, plus ``total``, ``t`` (labels in
     the debtor's language), ``numbers`` (the invoice numbers, comma-separated), ``several``
     (more than one invoice), ``this_message`` (how the text calls itself: "deze brief",
-    "dit bericht") and ``ctx`` (the context itself)."""
+    "dit bericht"), ``failed_collection`` (the sentence saying a direct debit did not succeed,
+    or empty), ``credit_note`` and ``reminder_note`` (the credit notes offset, the invoices
+    named at a lower stage: :mod:`debsync.templates.combined`, or empty) and ``ctx`` (the
+    context itself)."""
     variables = {f.name: getattr(context, f.name) for f in dataclasses.fields(context)}
     variables.update(
         total=context.total,
@@ -164,9 +175,32 @@ def context_variables(context: MessageContext) -> dict[str, Any]:
         numbers=", ".join(line.number for line in context.invoices),
         several=len(context.invoices) > 1,
         this_message=THIS_MESSAGE[(context.channel == "letter", context.language)],
+        failed_collection=failed_collection(context),
+        credit_note=combined.credit_note(context),
+        reminder_note=combined.reminder_note(context),
         ctx=context,
     )
     return variables
+
+
+def failed_collection(context: MessageContext) -> str:
+    """The sentence saying that the direct debit of (some of) the invoices did not succeed,
+    in the message's language; empty when no collection failed."""
+    failed = [line.number for line in context.invoices if line.direct_debit_failed]
+    if not failed:
+        return ""
+    nl = context.language is Language.NL
+    if len(failed) == len(context.invoices):
+        which = ("deze factuur" if nl else "this invoice") if len(failed) == 1 else None
+        which = which or ("deze facturen" if nl else "these invoices")
+    elif len(failed) == 1:
+        which = f"factuur {failed[0]}" if nl else f"invoice {failed[0]}"
+    else:
+        listed = f"{', '.join(failed[:-1])} {'en' if nl else 'and'} {failed[-1]}"
+        which = f"de facturen {listed}" if nl else f"invoices {listed}"
+    if nl:
+        return f"De automatische incasso van {which} is helaas niet gelukt."
+    return f"Unfortunately, the direct debit for {which} did not succeed."
 
 
 THIS_MESSAGE = {
@@ -209,6 +243,7 @@ class Templates:
                 phone=_phone,
                 iban=_iban,
                 paragraphs=_paragraphs,
+                stage=_stage,
             )
 
     @staticmethod
