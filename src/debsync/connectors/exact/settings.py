@@ -52,6 +52,18 @@ class ExactSettings(ConnectorSettings):
         description="Per-account overrides of business/consumer, by account code.",
     )
 
+    write_back: bool = Field(
+        default=False,
+        description="Record each step taken as a communication note on the account "
+        "(activities/CommunicationNotes) after it is sent.",
+    )
+    division_check_minutes: int = Field(
+        default=60,
+        ge=0,
+        description="How often the division list and its resync signals (system/Divisions) "
+        "are read, in minutes; 0 reads them every sync.",
+    )
+
     @property
     def api_root(self) -> str:
         """The host root without a trailing slash."""
