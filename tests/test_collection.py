@@ -4,20 +4,35 @@ way and failed (storno), carried from the model through the store into the plan.
 from __future__ import annotations
 
 import asyncio
+import email
+import email.policy
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from pathlib import Path
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 
+from debsync.actions.base import InvoiceLine
+from debsync.actions.email import FileAction, FileSettings
+from debsync.actions.letter.content import render_letter
+from debsync.config import ActionInstance
+from debsync.connectors.csv.values import is_direct_debit, is_failed_collection
 from debsync.decisions import Reason, explain
+from debsync.model import Language
 from debsync.planning import load_snapshot
 from debsync.policy import default_policy
 from debsync.scheduler import plan
 from debsync.store import Store
 from debsync.store.schema import EventKind, events, invoices
 from debsync.sync import SyncEngine
+from debsync.templates import Templates, failed_collection
+from debsync.testing.samples import sample_context
 
-from fakes import INSTANCE, FakeConnector, debtor, invoice, snapshot
+from books import DUE, Book
+from fakes import INSTANCE, FakeConnector, RecordingAction, debtor, invoice, snapshot
 
 POLICIES = {"default": default_policy()}
 
@@ -73,3 +88,97 @@ def test_pending_direct_debit_is_never_dunned_and_a_storno_is(store: Store, cloc
     assert "still pending 200 days after the due date" in decisions["F1"].detail
     assert "check the collection in moneybird" in decisions["F1"].detail
     assert decisions["F2"].reason in (Reason.PLANNED, Reason.AWAITING_APPROVAL)
+
+
+def test_a_storno_is_reminded_with_the_incasso_sentence_and_a_pending_one_is_not(
+    store: Store, tmp_path: Path
+) -> None:
+    book = Book(store, tmp_path, RecordingAction)
+    outbox_dir = tmp_path / "out"
+    settings = FileSettings(directory=outbox_dir, from_address="debiteuren@voorbeeld.nl")
+    mail = ActionInstance("mail", "file", FileAction, settings)
+    book.config = replace(book.config, actions={"mail": mail})
+    storno = invoice("F1", due=DUE).model_copy(
+        update={"direct_debit": True, "direct_debit_failed": True}
+    )
+    pending = invoice("G1", debtor_id="D2", due=DUE).model_copy(update={"direct_debit": True})
+    book.book(storno, pending)
+
+    book.act()
+
+    (written,) = outbox_dir.glob("*.eml")
+    message = email.message_from_bytes(written.read_bytes(), policy=email.policy.default)
+    assert isinstance(message, EmailMessage)
+    text = message.get_body(("plain",))
+    html = message.get_body(("html",))
+    assert text is not None and html is not None
+    sentence = "De automatische incasso van deze factuur is helaas niet gelukt."
+    assert sentence in text.get_content()
+    assert sentence in html.get_content()
+    assert message["To"].addresses[0].addr_spec == "d1@example.nl"  # not D2: still pending
+
+
+def line(number: str, failed: bool) -> InvoiceLine:
+    sample = sample_context("reminder", "email", Language.NL).invoices[0]
+    return replace(sample, number=number, direct_debit_failed=failed)
+
+
+@pytest.mark.parametrize(
+    ("language", "failed", "sentence"),
+    [
+        (Language.NL, (True,), "De automatische incasso van deze factuur is helaas niet gelukt."),
+        (Language.NL, (True, True), "De automatische incasso van deze facturen is helaas"),
+        (Language.NL, (True, False), "De automatische incasso van factuur A-0 is helaas niet"),
+        (
+            Language.NL,
+            (True, False, True, True),
+            "De automatische incasso van de facturen A-0, A-2 en A-3 is helaas niet gelukt.",
+        ),
+        (Language.EN, (True,), "Unfortunately, the direct debit for this invoice did not succeed."),
+        (Language.EN, (False, True), "Unfortunately, the direct debit for invoice A-1 did not"),
+        (Language.NL, (False, False), ""),
+    ],
+)
+def test_the_incasso_sentence_names_the_failed_collections(
+    language: Language, failed: tuple[bool, ...], sentence: str
+) -> None:
+    lines = tuple(line(f"A-{i}", f) for i, f in enumerate(failed))
+    context = replace(sample_context("aanmaning", "email", language), invoices=lines)
+    assert failed_collection(context).startswith(sentence)
+    assert bool(failed_collection(context)) == any(failed)
+
+
+@pytest.mark.parametrize("channel", ["sms", "letter"])
+@pytest.mark.parametrize("language", list(Language))
+def test_sms_and_letters_say_the_incasso_failed(channel: str, language: Language) -> None:
+    context = replace(sample_context("aanmaning", channel, language), invoices=(line("A-1", True),))
+    expected = failed_collection(context)
+    if channel == "letter":
+        assert render_letter(context, Templates()).opening[0] == expected
+    else:
+        assert expected in Templates().blocks("sms", context, ["text"])["text"]
+
+
+@pytest.mark.parametrize(
+    ("cell", "direct_debit", "failed"),
+    [
+        ("Automatische incasso", True, False),
+        ("SEPA Direct Debit", True, False),
+        ("Overboeking", False, False),
+        ("Storno", True, True),
+        ("Gestorneerd", True, True),
+        ("Stornering", True, True),
+        ("Incasso mislukt", True, True),
+        ("Incasso niet gelukt", True, True),
+        ("Direct debit returned", True, True),
+        ("Teruggestort", True, True),
+        ("Betaling mislukt", False, False),  # a failed iDEAL payment is no failed collection
+    ],
+)
+def test_csv_payment_methods_name_direct_debits_and_failed_collections(
+    cell: str, direct_debit: bool, failed: bool
+) -> None:
+    assert (is_failed_collection(cell) or is_direct_debit(cell), is_failed_collection(cell)) == (
+        direct_debit,
+        failed,
+    )

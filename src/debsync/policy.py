@@ -103,8 +103,8 @@ class Policy(BaseModel):
     direct_debit_grace_days: int = Field(
         default=10,
         ge=0,
-        description="Direct-debit invoices still open this long after their "
-        "due date are treated as a failed collection and dunned.",
+        description="A direct debit still pending this long after the due date is flagged in "
+        "plan and status for checking; a pending direct debit is never dunned, a failed one is.",
     )
     promise_grace_days: int = Field(default=3, ge=0)
     instalment_grace_days: int = Field(default=3, ge=0)

@@ -22,7 +22,7 @@ from debsync.actions.letter.fonts import printable_code_points
 from debsync.formatting import LOCALES, iban, long_date, phone, short_date
 from debsync.formatting import money as format_money
 from debsync.model import Address, Language
-from debsync.templates import LABELS, Templates, paragraphs
+from debsync.templates import LABELS, Templates, failed_collection, paragraphs
 
 ADDRESS_MAX_LINES = 6
 """PostNL: an address has 3 to 6 lines."""
@@ -162,7 +162,7 @@ def render_letter(context: MessageContext, templates: Templates) -> LetterConten
         ),
         subject=" ".join(texts["subject"].split()),
         salutation=t["salutation"],
-        opening=paragraphs(texts["opening"]),
+        opening=[p for p in [failed_collection(context)] if p] + paragraphs(texts["opening"]),
         invoices=[
             InvoiceRow(
                 number=line.number,

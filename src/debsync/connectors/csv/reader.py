@@ -24,6 +24,7 @@ from debsync.connectors.csv.values import (
     country_code,
     debtor_kind,
     is_direct_debit,
+    is_failed_collection,
     language,
     number_or_none,
 )
@@ -117,7 +118,7 @@ class FileReader:
         self.line = 1
         """Physical line where the next record starts: where a csv error is."""
         self.currencies: dict[str, str] = {"": self.settings.currency}
-        self.methods: dict[str, bool] = {}
+        self.methods: dict[str, tuple[bool, bool]] = {}
         self.previous = connector.previous
         self.salt = hashlib.blake2b(
             repr((self.settings.model_dump(mode="json", exclude={"page_size"}), layout)).encode(),
@@ -382,10 +383,12 @@ class FileReader:
     def problem(self, key: str, reason: str) -> str:
         return f"column {self.header(key)!r}: {reason}"
 
-    def direct_debit(self, method: str) -> bool:
+    def direct_debit(self, method: str) -> tuple[bool, bool]:
+        """Whether a payment-method cell means direct debit, and whether that failed."""
         found = self.methods.get(method)
         if found is None:
-            found = self.methods[method] = is_direct_debit(method)
+            failed = is_failed_collection(method)
+            found = self.methods[method] = (failed or is_direct_debit(method), failed)
         return found
 
     def currency(self, text: str, problems: list[str]) -> str:
@@ -406,6 +409,7 @@ class FileReader:
             str.strip, fields[:-1]
         )
         values = self.values
+        direct_debit, collection_failed = self.direct_debit(fields[-1])
         issued = values.day(issued_text) if issued_text else None
         due = values.day(due_text) if due_text else None
         open_amount = values.amount(open_text, "open_amount") if open_text else None
@@ -448,7 +452,8 @@ class FileReader:
             "open_amount": {"amount": open_amount, "currency": currency},
             "payment_reference": reference or None,
             "payment_url": url or None,
-            "direct_debit": self.direct_debit(fields[-1]),
+            "direct_debit": direct_debit,
+            "direct_debit_failed": collection_failed,
         }
 
     def report(self) -> None:

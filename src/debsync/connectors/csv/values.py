@@ -30,6 +30,9 @@ _KINDS: dict[str, DebtorKind] = {
 }
 _DUTCH = frozenset({"nl", "nld", "dut", "nederlands", "dutch", "vlaams", "flemish", "nlnl", "nlbe"})
 _DIRECT_DEBIT = ("incasso", "directdebit", "machtiging", "sepadd")
+_STORNO = ("storn", "teruggestort", "teruggeboekt", "terugboeking")
+"""A reversed direct debit: "Storno", "Gestorneerd" (AFAS), "Stornering", "Teruggestort"."""
+_FAILED = ("mislukt", "nietgelukt", "geweigerd", "afgewezen", "failed", "returned", "rejected")
 
 # Amounts: the common Dutch form first, then the general forms.
 _AMOUNT_NL_FAST = re.compile(r"-?(?:\d{1,3}(?:\.\d{3}){1,3}|\d{1,12}),\d\d")
@@ -173,3 +176,13 @@ def is_direct_debit(method: str) -> bool:
     """Whether a payment-method cell means the debtor pays by SEPA direct debit."""
     norm = normalise_header(method)
     return any(word in norm for word in _DIRECT_DEBIT)
+
+
+def is_failed_collection(method: str) -> bool:
+    """Whether a payment-method or status cell says the direct debit failed: a storno
+    ("Gestorneerd", "Stornering") or a direct debit with a failure word ("Incasso mislukt",
+    "Direct debit returned"). A failed payment of another kind ("Betaling mislukt") is not."""
+    norm = normalise_header(method)
+    return any(word in norm for word in _STORNO) or (
+        any(word in norm for word in _DIRECT_DEBIT) and any(word in norm for word in _FAILED)
+    )
