@@ -8,6 +8,7 @@ documented in ``docs/cli.md`` and versioned by their ``"version"`` field.
 from __future__ import annotations
 
 from debsync.cli import (  # noqa: F401  (importing a module registers its commands)
+    auth,
     calls,
     config,
     dossier,
@@ -16,6 +17,7 @@ from debsync.cli import (  # noqa: F401  (importing a module registers its comma
     pauses,
     plan,
     plugins,
+    privacy,
     run,
     status,
     sync,
