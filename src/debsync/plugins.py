@@ -46,6 +46,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "debsync.connectors.csv",
     "debsync.connectors.moneybird",
     "debsync.connectors.eboekhouden",
+    "debsync.connectors.exact",
     "debsync.actions.email",
     "debsync.actions.call",
     "debsync.actions.letter",
