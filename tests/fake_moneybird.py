@@ -272,6 +272,8 @@ class FakeMoneybird:
                 state = "already paused" if what == "pause" else "isn't paused"
                 return self._json(422, {"error": f"The sales_invoice {state}"})
             invoice["paused"] = what == "pause"
+        elif invoice.get("marked_dubious_on"):
+            return self._json(422, {"error": "The sales_invoice is already marked as dubious"})
         else:
             invoice["marked_dubious_on"] = json.loads(request.content).get("date")
         invoice["version"] = self.bump()

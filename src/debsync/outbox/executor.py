@@ -57,6 +57,7 @@ from debsync.outbox.table import (
     sweep,
     worker_id,
 )
+from debsync.outbox.writeback import WriteBack
 from debsync.planning import plan_from_store
 from debsync.plugins import Plugins
 from debsync.scheduler import pause_covering, pauses_in_force
@@ -214,6 +215,7 @@ class Dispatcher:
         self._actions: dict[str, Action[Any]] = {}
         self.documents = Documents(config, store, clock)
         self._receipt = receipt_rule(config)
+        self.writeback = WriteBack(config, store, clock)
 
     # -- planning ---------------------------------------------------------------------------
 
@@ -262,6 +264,7 @@ class Dispatcher:
                 await self._send_group(self.config.actions[name], group, facts, report)
                 if name in report.unavailable:
                     routes = {r: a for r, a in routes.items() if a.name != name}
+        await self.writeback.run()  # after the sends, never part of them
         return report
 
     def _facts(self, rows: Sequence[Row[Any]]) -> Facts:

@@ -59,6 +59,11 @@ class EventKind(StrEnum):
     CALL_COMPLETED = "call.completed"
     PAUSE_STARTED = "pause.started"
     PAUSE_ENDED = "pause.ended"
+    NOTE_RECORDED = "note.recorded"
+    """A sent step written back to the bookkeeping program for one invoice (a note; on
+    handoff perhaps a mark). Its data: ``{"key", "step", "channel"}``; once per key and invoice."""
+    NOTE_FAILED = "note.failed"
+    """Writing a step back failed; tried again on a later run. Its data adds ``error``."""
     DEBTOR_PURGED = "debtor.purged"
     """Personal data pseudonymised past retention (``debsync purge``). Its data: counts
     only (``{"invoices", "events", "actions", "files", "retention_days"}``), never a name."""

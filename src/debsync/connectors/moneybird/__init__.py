@@ -244,11 +244,15 @@ class MoneybirdConnector(Connector[MoneybirdSettings]):
             return
         today = self.context.clock().date().isoformat()
         async with self._client() as http:
-            await http.request(
-                "PATCH",
-                f"sales_invoices/{invoice.external_id}/mark_as_dubious.json",
-                json={"date": today},
-            )
+            try:
+                await http.request(
+                    "PATCH",
+                    f"sales_invoices/{invoice.external_id}/mark_as_dubious.json",
+                    json={"date": today},
+                )
+            except FatalHttpError as exc:
+                if exc.status != 422:  # 422: marked already (a retried write-back)
+                    raise
 
     # -- webhooks ------------------------------------------------------------------------
 
