@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from debsync import law
 from debsync.clock import AMSTERDAM
-from debsync.decisions import Plan
+from debsync.decisions import Plan, Reason
 from debsync.facts import DebtorFacts, InstanceFacts, InvoiceFacts, Snapshot, StepSent
 from debsync.model import DebtorKind, Language
 from debsync.policy import default_policy
@@ -33,6 +33,8 @@ def books(draw: st.DrawFn) -> tuple[Snapshot, date]:
             f"D{i}",
             draw(st.sampled_from(list(DebtorKind))),
             draw(st.sampled_from(list(Language))),
+            None,
+            frozenset(draw(st.sets(st.sampled_from(["email", "letter", "call", "sms"])))),
         )
         for i in range(n_debtors)
     }
@@ -88,6 +90,7 @@ def run(snapshot: Snapshot, day: date) -> Plan:
 
 
 PROPERTY = settings(max_examples=150, deadline=None)
+LADDER = settings(max_examples=80, deadline=None)  # issue 11's properties, kept quick
 
 
 @PROPERTY
@@ -155,3 +158,55 @@ def test_advancing_the_clock_never_moves_an_invoice_down_the_ladder(
     for invoice_id, index in earlier.items():
         if invoice_id in later:
             assert later[invoice_id] >= index
+
+
+@LADDER
+@given(books())
+def test_no_handoff_without_the_lower_steps_in_the_history(book: tuple[Snapshot, date]) -> None:
+    """The ladder is never skipped: a handoff follows every step before it that applies to
+    the debtor and that the policy does not waive, whatever contact details are missing."""
+    snapshot, today = book
+    handoff = POLICY.index("handoff")
+    assert handoff is not None
+    for action in run(snapshot, today).actions:
+        if action.role != "handoff":
+            continue
+        kind = POLICY.kind_of(snapshot.debtors[("books", action.debtor_id)].kind)
+        required = {
+            s.name
+            for s in POLICY.steps[:handoff]
+            if s.applies_to(kind) and not s.skip_when_unreachable
+        }
+        assert "aanmaning" in required
+        for line in action.lines:
+            taken = {s.step for s in snapshot.history.get(("books", line.invoice_id), ())}
+            assert required <= taken, (line.invoice_id, required - taken)
+
+
+@LADDER
+@given(books())
+def test_at_most_one_action_per_debtor_channel_and_currency_a_day(
+    book: tuple[Snapshot, date],
+) -> None:
+    snapshot, today = book
+    actions = run(snapshot, today).actions
+    per = Counter((a.instance, a.debtor_id, a.channel, a.currency) for a in actions)
+    assert all(n == 1 for n in per.values()), per
+    position = {s.name: i for i, s in enumerate(POLICY.steps)}
+    for action in actions:  # the message is at the highest step among its invoices
+        stages = [position[line.step or action.step] for line in action.lines]
+        assert max(stages) == position[action.step]
+
+
+@LADDER
+@given(books())
+def test_a_needs_contact_invoice_gets_nothing_and_says_what_is_missing(
+    book: tuple[Snapshot, date],
+) -> None:
+    snapshot, today = book
+    result = run(snapshot, today)
+    acted = {line.invoice_id for a in result.actions for line in a.lines}
+    for decision in result.decisions:
+        if decision.reason is Reason.NEEDS_CONTACT:
+            assert decision.invoice_id not in acted
+            assert "cannot reach the debtor: no " in decision.detail

@@ -310,19 +310,21 @@ Member = tuple[InvoiceFacts, int, str, bool]
 
 
 def combine(policy: Policy, members: Sequence[Member]) -> list[tuple[int, list[Member]]]:
-    """One message per debtor and channel, at the highest step among its invoices; an
-    invoice whose own step has a legal role (veertiendagenbrief, handoff) below that keeps a
-    message of its own, since its legal content cannot be a line in another step's message."""
+    """One message per debtor and channel, at the highest step among its invoices. Kept out
+    of it, and combined among themselves the same way: an invoice whose own step has a legal
+    role (veertiendagenbrief, handoff), since its legal content cannot be a line in another
+    step's message, and every lower invoice when the highest step is a handoff, since a
+    handoff transfers the claims it names."""
     top = max(position for _, position, _, _ in members)
-    alone: dict[int, list[Member]] = {}
-    together = []
+    handoff = policy.steps[top].role == "handoff"
+    together: list[Member] = []
+    rest: list[Member] = []
     for member in members:
         position = member[1]
-        if position != top and policy.steps[position].role is not None:
-            alone.setdefault(position, []).append(member)
-        else:
-            together.append(member)
-    return [(top, together), *sorted(alone.items())]
+        lower = position != top
+        alone = lower and (handoff or policy.steps[position].role is not None)
+        (rest if alone else together).append(member)
+    return [(top, together), *(combine(policy, rest) if rest else [])]
 
 
 def _act(
