@@ -41,8 +41,11 @@ MAX_ID_LENGTH = 255
 MAX_TEXT_LENGTH = 1000
 """Names, address lines and cities: longer is a broken export, not a name."""
 MAX_URL_LENGTH = 2048
-MAX_AMOUNT = Decimal(10) ** 12
-"""Larger amounts are typos, and would overflow the store's integer minor units."""
+MAX_AMOUNT = Decimal(10) ** 9
+"""A billion in the invoice's currency, or more, is a typo or a broken export (an amount
+"near a trillion"), not an invoice debsync's users send: rejected, never dunned. (For the
+few currencies whose unit is worth less than a cent, such as IDR and VND, this bound is
+tight; debsync claims interest and costs on EUR only, and reminds in them rarely.)"""
 
 _LINE_BREAKS = re.compile(r"[\t\n\r\v\f\x1c-\x1f\x85\u2028\u2029]+")
 _INVISIBLE = re.compile(
@@ -371,6 +374,10 @@ class Invoice(BaseModel):
             )
         if self.due_date < self.issue_date:
             raise ValueError(f"due date {self.due_date} is before issue date {self.issue_date}")
+        total, open_amount = self.total.amount, self.open_amount.amount
+        if abs(open_amount) > abs(total):  # sign-aware: a credit note's total is negative
+            what = "credit note's" if total < 0 else "invoice"
+            raise ValueError(f"open amount {open_amount} exceeds the {what} total {total}")
         return self
 
     @property
