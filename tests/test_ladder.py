@@ -144,7 +144,10 @@ def test_the_fallback_is_the_first_reachable_channel(
 
 def test_needs_contact_details_is_listed_in_the_plan_decisions_once_per_invoice() -> None:
     snapshot = contacts(book(inv("F1"), inv("F2")), NOTHING)
-    snapshot.debtors[("books", "D2")] = DebtorFacts("books", "D2", DebtorKind.BUSINESS)
+    snapshot.debtors = {
+        **snapshot.debtors,
+        ("books", "D2"): DebtorFacts("books", "D2", DebtorKind.BUSINESS),
+    }
     snapshot.invoices = [*snapshot.invoices, inv("G1", debtor="D2")]
     result = run(snapshot, DUE + timedelta(days=3))
     assert reasons(result) == {

@@ -8,17 +8,18 @@ from decimal import Decimal
 from pathlib import Path
 
 from debsync.decisions import Reason
+from debsync.facts import StepSent
 from debsync.model import DebtorKind
 from debsync.store import Store
 from debsync.store.schema import ActionState
+from test_scheduler import DUE, book, inv, reasons, run, sent
 
 from books import DUE as BOOKED_DUE
 from books import Book
 from fakes import RecordingAction, invoice
-from test_scheduler import DUE, book, inv, reasons, run, sent
 
 
-def at_aanmaning() -> list[object]:
+def at_aanmaning() -> list[StepSent]:
     return [sent("reminder", DUE + timedelta(days=1)), sent("call", DUE + timedelta(days=8))]
 
 
@@ -29,7 +30,7 @@ def test_an_aanmaning_and_a_reminder_for_one_debtor_are_one_message() -> None:
     snapshot = book(
         inv("2026-0101", "500.00"),
         inv("2026-0224", "200.00", due=day - timedelta(days=1)),
-        history={"2026-0101": at_aanmaning()},  # type: ignore[dict-item]
+        history={"2026-0101": at_aanmaning()},
     )
     result = run(snapshot, day)
 
@@ -84,9 +85,9 @@ def test_each_message_key_protects_each_invoices_own_step() -> None:
     combined = book(
         inv("F1"),
         inv("F2", due=day - timedelta(days=1)),
-        history={"F1": at_aanmaning()},  # type: ignore[dict-item]
+        history={"F1": at_aanmaning()},
     )
-    alone = book(inv("F1"), inv("F2"), history={"F1": at_aanmaning(), "F2": at_aanmaning()})  # type: ignore[dict-item]
+    alone = book(inv("F1"), inv("F2"), history={"F1": at_aanmaning(), "F2": at_aanmaning()})
     key = {a.key for a in run(combined, day).actions if a.channel == "email"}
     other = {a.key for a in run(alone, day).actions if a.channel == "email"}
     assert key and other and key != other  # F2 at its reminder is not F2 at its aanmaning
@@ -126,7 +127,7 @@ def test_below_threshold_and_reasons_are_per_invoice() -> None:
     snapshot = book(
         inv("F1", "2.00"),
         inv("F2", "1.00", due=day - timedelta(days=1)),
-        history={"F1": at_aanmaning()},  # type: ignore[dict-item]
+        history={"F1": at_aanmaning()},
     )
     result = run(snapshot, day)
     assert result.actions == []
