@@ -146,10 +146,15 @@ def purge(
                 done = DebtorPurge(instance, debtor_id, last_activity)
                 try:
                     with store.engine.begin() as conn:
+                        if conn.dialect.name == "sqlite":  # freed bytes zeroed, not left behind
+                            conn.exec_driver_sql("PRAGMA secure_delete = ON")
                         _purge_one(conn, done, settings, now, base, apply=not dry_run)
                 except OSError as exc:  # a file that cannot be deleted: nothing changed
                     done.error = f"cannot delete a file: {exc.strerror or exc}"
                 report.purged.append(done)
+    if report.purged and not dry_run and store.engine.dialect.name == "sqlite":
+        with store.engine.connect() as conn:  # the old pages in the WAL file go too
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
     return report
 
 
