@@ -32,6 +32,7 @@ from urllib.parse import parse_qs, urlencode
 import httpx
 
 from debsync.connectors.exact.odata import CODE_WIDTH, format_date
+
 from fake_exact_oauth import FakeExactOAuth
 
 SYNC_PAGE = 1000
@@ -424,7 +425,12 @@ class FakeExact:
                 return self._crud(request, division, table, params, mandatory=mandatory)
             if resource == "system/Divisions":
                 listed = [
-                    {"Code": d.code, "Status": 1, "DivisionMoveDate": d.move_date}
+                    {
+                        "Code": d.code,
+                        "Description": f"Administratie {d.code}",
+                        "Status": 1,
+                        "DivisionMoveDate": d.move_date,
+                    }
                     for d in self.divisions.values()
                 ]
                 return self._ok({"d": {"results": _select(listed, params)}}, division)

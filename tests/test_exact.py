@@ -335,8 +335,8 @@ def test_a_used_up_daily_budget_skips_that_division_only(respx_mock: respx.MockR
     assert sorted(invoices(pages)) == ["3001"]
     (reject,) = [r for p in pages for r in p.rejects]
     assert reject.ref == "division 3002" and "daily API budget" in reject.reason
-    state = pages[-1].cursor["divisions"]["3002"]  # type: ignore[index]
-    assert state["paused_until"]
+    cursor: Any = pages[-1].cursor
+    assert cursor["divisions"]["3002"]["paused_until"]
     book.fake.calls.clear()
     fetch_all(book.connector(), pages[-1].cursor)  # before the reset: not even asked
     assert calls(book.fake, "/api/v1/3002/") == 0
