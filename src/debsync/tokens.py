@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import keyring
 import keyring.errors
@@ -29,13 +29,15 @@ import sqlalchemy as sa
 from cryptography.fernet import Fernet, InvalidToken
 from sqlalchemy.engine import Engine
 
-from debsync.config import Config
 from debsync.connectors.base import TokenVault
 from debsync.errors import FatalConnectorError, SecretError
 from debsync.secrets import keyring_available, read_secret_file, resolve
 from debsync.store import Store
 from debsync.store.locks import store_lock
 from debsync.store.schema import tokens as tokens_table
+
+if TYPE_CHECKING:
+    from debsync.config import Config
 
 KEYRING_SERVICE = "debsync-tokens"
 
