@@ -4,11 +4,12 @@ the CLI end to end over real HTTP."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
 import sys
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
@@ -16,11 +17,16 @@ from typing import Any, Literal
 import pytest
 import respx
 
+from debsync.config import Config, ConnectorInstance
 from debsync.connectors.base import ConnectorContext, Page
 from debsync.connectors.http import HttpFactory
 from debsync.connectors.moneybird import MoneybirdConnector, MoneybirdSettings
+from debsync.decisions import Reason
 from debsync.errors import FatalConnectorError
 from debsync.model import Money
+from debsync.planning import plan_from_store
+from debsync.store import Store
+from debsync.sync import SyncEngine
 from debsync.testing import ConnectorChecks, ConnectorHarness, SampleBook
 from debsync.testing.connectors import fetch_all
 
@@ -341,3 +347,106 @@ def test_sync_status_and_run_once_end_to_end(tmp_path: Path) -> None:
         again = cli(config, "sync")
         assert again.returncode == 0, again.stderr
     assert "mb-test-token" not in synced.stdout + synced.stderr + status.stdout
+
+
+# -- Moneybird's own reminders (native_reminders) ---------------------------------------------
+
+
+def reminding(fake: FakeMoneybird) -> dict[str, dict[str, Any]]:
+    """Three invoices: one Moneybird's workflow will remind, one it reminded and that someone
+    paused, one it leaves alone."""
+    owner = contact(fake)
+    return {
+        "scheduled": invoice(fake, owner, "2026-0301", next_reminder="2026-11-30"),
+        "paused": invoice(fake, owner, "2026-0302", reminder_count=1, paused=True),
+        "plain": invoice(fake, owner, "2026-0303"),
+    }
+
+
+def with_mode(fake: FakeMoneybird, mode: str) -> MoneybirdConnector:
+    made = make_connector(fake)
+    made.settings = made.settings.model_copy(update={"native_reminders": mode})
+    return made
+
+
+def pauses(fake: FakeMoneybird) -> list[str]:
+    return [c for c in fake.calls if c.endswith("/pause.json")]
+
+
+def test_respect_leaves_what_moneybird_reminds_to_moneybird(fake: FakeMoneybird) -> None:
+    ids = reminding(fake)
+    found = invoices(fetch_all(with_mode(fake, "respect")))
+    flags = {number: inv.reminded_by_source for number, inv in found.items()}
+    assert flags == {"2026-0301": True, "2026-0302": False, "2026-0303": False}
+    assert pauses(fake) == [] and fake.invoices[ids["scheduled"]["id"]]["paused"] is False
+
+
+def test_pause_pauses_moneybirds_reminders_once_and_debsync_duns(fake: FakeMoneybird) -> None:
+    ids = reminding(fake)
+    first = fetch_all(with_mode(fake, "pause"))
+    assert not any(inv.reminded_by_source for inv in invoices(first).values())
+    scheduled = ids["scheduled"]["id"]
+    assert pauses(fake) == [
+        f"POST /api/v2/{fake.administration_id}/sales_invoices/{scheduled}/pause.json"
+    ]
+    assert fake.invoices[scheduled]["paused"] is True
+    cursor = first[-1].cursor
+    assert isinstance(cursor, dict) and cursor["paused"] == [scheduled]
+    fake.calls.clear()
+    again = fetch_all(with_mode(fake, "pause"), cursor)  # the pause moved its version
+    assert "2026-0301" in invoices(again) and pauses(fake) == []
+    assert again[-1].cursor["paused"] == [scheduled]  # type: ignore[index,call-overload]
+
+
+def test_pause_is_not_repeated_when_moneybird_says_it_is_paused_already(
+    fake: FakeMoneybird,
+) -> None:
+    ids = reminding(fake)
+    fake.invoices[ids["scheduled"]["id"]]["paused"] = True  # paused between list and pause
+    listed = {**fake.invoices[ids["scheduled"]["id"]], "paused": False}
+    made = with_mode(fake, "pause")
+
+    async def pause_stale() -> Any:
+        from debsync.connectors.moneybird import _State
+
+        state = _State({}, {}, set())
+        async with made._client() as http:
+            await made._pause(http, [listed], state)
+        return state.paused
+
+    assert asyncio.run(pause_stale()) == {ids["scheduled"]["id"]}  # a 422, taken as done
+
+
+def test_ignore_neither_flags_nor_pauses(fake: FakeMoneybird) -> None:
+    reminding(fake)
+    found = invoices(fetch_all(with_mode(fake, "ignore")))
+    assert not any(inv.reminded_by_source for inv in found.values())
+    assert pauses(fake) == []
+
+
+def test_the_plan_says_moneybird_reminds_a_respected_invoice(
+    fake: FakeMoneybird, sqlite_store: Store, tmp_path: Path
+) -> None:
+    owner = contact(fake)
+    invoice(fake, owner, "2026-0400", next_reminder="2026-11-30")
+    invoice(fake, owner, "2026-0401")
+    made = make_connector(fake)
+    instance = ConnectorInstance("mb", "moneybird", MoneybirdConnector, made.settings)
+    assert asyncio.run(SyncEngine(sqlite_store).run(instance, made)).ok
+    config = Config(path=tmp_path / "connectors.toml", store_url="", connectors={"mb": instance})
+    now = datetime.now(UTC)
+    plan = plan_from_store(config, sqlite_store, now)
+    reasons = {d.number: d.reason for d in plan.decisions}
+    assert reasons["2026-0400"] is Reason.SOURCE_REMINDS
+    assert reasons["2026-0401"] is Reason.PLANNED
+    assert "own reminders" in plan.explain("2026-0400")[0]
+
+
+def test_list_administrations_gives_id_and_name(fake: FakeMoneybird) -> None:
+    fake.administrations.append({"id": "987654321", "name": "Voorbeeld Holding B.V."})
+    found = asyncio.run(make_connector(fake).list_administrations())
+    assert found == [
+        (fake.administration_id, "Voorbeeld B.V."),
+        ("987654321", "Voorbeeld Holding B.V."),
+    ]
+    assert fake.calls == ["GET /api/v2/administrations.json"]

@@ -102,7 +102,7 @@ class Office:
 
     def events(self, kind: str) -> list[Any]:
         with self.store.engine.connect() as conn:
-            return conn.execute(sa.select(events).where(events.c.kind == kind)).all()
+            return list(conn.execute(sa.select(events).where(events.c.kind == kind)).all())
 
 
 @pytest.fixture
