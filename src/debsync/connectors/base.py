@@ -257,6 +257,11 @@ class Connector(ABC, Generic[SettingsT]):
         so the next sync still sees every change (capability ``"webhooks"``)."""
         return None
 
+    async def list_administrations(self) -> list[tuple[str, str]]:
+        """The administrations (Exact: divisions) the credentials reach, as (id, name), for
+        ``debsync auth INSTANCE --list-administrations``."""
+        raise NotImplementedError(f"{self.type_name} does not list administrations")
+
 
 def _reason(error: Exception) -> str:
     if not isinstance(error, ValidationError):  # a validator bug: its message may quote data
