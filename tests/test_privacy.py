@@ -466,6 +466,13 @@ def test_the_commands_purge_export_and_exit_codes(project: Path) -> None:
     dry = json.loads(debsync("purge", "--dry-run", "--json").stdout)
     assert dry["dry_run"] and [d["debtor"] for d in dry["debtors"]] == ["D1"]
     assert len(list((project / "outbox").glob("*.eml"))) == 2
+    (eml,) = [Path(d) for d in dry["debtors"][0]["files"]]
+    content = eml.read_bytes()
+    eml.unlink()
+    eml.mkdir()  # a file that cannot be deleted: the debtor stays as it was, exit 1
+    assert "cannot delete a file" in debsync("purge", code=1).output
+    eml.rmdir()
+    eml.write_bytes(content)
     shown = debsync("purge").stdout
     assert "purged 1 debtor(s)" in shown and "books/D1" in shown and NAME not in shown
     assert len(list((project / "outbox").glob("*.eml"))) == 1
