@@ -21,7 +21,6 @@ from debsync.cli.common import (
     out,
     plugins_of,
     short,
-    warn,
 )
 from debsync.cli.sync import SyncLine, print_sync_table
 from debsync.clock import system_clock
@@ -89,7 +88,7 @@ def _print_report(report: ActReport) -> None:
     )
     for name, error in report.unavailable.items():
         err.print(f"[red]action {name} unavailable:[/] {escape(error)}", highlight=False)
-    warn(report.warnings)
+    # report.warnings were logged before anything was sent (Dispatcher.act): not again
 
 
 @app.command()

@@ -224,6 +224,8 @@ class Dispatcher:
         now = self.clock()
         today_plan = plan_from_store(self.config, self.store, now, rates=self.rates)
         report = ActReport(today=today_plan.today, warnings=list(today_plan.warnings))
+        for warning in report.warnings:  # said once, before anything is sent
+            log.warning("%s", warning)
         report.planned = len(today_plan.actions)
         queued = enqueue(self.store, today_plan.actions, now)
         report.enqueued, report.revived = len(queued.new), len(queued.revived)
@@ -552,6 +554,8 @@ class Dispatcher:
             reason = "what is left is below the policy's minimum amount"
             return Ending(ActionState.CANCELLED, reason, CancelCode.BELOW_THRESHOLD)
         rebuilt = replace(rebuilt, key=row.key)  # the same action, with today's figures
+        if rebuilt.requires_approval and row.state == ActionState.PLANNED:  # a rate gap since
+            return Ending(ActionState.AWAITING_APPROVAL, law.HELD_WITHOUT_INTEREST)
         try:
             context = message_context(rebuilt, facts, self.config, today)
             vetoed = self.plugins.veto(context)

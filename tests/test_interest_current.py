@@ -1,0 +1,243 @@
+"""Interest current and visible before sending: the shipped 2026-07-01 rates, the hold on steps
+that claim interest when the table does not cover the day, and the one warning before anything
+is sent."""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import email.policy
+import logging
+import shutil
+from dataclasses import replace
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from debsync import daemon, law
+from debsync.cli import app
+from debsync.clock import AMSTERDAM, local_date, system_clock
+from debsync.config import load_config
+from debsync.decisions import PlannedAction
+from debsync.facts import DebtorFacts, InstanceFacts, InvoiceFacts, Snapshot, StepSent
+from debsync.model import DebtorKind
+from debsync.outbox.table import enqueue
+from debsync.planning import plan_from_store
+from debsync.plugins import Plugins
+from debsync.policy import Policy, Step
+from debsync.scheduler import plan
+from debsync.store import Store, open_store
+from debsync.store.schema import ActionState
+
+from books import Book
+from conftest import FrozenClock
+from fakes import RecordingAction, invoice
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_the_second_half_of_2026_is_shipped() -> None:
+    table = law.load_rate_table()
+    assert table.last_known() == date(2026, 12, 31)
+    consumer = table.row_for(date(2026, 12, 2), commercial=False)
+    business = table.row_for(date(2026, 12, 2), commercial=True)
+    assert (consumer.valid_from, consumer.rate) == (date(2026, 7, 1), Decimal("0.04"))
+    assert (business.valid_from, business.rate) == (date(2026, 7, 1), Decimal("0.104"))
+    # 6:120 lid 2 BW: the ECB main refinancing rate (2.40 % from 17 June 2026) + 8 points
+    assert "2.40%" in business.source and "+ 8 pp" in business.source
+    # what could not be checked against a primary publication says so in the table itself
+    assert "FLAG" in consumer.source and "FLAG" in business.source
+
+
+# -- the hold -----------------------------------------------------------------------------------
+
+PAST_TABLE = date(2027, 2, 1)  # the shipped table ends 2026-12-31
+DUE = date(2026, 12, 1)
+STEPS = (
+    Step(name="reminder", channels=("email",), days_after_due=1),
+    Step(name="aanmaning", channels=("email",), days_after_due=14, claim_interest=True),
+)
+
+
+def snapshot(debtors: int, today: date) -> Snapshot:
+    now = datetime.combine(today, time(8, 0), tzinfo=AMSTERDAM).astimezone(UTC)
+    ids = [f"D{n}" for n in range(debtors)]
+    return Snapshot(
+        invoices=[
+            InvoiceFacts(
+                "books", f"F-{d}", f"F-{d}", d, DUE + timedelta(days=n % 20), "EUR", 50_000
+            )
+            for n, d in enumerate(ids)
+        ],
+        debtors={
+            ("books", d): DebtorFacts(
+                "books", d, DebtorKind.BUSINESS if n % 2 else DebtorKind.CONSUMER
+            )
+            for n, d in enumerate(ids)
+        },
+        instances={"books": InstanceFacts("books", "default", now)},
+        history={("books", f"F-{d}"): [StepSent("reminder", DUE + timedelta(days=2))] for d in ids},
+    )
+
+
+def planned(debtors: int, today: date, **settings: Any) -> tuple[list[str], list[PlannedAction]]:
+    policy = Policy(name="default", steps=STEPS, **settings)
+    now = datetime.combine(today, time(9, 0), tzinfo=AMSTERDAM)
+    result = plan(snapshot(debtors, today), {"default": policy}, now)
+    return result.warnings, list(result.actions)
+
+
+def test_a_step_that_claims_interest_waits_for_approval_past_the_table() -> None:
+    warnings, actions = planned(44, PAST_TABLE)
+    assert len(actions) == 44
+    assert all(a.step == "aanmaning" for a in actions)
+    assert all(a.requires_approval and a.interest is None for a in actions)
+    assert all(law.HELD_WITHOUT_INTEREST in a.notes for a in actions)
+    # 44 debtors, due on 20 different days, both articles: one warning, not 44
+    [warning] = [w for w in warnings if "interest" in w]
+    assert "ends on 2026-12-31" in warning and "wait for approval" in warning
+
+
+def test_the_policy_may_send_without_interest() -> None:
+    warnings, actions = planned(3, PAST_TABLE, send_without_interest=True)
+    assert [a.requires_approval for a in actions] == [False] * 3
+    assert all(a.interest is None and law.HELD_WITHOUT_INTEREST not in a.notes for a in actions)
+    [warning] = [w for w in warnings if "interest" in w]
+    assert "go out without interest (send_without_interest = true)" in warning
+
+
+def test_inside_the_table_nothing_is_held() -> None:
+    today = date(2026, 12, 20)
+    warnings, actions = planned(3, today)
+    assert all(not a.requires_approval and a.interest is not None for a in actions)
+    assert actions[0].interest == law.statutory_interest(
+        Decimal("500.00"),
+        actions[0].lines[0].due_date + timedelta(days=1),
+        today,
+        commercial=False,
+    )
+    assert not [w for w in warnings if "needs an update" in w]
+
+
+def test_act_warns_once_before_anything_is_sent_and_holds_the_aanmaning(
+    store: Store, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    book = Book(store, tmp_path, RecordingAction)
+    RecordingAction.sent.clear()
+    book.clock.now = datetime(2027, 1, 20, 8, 0, tzinfo=UTC)  # past the table
+    late = DUE - timedelta(days=40)  # reminded long ago: the aanmaning is due
+    book.book(invoice("F1", due=late), invoice("F2", due=late, debtor_id="D2"))
+    sent_when_warned: list[int] = []
+
+    class Watch(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if "interest table" in record.getMessage():
+                sent_when_warned.append(len(RecordingAction.sent))
+
+    watch = Watch(level=logging.WARNING)
+    logging.getLogger("debsync").addHandler(watch)
+    try:
+        first = book.act()  # the reminders: no interest, not held
+        book.advance(8)
+        second = book.act()  # the aanmaning would claim interest
+    finally:
+        logging.getLogger("debsync").removeHandler(watch)
+    assert len(RecordingAction.sent) == 2
+    assert {payload["step"] for _, payload in RecordingAction.sent} == {"reminder"}
+    held = [r for r in book.rows() if r.step == "aanmaning"]
+    assert [r.state for r in held] == [ActionState.AWAITING_APPROVAL] * 2
+    assert all(law.HELD_WITHOUT_INTEREST in r.plan["notes"] for r in held)
+    assert [w for w in first.warnings if "interest" in w] == []
+    assert len([w for w in second.warnings if "interest" in w]) == 1
+    assert sent_when_warned == [2]  # logged once, while the second act had sent nothing yet
+
+
+def test_an_action_queued_before_the_table_ended_is_held_when_it_would_be_sent(
+    store: Store, tmp_path: Path
+) -> None:
+    book = Book(store, tmp_path, RecordingAction)
+    RecordingAction.sent.clear()
+    RecordingAction.script.clear()
+    book.clock.now = datetime(2026, 12, 30, 8, 0, tzinfo=UTC)
+    late = date(2026, 11, 1)
+    book.book(invoice("F1", due=late))
+    book.act()  # reminder
+    book.advance(7)  # 6 January 2027: the aanmaning is planned and queued...
+    assert queue_as_if_inside_the_table(book) == 1
+    book.clock.now += timedelta(hours=1)
+    asyncio.run(book.dispatcher().execute())  # ...and on sending, past the table, held instead
+    [row] = [r for r in book.rows() if r.step == "aanmaning"]
+    assert row.state == ActionState.AWAITING_APPROVAL
+    assert [p["step"] for _, p in RecordingAction.sent] == ["reminder"]
+
+
+def queue_as_if_inside_the_table(book: Book) -> int:
+    """Plan and queue today's actions with a table that still covers the day, as a plan made
+    before the table ran out did; the number of actions queued."""
+    inside = law.load_rate_table()
+    extended = law.RateTable(
+        [
+            *inside.rows(),
+            law.RateRow(date(2027, 1, 1), law.Article.WETTELIJKE_RENTE, Decimal("0.04"), "t", "t"),
+            law.RateRow(date(2027, 1, 1), law.Article.HANDELSRENTE, Decimal("0.104"), "t", "t"),
+        ]
+    )
+    today_plan = plan_from_store(book.config, book.store, book.clock(), rates=extended)
+    assert all(not a.requires_approval for a in today_plan.actions)
+    return len(enqueue(book.store, today_plan.actions, book.clock()).new)
+
+
+# -- the README's first command ------------------------------------------------------------------
+
+
+def test_the_readme_cycle_sends_aanmaningen_with_statutory_interest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The README's first command on a fresh copy, then the same cycle on the following days
+    (the ladder sends the reminder first): every aanmaning states its statutory interest."""
+    shutil.copy(REPO / "connectors.toml", tmp_path / "connectors.toml")
+    shutil.copytree(REPO / "examples", tmp_path / "examples")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DEBSYNC_CONFIG", raising=False)
+    monkeypatch.delenv("DEBSYNC_DATABASE_URL", raising=False)
+    result = CliRunner().invoke(app, ["run", "--once"])
+    assert result.exit_code == 0, result.output
+    assert "interest" not in result.output, result.output  # nothing held, nothing to warn
+
+    plugins = Plugins(entry_points=False)
+    config = load_config(tmp_path / "connectors.toml", plugins)
+    # the e-mails show what is claimed; the letters (PDFs, slow to render) may wait unrouted
+    config = replace(config, actions={n: a for n, a in config.actions.items() if n != "print"})
+    store = open_store(config.store_url)
+    clock = FrozenClock(system_clock())
+    try:
+        aanmaningen: list[str] = []
+        while not aanmaningen:
+            clock.now += timedelta(days=7)  # the ladder's spacing: a week between steps
+            assert local_date(clock.now) <= law.load_rate_table().last_known()
+            assert (clock.now - system_clock()).days < 30, "no aanmaning within a month"
+            report = asyncio.run(daemon.cycle(config, store, plugins, clock=clock))
+            assert not [w for w in report.acted.warnings if "interest" in w]
+            aanmaningen = [t for s, t in _mails(tmp_path / "var" / "outbox") if "Aanmaning" in s]
+    finally:
+        store.dispose()
+    for text in aanmaningen:
+        flat = " ".join(text.split())
+        assert "rente verschuldigd; deze bedraagt tot en met vandaag € " in flat, flat
+
+
+def _mails(directory: Path) -> list[tuple[str, str]]:
+    """Subject and plain text of every .eml written."""
+    found = []
+    for path in sorted(directory.glob("*.eml")):
+        message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        assert isinstance(message, EmailMessage)
+        body = message.get_body(("plain",))
+        assert body is not None
+        found.append((str(message["Subject"]), body.get_content()))
+    return found
