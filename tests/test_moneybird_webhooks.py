@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -300,3 +303,37 @@ def test_register_subscribes_the_events_and_returns_the_secret_once(
     assert hook["url"] == "https://debsync.example.nl/webhooks/mb"
     assert "payment_registered" in hook["enabled_events"]
     assert "sales_invoice_state_changed" in hook["enabled_events"]
+
+
+def test_the_cli_registers_and_prints_the_secret_with_where_it_belongs(
+    served: tuple[FakeMoneybird, str], tmp_path: Path
+) -> None:
+    fake, url = served
+    config = tmp_path / "connectors.toml"
+    config.write_text(
+        f"""
+[store]
+url = "sqlite:///{tmp_path / "debsync.db"}"
+
+[connectors.mb]
+type = "moneybird"
+administration_id = "{fake.administration_id}"
+base_url = "{url}/api/v2"
+token = {{ env = "MB_TOKEN" }}
+""",
+        encoding="utf-8",
+    )
+    env = {**os.environ, "MB_TOKEN": fake.token}
+    command = [sys.executable, "-m", "debsync", "-c", str(config), "webhooks", "register", "mb"]
+    done = subprocess.run(
+        [*command, "https://debsync.example.nl/webhooks/mb"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    (hook,) = fake.webhooks
+    assert hook["secret"] in done.stdout
+    assert 'webhook_secret = { env = "DEBSYNC_MB_WEBHOOK_SECRET" }' in done.stdout
+    assert fake.token not in done.stdout + done.stderr

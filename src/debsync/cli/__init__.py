@@ -21,6 +21,7 @@ from debsync.cli import (  # noqa: F401  (importing a module registers its comma
     run,
     status,
     sync,
+    webhooks,
 )
 from debsync.cli.common import app, main
 
