@@ -138,27 +138,34 @@ def _authorise(
 def _browser_flow(oauth: ExactOAuth, timeout: int) -> str:
     state = oauth.new_state()
     instance, redirect = oauth.instance, urlsplit(oauth.settings.redirect_uri)
-    out.print("Open this address in a browser, log in to Exact Online and allow access:")
-    sys.stdout.write(oauth.authorize_url(state) + "\n")
-    sys.stdout.flush()
     headless = (
         f"On another machine than the browser? Copy the address the browser ends up on and "
         f"run: debsync auth {instance} --redirect-url 'ADDRESS'"
     )
     bind = LOOPBACK.get(redirect.hostname or "")
     if redirect.scheme != "http" or bind is None:
+        _print_authorize_url(oauth, state)
         out.print(
             f"The redirect URI is not a local http address, so debsync cannot catch it. {headless}"
         )
         raise typer.Exit()
-    out.print(f"Waiting up to {timeout} s for the browser at {redirect.geturl()} … {headless}")
     try:
-        query = wait_for_redirect(bind, redirect.port or 80, redirect.path or "/", state, timeout)
+        listener = listen(bind, redirect.port or 80, redirect.path or "/", state)
     except OSError as exc:
         fail(f"cannot listen on {redirect.netloc}: {exc.strerror}. {headless}", EXIT_FAILED)
+    with listener:
+        _print_authorize_url(oauth, state)
+        out.print(f"Waiting up to {timeout} s for the browser at {redirect.geturl()}. {headless}")
+        query = wait(listener, timeout)
     if query is None:
         fail(f"no answer from the browser within {timeout} s. {headless}", EXIT_FAILED)
     return _code_from(oauth, query, state=state)
+
+
+def _print_authorize_url(oauth: ExactOAuth, state: str) -> None:
+    out.print("Open this address in a browser, log in to Exact Online and allow access:")
+    sys.stdout.write(oauth.authorize_url(state) + "\n")  # whole, unwrapped: it is copied
+    sys.stdout.flush()
 
 
 def _code_from(oauth: ExactOAuth, query: dict[str, str], *, state: str | None) -> str:
@@ -227,19 +234,21 @@ class _Redirect(BaseHTTPRequestHandler):
         """Silent: the query holds the code."""
 
 
-def wait_for_redirect(
-    host: str, port: int, path: str, state: str, timeout: float
-) -> dict[str, str] | None:
-    """Serve ``http://host:port/path`` until the browser comes back with ``state``; its query,
-    or ``None`` after ``timeout`` seconds."""
-    listener_cls = _Listener6 if ":" in host else _Listener
-    with listener_cls((host, port), _Redirect) as listener:
-        listener.path, listener.state, listener.query = path, state, None
-        listener.timeout = 0.5  # each handle_request() returns this often to check the time
-        deadline = time.monotonic() + timeout
-        while listener.query is None and time.monotonic() < deadline:
-            listener.handle_request()
-        return listener.query
+def listen(host: str, port: int, path: str, state: str) -> _Listener:
+    """A listener bound to ``host:port`` for the browser's return to ``path`` with
+    ``state``; bound before the address is printed, so a port in use is said at once."""
+    listener = (_Listener6 if ":" in host else _Listener)((host, port), _Redirect)
+    listener.path, listener.state, listener.query = path, state, None
+    listener.timeout = 0.5  # each handle_request() returns this often to check the time
+    return listener
+
+
+def wait(listener: _Listener, timeout: float) -> dict[str, str] | None:
+    """The query the browser came back with, or ``None`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while listener.query is None and time.monotonic() < deadline:
+        listener.handle_request()
+    return listener.query
 
 
 async def _administrations(
