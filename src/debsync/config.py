@@ -519,3 +519,42 @@ def _resolve_secrets(
         else:
             resolved[key] = value
     return resolved
+
+
+def missing_files(config: Config) -> list[ConfigProblem]:
+    """The files and folders the configuration names that are not there, each with its key:
+    ``config check`` reports them (a sync would fail on them; loading does not, since an
+    export may appear later). A connector's or action's path setting must exist, except an
+    action's output folder (a ``directory`` key), which must only be creatable."""
+    found: list[ConfigProblem] = []
+
+    def check(key_path: tuple[str | int, ...], value: Path, *, output: bool = False) -> None:
+        path = value.expanduser()
+        path = path if path.is_absolute() else config.directory / path
+        if output:
+            if path.exists() and not path.is_dir():
+                found.append(ConfigProblem(config.path, key_path, f"{path} is not a folder"))
+            elif not path.exists() and not _creatable(path):
+                found.append(ConfigProblem(config.path, key_path, f"{path} cannot be created"))
+        elif not path.exists():
+            found.append(ConfigProblem(config.path, key_path, f"{path} does not exist"))
+
+    if config.law.interest_rates is not None:
+        check(("law", "interest_rates"), config.law.interest_rates)
+    if config.outbox.templates is not None:
+        check(("outbox", "templates"), config.outbox.templates)
+    for section, instances in (("connectors", config.connectors), ("actions", config.actions)):
+        for name, instance in instances.items():
+            for key, value in instance.settings:
+                if isinstance(value, Path):
+                    output = section == "actions" and "directory" in key
+                    check((section, name, key), value, output=output)
+    return found
+
+
+def _creatable(path: Path) -> bool:
+    """Whether the nearest existing ancestor of ``path`` is a folder this process may write."""
+    for parent in path.parents:
+        if parent.exists():
+            return parent.is_dir() and os.access(parent, os.W_OK)
+    return False

@@ -92,7 +92,11 @@ def _main(
         format="%(name)s: %(message)s",
         handlers=[
             RichHandler(
-                console=err, show_path=False, show_time=verbose > 0, log_time_format=_log_time
+                console=err,
+                show_path=False,
+                show_time=verbose > 0,
+                omit_repeated_times=False,
+                log_time_format=_log_time,
             )
         ],
         force=True,

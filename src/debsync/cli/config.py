@@ -5,13 +5,19 @@ from __future__ import annotations
 import sqlalchemy as sa
 import typer
 
-from debsync.cli.common import EXIT_FAILED, config_app, load, out
+from debsync.cli.common import EXIT_FAILED, config_app, fail, load, out
+from debsync.config import missing_files
+from debsync.errors import ConfigError
 
 
 @config_app.command("check")
 def config_check(ctx: typer.Context) -> None:
-    """Validate the configuration, resolve its secrets, and report every problem at once."""
+    """Validate the configuration, resolve its secrets, check that the files it names exist,
+    and report every problem at once."""
     plugins, config = load(ctx)
+    missing = missing_files(config)
+    if missing:
+        fail(str(ConfigError(missing)))
     safe_url = sa.make_url(config.store_url).render_as_string(hide_password=True)
     out.print(f"[green]ok[/] {config.path}")
     out.print(f"  store: {safe_url}")

@@ -24,7 +24,7 @@ from debsync.cli.common import (
 from debsync.clock import local_date, system_clock
 from debsync.config import Config
 from debsync.facts import Instalment, PauseKind, PauseScope
-from debsync.model import to_minor
+from debsync.model import from_minor, to_minor
 from debsync.pauses import PauseError, active_pauses, end_pause, find_invoice, start_pause
 from debsync.store import Store
 
@@ -200,10 +200,10 @@ def plan_payments(
         if not sep:
             fail(f"--instalment expects DATE=AMOUNT such as 01-12-2026=150,00, got {text!r}")
         value = parse_amount(amount, "--instalment")
-        try:
-            parsed.append(Instalment(parse_date(due, "--instalment"), to_minor(value, "EUR")))
-        except (ValueError, ArithmeticError):
-            fail(f"--instalment {text!r}: {value} is not an amount in euros and cents")
+        minor = to_minor(value, "EUR")
+        if value <= 0 or from_minor(minor, "EUR") != value:
+            fail(f"--instalment {text!r}: an instalment is a positive amount in euros and cents")
+        parsed.append(Instalment(parse_date(due, "--instalment"), minor))
     _record_pause(
         ctx,
         kind=PauseKind.PAYMENT_PLAN,

@@ -10,7 +10,16 @@ from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from debsync.cli.common import EXIT_FAILED, app, err, fail, load, open_store_or_exit, out
+from debsync.cli.common import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    app,
+    err,
+    fail,
+    load,
+    open_store_or_exit,
+    out,
+)
 from debsync.clock import system_clock
 from debsync.connectors.base import SyncResult
 from debsync.sync.engine import AlreadySyncing, sync_instances
@@ -37,6 +46,7 @@ def sync(
         fail(f"no connector instance {instance!r} in {config.path}; configured: {known}")
     names = [instance] if instance else list(config.connectors)
     store = open_store_or_exit(config)
+    line = SyncLine()
     try:
         results = asyncio.run(
             sync_instances(
@@ -46,9 +56,17 @@ def sync(
                 plugins,
                 clock=system_clock,
                 allow_mass_close=allow_mass_close,
-                progress=SyncLine(),
+                progress=line,
             )
         )
+    except KeyboardInterrupt:
+        line.stop()
+        err.print(
+            "[yellow]interrupted:[/] the sync stopped at a page boundary; the pages written "
+            "so far are kept, nothing was closed, and the run is recorded as interrupted",
+            highlight=False,
+        )
+        raise typer.Exit(EXIT_INTERRUPTED) from None
     finally:
         store.dispose()
     print_sync_table(results)
@@ -84,6 +102,9 @@ class SyncLine:
             self.progress.update(self.task, detail=detail)
 
     def finished(self, result: SyncResult) -> None:
+        self.stop()
+
+    def stop(self) -> None:
         if self.progress is not None:
             self.progress.stop()
         self.progress = self.task = None

@@ -3,6 +3,7 @@ run and its cursor recorded, observers told. See :mod:`debsync.sync` for the gua
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import traceback
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -218,6 +219,7 @@ class SyncEngine:
                 complete = page.snapshot_complete
                 if progress:
                     progress(result)
+                await asyncio.sleep(0)  # a page boundary: a Ctrl-C (a cancelled task) lands here
             if not incremental and not complete:
                 raise FatalConnectorError(
                     f"connector {connector.type_name!r} ended a full snapshot without a page "
@@ -234,6 +236,10 @@ class SyncEngine:
                 apply.committed()
         except ConnectorError as exc:
             result.error = f"{type(exc).__name__}: {exc}"
+        except asyncio.CancelledError:  # Ctrl-C: the pages written stay, nothing is closed
+            result.error = f"interrupted after {result.pages} page(s); nothing was closed"
+            self._finish_run(result, keep_state=delivered, interrupted=True)
+            raise
         except Exception as exc:  # a connector bug must not take the daemon down
             trace = scrub(traceback.format_exc())  # a record in a frame's text holds names
             log.error("sync %s: unexpected error\n%s", instance.name, trace)
@@ -305,11 +311,13 @@ class SyncEngine:
             .values(**values)
         )
 
-    def _finish_run(self, result: SyncResult, *, keep_state: bool = False) -> None:
+    def _finish_run(
+        self, result: SyncResult, *, keep_state: bool = False, interrupted: bool = False
+    ) -> None:
         now = self.clock()
         if result.error is not None:  # stored, logged and shown: no other debtor's data in it
             result.error = scrub(result.error)
-        status = "ok" if result.ok else "failed"
+        status = "interrupted" if interrupted else "ok" if result.ok else "failed"
         with self.store.engine.begin() as conn:
             conn.execute(
                 sa.update(sync_runs)
@@ -340,7 +348,7 @@ class SyncEngine:
                 result.counts.rejects,
             )
         else:
-            log.warning("sync %s: failed: %s", result.instance, result.error)
+            log.warning("sync %s: %s: %s", result.instance, status, result.error)
 
 
 def _screen_purged(
