@@ -150,10 +150,10 @@ def test_a_cycle_writes_one_mail_per_debtor_in_their_language(project: Path) -> 
     assert "€\xa01.815,00" in dutch.get_body(("plain",)).get_content()
     english = mails["Oak & Ivy Consulting Ltd <accounts@oakivy.example.com>"]
     assert english["Subject"] == "Reminder: invoice F-003"
-    # D3 has no e-mail address: the reminder is passed over; the call, a week after the due
-    # date, is filed
-    calls = as_json("calls")["calls"]
-    assert [c["debtor"] for c in calls] == ["D3"] and calls[0]["phones"] == ["+31612345678"]
+    # D3 has no e-mail address: the reminder falls back to a letter (the ladder is never
+    # skipped); the call follows a week after it
+    assert len(list((project / "letters").glob("**/*.pdf"))) == 1
+    assert as_json("calls")["calls"] == []
 
     again = debsync("run", "--once")
     assert "0 newly queued; nothing was due to send" in again.stdout
@@ -175,7 +175,7 @@ def test_plan_json_explains_and_act_dry_run_changes_nothing(project: Path) -> No
     debsync("sync")
     plan = as_json("plan")
     steps = {(a["debtor"], a["channel"]): a for a in plan["actions"]}
-    assert set(steps) == {("D1", "email"), ("D2", "email"), ("D3", "call")}
+    assert set(steps) == {("D1", "email"), ("D2", "email"), ("D3", "letter")}  # no e-mail
     assert steps[("D1", "email")]["principal"] == "1815.00"
     assert [s["reason"] for s in plan["skipped"]] == ["not_yet_due"]
     explained = debsync("plan", "--explain", "F-005").stdout
@@ -206,6 +206,13 @@ def test_approval_preview_and_dossier(project: Path) -> None:
 
 
 def test_a_call_outcome_pauses_the_ladder(project: Path) -> None:
+    export = project / "open-items.csv"  # D3 has neither e-mail nor address: a call task
+    lines = export.read_text(encoding="utf-8-sig").splitlines()
+    lines = [
+        ln.replace(";Kerkstraat 1;1234 AB;Utrecht;", ";;;;") if "F-004" in ln else ln
+        for ln in lines
+    ]
+    export.write_text("\r\n".join(lines) + "\r\n", encoding="utf-8-sig")
     debsync("run", "--once")
     (call,) = as_json("calls")["calls"]
     promised = TODAY + timedelta(days=5)

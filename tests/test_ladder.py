@@ -5,6 +5,7 @@ steps the policy requires (issue 11, item 1)."""
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -13,6 +14,8 @@ from debsync.facts import DebtorFacts, InstanceFacts, Snapshot, StepSent
 from debsync.ladder import Ladder, Unreachable
 from debsync.model import DebtorKind
 from debsync.policy import Policy, Step, default_policy
+from test_cli import TODAY, as_json, debsync
+from test_cli import project as cli_project
 from test_scheduler import DUE, at, book, inv, reasons, run, sent
 
 NOTHING = frozenset({"email", "letter", "call", "sms"})
@@ -155,3 +158,27 @@ def test_needs_contact_details_is_listed_in_the_plan_decisions_once_per_invoice(
         "F2": Reason.NEEDS_CONTACT,
         "G1": Reason.PLANNED,
     }
+
+
+project = pytest.fixture(cli_project.__wrapped__, name="project")  # type: ignore[attr-defined]
+
+
+def test_status_and_plan_list_the_invoices_that_need_contact_details(project: Path) -> None:
+    """An Exact- or Twinfield-shaped row without e-mail, phone or address, long overdue."""
+    export = project / "open-items.csv"
+    text = export.read_text(encoding="utf-8-sig")
+    due = TODAY - timedelta(days=90)
+    bare = ["10002", "Bouwbedrijf Noord B.V.", "Zakelijk", "", "", "", "", "", "nl", "V-1"]
+    bare += [f"{due - timedelta(days=30):%d-%m-%Y}", f"{due:%d-%m-%Y}", "48.400,00"]
+    export.write_text(text + ";".join(bare) + "\r\n", encoding="utf-8-sig")
+    debsync("sync")
+
+    plan = as_json("plan")
+    assert all(a["debtor"] != "10002" for a in plan["actions"])  # no handoff, nothing at all
+    (needing,) = plan["needs_contact"]
+    assert (needing["debtor"], needing["number"], needing["step"]) == ("10002", "V-1", "reminder")
+    assert "no e-mail address, postal address, phone number" in needing["missing"]
+    assert "Bouwbedrijf" not in needing["missing"]
+    assert "needs contact details: 1 invoice(s) of 1 debtor(s)" in debsync("plan").stdout
+    status = as_json("status")
+    assert [n["number"] for n in status["needs_contact"]] == ["V-1"]

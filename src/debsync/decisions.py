@@ -35,6 +35,7 @@ class Reason(StrEnum):
     HANDED_OFF = "handed_off"
     DIRECT_DEBIT = "direct_debit_pending"
     SOURCE_REMINDS = "reminded_by_source"
+    PRESCRIBED = "prescribed"
     LADDER_DONE = "ladder_complete"
     UNKNOWN_STEP = "unknown_step_in_history"
     NO_POLICY = "unknown_policy"
@@ -119,6 +120,34 @@ class Plan:
         return [explain(d) for d in self.decisions if d.number == number]
 
 
+def needs_contact(plan: Plan) -> list[dict[str, str | None]]:
+    """The invoices no channel the policy allows can reach, with what is missing (``status``
+    and ``plan`` list them; ids only, never the contact details themselves)."""
+    return [
+        {
+            "instance": d.instance,
+            "debtor": d.debtor_id,
+            "invoice": d.invoice_id,
+            "number": d.number,
+            "step": d.next_step,
+            "missing": d.detail,
+        }
+        for d in plan.decisions
+        if d.reason is Reason.NEEDS_CONTACT
+    ]
+
+
+def needs_contact_lines(plan: Plan) -> list[str]:
+    """:func:`needs_contact` as lines for a person: a heading, then one line per invoice."""
+    found = needs_contact(plan)
+    if not found:
+        return []
+    debtors = len({(n["instance"], n["debtor"]) for n in found})
+    lines = [f"needs contact details: {len(found)} invoice(s) of {debtors} debtor(s)"]
+    lines += [f"  {n['instance']}/{n['debtor']} {n['number']}: {n['missing']}" for n in found]
+    return lines
+
+
 def explain(d: Decision) -> str:
     where = f"invoice {d.number} ({d.instance})"
     detail = d.detail or _DETAILS.get(d.reason, "")
@@ -143,6 +172,7 @@ _DETAILS = {
     Reason.HANDED_OFF: "handed off to the collection agency; nothing more is sent",
     Reason.DIRECT_DEBIT: "collected by direct debit; dunned only once the collection has failed",
     Reason.SOURCE_REMINDS: "left to the bookkeeping program's own reminders",
+    Reason.PRESCRIBED: "the claim is prescribed (verjaard); it can no longer be enforced",
     Reason.LADDER_DONE: "every step of the policy was taken",
     Reason.NO_WIK: "a consumer claim is handed off only after a veertiendagenbrief whose term "
     "ended unpaid",

@@ -24,7 +24,14 @@ from debsync.cli.common import (
     warn,
 )
 from debsync.clock import AMSTERDAM, local_date, system_clock
-from debsync.decisions import Plan, PlannedAction, Reason, explain
+from debsync.decisions import (
+    Plan,
+    PlannedAction,
+    Reason,
+    explain,
+    needs_contact,
+    needs_contact_lines,
+)
 from debsync.planning import plan_from_store
 from debsync.store.reports import unknown_kind_lines, unknown_kinds
 
@@ -66,9 +73,13 @@ def plan_command(
                 out.print(_action_summary(action), highlight=False, markup=False)
         return
     if as_json:
-        print_json(_plan_json(result) | {"unknown_kind": unknown})
+        print_json(
+            _plan_json(result) | {"unknown_kind": unknown, "needs_contact": needs_contact(result)}
+        )
         return
     _print_plan(result)
+    for line in needs_contact_lines(result):
+        out.print(line, highlight=False, markup=False)
     for line in unknown_kind_lines(unknown):
         err.print(f"[yellow]warning:[/] {escape(line)}", highlight=False)
 

@@ -5,7 +5,7 @@ hold a database error with other debtors' data in it."""
 from __future__ import annotations
 
 from dataclasses import asdict
-from datetime import date
+from datetime import date, datetime, time
 from typing import Annotated, Any
 
 import typer
@@ -27,9 +27,11 @@ from debsync.cli.common import (
     print_json,
     warn,
 )
-from debsync.clock import local_date, system_clock
+from debsync.clock import AMSTERDAM, local_date, system_clock
+from debsync.decisions import needs_contact, needs_contact_lines
 from debsync.errors import scrub
 from debsync.outbox.review import OutboxStatus, outbox_status
+from debsync.planning import plan_from_store
 from debsync.store.reports import (
     AGING_BUCKETS,
     InstanceStatus,
@@ -53,6 +55,8 @@ def status(
     store = open_store_or_exit(config)
     rows = instance_status(store, {n: c.type_name for n, c in config.connectors.items()}, today)
     actions = outbox_status(store, config.routes().keys())
+    noon = datetime.combine(today, time(12, 0), tzinfo=AMSTERDAM)
+    contact = plan_from_store(config, store, noon, check_freshness=False)
     store.dispose()
     warnings = law.rate_table_warnings(today, config.law.interest_rates)
     warnings += unknown_kind_lines({s.instance: s.unknown_kind for s in rows if s.unknown_kind})
@@ -72,12 +76,15 @@ def status(
                     "unrouted": actions.unrouted,
                 },
                 "broken_plugins": [{"name": i.name, "error": i.error} for i in plugins.broken()],
+                "needs_contact": needs_contact(contact),
                 "warnings": warnings,
             }
         )
     else:
         _print_status(rows, today)
         _print_outbox(actions)
+        for line in needs_contact_lines(contact):
+            out.print(line, highlight=False, markup=False)
         warn(warnings)
     if actions.review or any(s.last_error for s in rows if s.instance in config.connectors):
         raise typer.Exit(EXIT_FAILED)
