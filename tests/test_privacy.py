@@ -351,6 +351,29 @@ def test_a_file_that_cannot_be_deleted_rolls_the_debtor_back(shop: Shop) -> None
     assert shop.dump() == before
 
 
+def test_a_debtor_the_store_refuses_is_reported_and_left_unchanged(shop: Shop) -> None:
+    refusal = "debtors are read-only today"
+    with shop.store.engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.exec_driver_sql(
+                "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS "
+                f"$$ BEGIN RAISE EXCEPTION '{refusal}'; END $$"
+            )
+            conn.exec_driver_sql(
+                "CREATE TRIGGER refuse BEFORE UPDATE ON debtors "
+                "FOR EACH ROW EXECUTE FUNCTION refuse()"
+            )
+        else:
+            conn.exec_driver_sql(
+                f"CREATE TRIGGER refuse BEFORE UPDATE ON debtors BEGIN "
+                f"SELECT RAISE(ABORT, '{refusal}'); END"
+            )
+    before = shop.dump()
+    (failed,) = shop.purge(days=100).purged
+    assert failed.error is not None and refusal in failed.error
+    assert shop.dump() == before and shop.eml("D1").exists()
+
+
 # -- scrubbing ------------------------------------------------------------------------------
 
 

@@ -25,7 +25,7 @@ from sqlalchemy.engine import Connection
 
 from debsync.clock import local_date
 from debsync.config import PrivacySettings
-from debsync.errors import DebsyncError
+from debsync.errors import DebsyncError, scrub
 from debsync.facts import Pause
 from debsync.model import from_minor
 from debsync.pauses import ENDED, STARTED, load_active
@@ -151,6 +151,9 @@ def purge(
                         _purge_one(conn, done, settings, now, base, apply=not dry_run)
                 except OSError as exc:  # a file that cannot be deleted: nothing changed
                     done.error = f"cannot delete a file: {exc.strerror or exc}"
+                except sa.exc.DBAPIError as exc:  # e.g. a user that does not own the tables
+                    first = "".join(scrub(str(exc.orig or exc)).splitlines()[:1])
+                    done.error = f"the store refused: {first}"
                 report.purged.append(done)
     if report.purged and not dry_run and store.engine.dialect.name == "sqlite":
         with store.engine.connect() as conn:  # the old pages in the WAL file go too
