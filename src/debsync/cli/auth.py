@@ -9,6 +9,7 @@ localhost URL) for the browser to come back; on a headless server the browser's 
 from __future__ import annotations
 
 import asyncio
+import getpass
 import socket
 import sys
 import time
@@ -123,7 +124,8 @@ def _authorise(
 ) -> None:
     """Obtain and save a token pair by whichever way the options chose."""
     if adopt:
-        token = sys.stdin.readline().strip()
+        tty = sys.stdin.isatty()
+        token = (getpass.getpass("Refresh token: ") if tty else sys.stdin.readline()).strip()
         if not token:
             fail("--refresh-token -: standard input holds no refresh token")
         asyncio.run(oauth.adopt_refresh_token(token))

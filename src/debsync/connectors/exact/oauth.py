@@ -115,7 +115,9 @@ class ExactOAuth:
         rotated the pair, and the access token to try once more."""
         async with self._locked() as vault:
             tokens = self._load(vault)
-            if tokens["access_token"] != rejected:
+            if tokens["access_token"] != rejected:  # another process rotated the pair
+                if refresh_due(tokens, self._now()):
+                    tokens = await self._refresh_stored(vault, tokens)
                 return str(tokens["access_token"])
             age = self._now() - float(tokens["issued_at"])
             if age < REFRESH_FLOOR:
@@ -252,8 +254,6 @@ class ExactOAuth:
             except FatalHttpError as exc:
                 raise self._refusal(vault, what, exc) from None
             tokens = self._save(vault, _body(response))
-            http.redactor.add(tokens["access_token"])
-            http.redactor.add(tokens["refresh_token"])
         log.info("exact %s: token pair rotated and saved", self.instance)
         return tokens
 
