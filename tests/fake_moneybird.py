@@ -81,6 +81,7 @@ class FakeMoneybird:
         self.revoked = False
         self.administrations = [{"id": administration_id, "name": "Voorbeeld B.V."}]
         self.webhooks: list[dict[str, Any]] = []
+        self._cache: tuple[tuple[str, int, int], list[dict[str, Any]]] | None = None
         self._next_id = 446241800000000000
         self._version = 1_700_000_000
 
@@ -280,15 +281,22 @@ class FakeMoneybird:
         return self._json(201 if what == "notes" else 200, self._full(invoice))
 
     def _filtered(self, params: dict[str, list[str]]) -> list[dict[str, Any]]:
-        wanted = parse_filter(params.get("filter", [""])[0])
+        """The invoices a filter selects; the last answer is kept until anything changes
+        (every change bumps a version), so paging through 50,000 costs the fake little."""
+        key = (params.get("filter", [""])[0], self._version, len(self.invoices))
+        if self._cache is not None and self._cache[0] == key:
+            return self._cache[1]
+        wanted = parse_filter(key[0])
         states = wanted.get("state", ["all"])
         start, end = _period(wanted.get("period", ["this_year"])[0], self.today)
-        return [
+        found = [
             i
             for i in self.invoices.values()
             if ("all" in states or i["state"] in states)
             and start <= date.fromisoformat(i["invoice_date"]) <= end
         ]
+        self._cache = (key, found)
+        return found
 
     def _full(self, invoice: dict[str, Any]) -> dict[str, Any]:
         return {**invoice, "contact": self.contacts[invoice["contact_id"]]}
