@@ -88,7 +88,8 @@ def phase(config_path: Path) -> dict[str, float]:
     instance = config.connectors["bench"]
     engine = SyncEngine(store)
     started = time.perf_counter()
-    result = asyncio.run(engine.run(instance, build_connector(instance, config, system_clock)))
+    connector = build_connector(instance, config, system_clock, store)
+    result = asyncio.run(engine.run(instance, connector))
     elapsed = time.perf_counter() - started
     if not result.ok:
         raise SystemExit(f"sync failed: {result.error}")
