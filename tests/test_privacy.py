@@ -323,6 +323,32 @@ def test_resyncing_a_purged_debtor_restores_nothing_until_it_has_an_open_invoice
     assert "nieuw@voorbeeld.nl" in sent and "Kwast" in sent
 
 
+def test_a_debtor_whose_record_came_before_its_new_invoice_is_written_at_the_next_sync(
+    shop: Shop,
+) -> None:
+    shop.purge(days=100)
+
+    def sync() -> None:
+        pages = [
+            Page(debtors=list(shop.debtors), invoices=[F["F3"]]),
+            Page(invoices=[invoice("F5", debtor_id="D1")], snapshot_complete=True),
+        ]
+        connector = FakeConnector(pages)
+        result = asyncio.run(
+            SyncEngine(shop.store, clock=shop.clock).run(
+                shop.config.connectors["books"], connector, allow_mass_close=True
+            )
+        )
+        assert result.ok, result.error
+
+    sync()  # live again, but its record was dropped on the page before
+    d1 = shop.debtor("D1")
+    assert d1.purged_at is None and d1.name == pseudonym("books", "D1")
+    sync()
+    d1 = shop.debtor("D1")
+    assert (d1.name, d1.emails, d1.iban) == (NAME, [EMAIL], IBAN)
+
+
 def test_export_holds_everything_as_json(shop: Shop) -> None:
     found = export_debtor(shop.store, "books", "D1", shop.clock())
     text = json.dumps(found)  # plain JSON values only: no default needed
