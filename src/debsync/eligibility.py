@@ -1,9 +1,10 @@
 """Whether an open invoice may be dunned by debsync at all, before its ladder is consulted.
 
-Some open invoices are someone else's to follow up, or not to be followed up yet: the
-bookkeeping program's own reminder workflow handles them, or a direct-debit collection
-(incasso) is still under way. The scheduler asks :func:`hold` once per open invoice with a
-positive balance; a hold is the invoice's decision, with its reason and explanation.
+Some open invoices are not to be followed up: their claim has prescribed (verjaard, see
+:mod:`debsync.law.prescription`), the bookkeeping program's own reminder workflow handles
+them, or a direct-debit collection (incasso) is still under way. The scheduler asks
+:func:`hold` once per open invoice with a positive balance; a hold is the invoice's
+decision, with its reason and explanation.
 
 Pure: no I/O, no clock.
 """
@@ -13,9 +14,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date
 
+from debsync import law
 from debsync.decisions import Decision, Reason
 from debsync.facts import DebtorFacts, InstanceFacts, InvoiceFacts, StepSent
+from debsync.model import DebtorKind
 from debsync.policy import Policy
+
+_YOUNG_DAYS = 365 * law.PRESCRIPTION_MIN_YEARS
+"""An invoice less than this many days past due cannot have prescribed."""
 
 
 def hold(
@@ -32,6 +38,10 @@ def hold(
     it, and a reminder would ask the debtor to pay twice. A failed collection (a storno)
     makes the invoice ordinary; its messages then say that the incasso did not succeed.
     """
+    if (today - inv.due_date).days >= _YOUNG_DAYS:
+        found = prescription(inv, debtor, policy, history)
+        if found.applies(today):
+            return _held(inv, history, Reason.PRESCRIBED, found.describe())
     if inv.reminded_by_source:
         source = instance.source or "the bookkeeping program"
         return _held(inv, history, Reason.SOURCE_REMINDS, f"left to {source}'s own reminders")
@@ -43,6 +53,23 @@ def hold(
             detail += f"; still pending {late} days after the due date: check the collection{where}"
         return _held(inv, history, Reason.DIRECT_DEBIT, detail)
     return None
+
+
+def prescription(
+    inv: InvoiceFacts, debtor: DebtorFacts, policy: Policy, history: Sequence[StepSent]
+) -> law.Prescription:
+    """When the claim of ``inv`` prescribes. A consumer's claim (and, the safe side, one of a
+    debtor of unknown kind, whatever ``unknown_kind`` says) has the two years of a consumer
+    sale unless the policy says the creditor sells no goods; debsync's own steps interrupt
+    only as the policy's ``interrupting_steps`` say, from the day they were received (or, if
+    not known, sent)."""
+    consumer = debtor.kind is not DebtorKind.BUSINESS and policy.consumer_sales
+    term = law.PrescriptionTerm.CONSUMER_SALE if consumer else law.PrescriptionTerm.GENERAL
+    days = [s.received_on or s.sent_on for s in history if policy.interrupts(s.step, s.role)]
+    outside = policy.interruptions.get(inv.number)
+    if outside is not None:
+        days.append(outside)
+    return law.prescription(inv.due_date, term, days)
 
 
 def _held(

@@ -9,6 +9,7 @@ and a veertiendagenbrief for consumers before any handoff.
 from __future__ import annotations
 
 import re
+from datetime import date
 from decimal import Decimal
 from typing import Literal, Self
 
@@ -141,6 +142,21 @@ class Policy(BaseModel):
         description="Send steps that claim interest without it when the statutory interest "
         "table does not cover the day; by default they wait for approval instead.",
     )
+    consumer_sales: bool = Field(
+        default=True,
+        description="Claims on consumers are the price of goods sold (consumentenkoop) and "
+        "prescribe in two years (art. 7:28 BW); false: services, five years (art. 3:307 BW).",
+    )
+    interrupting_steps: tuple[str, ...] | None = Field(
+        default=None,
+        description="Steps whose sending interrupts prescription, being written aanmaningen "
+        "that reserve the right to payment (art. 3:317 BW); default: the veertiendagenbrief.",
+    )
+    interruptions: dict[str, date] = Field(
+        default_factory=dict,
+        description="Interruptions of prescription outside debsync, by invoice number: the day "
+        "a written aanmaning reached the debtor, or the debtor acknowledged the debt.",
+    )
 
     @model_validator(mode="after")
     def _ladder(self) -> Self:
@@ -148,6 +164,9 @@ class Policy(BaseModel):
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise ValueError(f"duplicate step name(s): {', '.join(duplicates)}")
+        unknown = sorted(set(self.interrupting_steps or ()) - set(names))
+        if unknown:
+            raise ValueError(f"interrupting_steps names no step of this policy: {unknown}")
         for index, step in enumerate(self.steps):
             if step.role != "handoff":
                 continue
@@ -160,6 +179,12 @@ class Policy(BaseModel):
                         "wik_notice step (veertiendagenbrief) before it"
                     )
         return self
+
+    def interrupts(self, step: str, role: str | None) -> bool:
+        """Whether sending ``step`` interrupts prescription (see ``interrupting_steps``)."""
+        if self.interrupting_steps is None:
+            return role == "wik_notice"
+        return step in self.interrupting_steps
 
     def kind_of(self, kind: DebtorKind) -> DebtorKind:
         """The kind the ladder and the claim treat a debtor as: ``unknown_kind`` for unknown."""

@@ -11,6 +11,7 @@ Each module names its sources; docs/law.md explains them for operators.
 - :mod:`~debsync.law.interest`: statutory interest over that table, and its conventions.
 - :mod:`~debsync.law.calendar`: Dutch holidays, business days, postal delivery days.
 - :mod:`~debsync.law.terms`: presumed receipt and the veertiendagenbrief term.
+- :mod:`~debsync.law.prescription`: prescription (verjaring) of a claim and its interruption.
 
 Callers use the names below as ``law.<name>`` (``from debsync import law``), not the modules.
 """
@@ -48,6 +49,12 @@ from debsync.law.interest import (
     statutory_interest,
     statutory_interest_breakdown,
 )
+from debsync.law.prescription import (
+    PRESCRIPTION_MIN_YEARS,
+    Prescription,
+    PrescriptionTerm,
+    prescription,
+)
 from debsync.law.rates import (
     HELD_WITHOUT_INTEREST,
     RATE_HEADER,
@@ -83,6 +90,7 @@ __all__ = [
     "POSTAL_CHANNELS",
     "POSTAL_DELIVERY_CALENDAR",
     "POSTAL_DELIVERY_SCHEDULE",
+    "PRESCRIPTION_MIN_YEARS",
     "RATE_HEADER",
     "RATE_TABLE_WARNING_DAYS",
     "TERMIJNENWET_CALENDAR",
@@ -96,6 +104,8 @@ __all__ = [
     "DutchCalendar",
     "InterestConvention",
     "InterestPeriod",
+    "Prescription",
+    "PrescriptionTerm",
     "RateRow",
     "RateTable",
     "RateTableError",
@@ -113,6 +123,7 @@ __all__ = [
     "load_rate_table",
     "next_business_day",
     "parse_rate_rows",
+    "prescription",
     "presumed_receipt",
     "rate_gap_warning",
     "rate_table_warnings",
