@@ -363,6 +363,20 @@ def test_a_repeated_warning_is_printed_once_with_its_count(
     ]
 
 
+def test_a_sync_with_many_rejects_says_so_once(project: Path) -> None:
+    header = export_header("KvK-nummer", "Bedrag", "Valuta", "Betalingskenmerk")
+    debtor = ["D1", "Bakkerij De Gouden Korrel B.V.", "Zakelijk", "info@korrel.example.nl"]
+    bad = [
+        [*debtor, "", "", "", "", "nl", f"F-{n:03d}", "01-10-2026", "32-13-2026", "100,00"]
+        for n in range(30)
+    ]
+    write(project / "open-items.csv", [header, *bad])
+    result = debsync("sync")
+    said = " ".join(result.stderr.split())
+    assert said.count("rejected") == 1, result.stderr
+    assert "30 record(s) rejected or repaired; see `debsync status`" in said
+
+
 # -- Ctrl-C during a sync ------------------------------------------------------------------
 
 

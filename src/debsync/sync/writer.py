@@ -291,8 +291,8 @@ class PageWriter:
         if page.rejects:
             rows = [_reject_row(self.run_id, r) for r in page.rejects]
             conn.execute(sa.insert(sync_rejects), rows)
-            for r in rows:
-                log.warning(
+            for r in rows:  # each one at -v; the run's summary counts them once
+                log.info(
                     "sync %s: rejected %s %s: %s", self.instance, r["kind"], r["ref"], r["reason"]
                 )
             self._count("rejects", len(page.rejects))
