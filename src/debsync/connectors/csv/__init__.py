@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import csv
 import errno
-from collections.abc import AsyncIterator, Callable
+import itertools
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -27,8 +28,15 @@ from debsync.connectors.base import JSON, Connector, ConnectorSettings, Page
 from debsync.connectors.csv.aliases import ALIASES, normalise_header
 from debsync.connectors.csv.reader import FileReader
 from debsync.connectors.csv.settings import CsvSettings
-from debsync.connectors.csv.sniffing import SAMPLE_CHARS, detect_encoding, detect_layout
+from debsync.connectors.csv.sniffing import (
+    SAMPLE_CHARS,
+    SAMPLE_ROWS,
+    detect_encoding,
+    detect_layout,
+    layout_of,
+)
 from debsync.connectors.csv.values import Values
+from debsync.connectors.csv.workbook import Workbook, sniff_binary
 from debsync.errors import FatalConnectorError, RetryableConnectorError
 
 __all__ = [
@@ -66,6 +74,10 @@ class CsvConnector(Connector[CsvSettings]):
             raise FatalConnectorError(f"CSV file not found: {path}")
         reader: FileReader | None = None
         try:
+            if sniff_binary(path) == "xlsx":
+                for page in self._workbook(path):
+                    yield page
+                return
             encoding = self.settings.encoding or detect_encoding(path)
             with path.open(encoding=encoding, newline="") as handle:
                 sample = handle.read(SAMPLE_CHARS)
@@ -90,6 +102,18 @@ class CsvConnector(Connector[CsvSettings]):
             if exc.errno in _TRANSIENT_ERRNOS:  # a busy or briefly lost (network) share
                 raise RetryableConnectorError(f"cannot read {path} now: {exc.strerror}") from None
             raise FatalConnectorError(f"cannot read {path}: {exc.strerror}") from None
+
+    def _workbook(self, path: Path) -> Iterator[Page]:
+        """An .xlsx export: the sheet's first rows settle the layout as a CSV sample does,
+        then its rows go through the same reader."""
+        book = Workbook(path, self.settings.sheet)
+        try:
+            sample = list(itertools.islice(book.rows(), SAMPLE_ROWS))
+            layout = layout_of({"\t": sample}, path.name, self.settings)
+            reader = FileReader(self, path.name, layout, book.sheet)
+            yield from reader.sheet_pages(book.rows(layout.width))
+        finally:
+            book.close()
 
 
 @hookimpl

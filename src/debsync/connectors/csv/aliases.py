@@ -38,12 +38,12 @@ ALIASES: dict[str, tuple[str, ...]] = {
         "Relatiecode", "Relatienr", "Relatienummer", "Debiteurnummer", "Debiteurnr",
         "Deb.nr.", "Debiteurcode", "Debiteur code", "Klantnummer", "Klantnr", "Klantcode",
         "AccountCode", "Customer ID", "Customer number", "Customer no", "Customer code",
-        "Debtor ID", "Debtor number", "Account ID",
+        "Debtor ID", "Debtor number", "Account ID", "Klant ID", "Code",
     ),
     "name": (
-        "Naam", "Relatie", "Relatienaam", "Debiteur", "Debiteurnaam", "Bedrijfsnaam",
-        "Bedrijf", "Klantnaam", "Klant", "AccountName", "Customer name", "Customer",
-        "Debtor name", "Debtor", "Company name", "Company", "Name",
+        "Naam", "Relatienaam", "Naam relatie", "Debiteurnaam", "Naam debiteur", "Bedrijfsnaam",
+        "Bedrijf", "Klantnaam", "AccountName", "Customer name", "Debtor name", "Company name",
+        "Company", "Name", "Relatie", "Debiteur", "Klant", "Customer", "Debtor", "Account",
     ),
     "kind": (
         "Type", "Soort", "Soort relatie", "Relatiesoort", "Relatietype", "Klanttype",
@@ -130,3 +130,10 @@ ALIAS_INDEX: dict[str, tuple[str, int]] = {
     for key, aliases in ALIASES.items()
     for rank, alias in enumerate(aliases)
 }
+
+EITHER: frozenset[str] = frozenset(
+    normalise_header(h) for h in ("Relatie", "Debiteur", "Klant", "Customer", "Debtor", "Account")
+)
+"""Headers that name the debtor in one program and hold its code in another (Twinfield's
+``Debiteur`` is the code, e-Boekhouden's ``Relatie`` the name): matched as the name, then the
+column's values decide (``sniffing.resolve_either``)."""

@@ -28,6 +28,7 @@ from debsync.connectors.csv.values import (
     language,
     number_or_none,
 )
+from debsync.connectors.csv.workbook import Sheet
 from debsync.errors import FatalConnectorError
 from debsync.kinds import infer_kind
 from debsync.model import MAX_ID_LENGTH, Address, Currency, DebtorKind
@@ -94,8 +95,18 @@ class FileReader:
     cell, so one ``itemgetter`` call fetches all fields of a row.
     """
 
-    def __init__(self, connector: Connector[CsvSettings], name: str, layout: Layout) -> None:
+    def __init__(
+        self,
+        connector: Connector[CsvSettings],
+        name: str,
+        layout: Layout,
+        sheet: Sheet | None = None,
+    ) -> None:
         self.settings = connector.settings
+        self.sheet = sheet
+        """The workbook sheet being read, ``None`` for a CSV file."""
+        self.row_line = 0
+        """Line (or sheet row) of the row being read, for :meth:`column`."""
         self.log = connector.context.logger
         self.instance = connector.instance
         self.name = name
@@ -144,16 +155,22 @@ class FileReader:
         assert column is not None  # only asked for fields that have a column
         return column.header
 
+    def column(self, key: str) -> str:
+        """A field's column for a reason: ``column 'Vervaldatum'``, in a workbook with the
+        cell of the row being read (``column 'Vervaldatum' (Sheet1!C7)``)."""
+        named = f"column {self.header(key)!r}"
+        column = self.layout.one(key)
+        if self.sheet is None or column is None:
+            return named
+        return f"{named} ({self.sheet.cell(self.row_line, column.index)})"
+
     def ref(self, line: int) -> str:
-        return f"{self.name}:{line}"
+        return f"{self.name}:{self.sheet.title}!{line}" if self.sheet else f"{self.name}:{line}"
 
     def pages(self, handle: io.TextIOBase) -> Iterator[Page]:
         last = [""]
         reader = csv.reader(_remembering(handle, last), delimiter=self.layout.delimiter)
-        builder, page_size = self.builder, self.settings.page_size
-        header_record, width = self.layout.header_record, self.layout.width
-        number_at = self.layout.columns["number"][0].index
-        header_number = self.layout.columns["number"][0].header
+        header_record = self.layout.header_record
         record = -1
         while True:
             try:
@@ -170,30 +187,45 @@ class FileReader:
                 continue
             if end > line:
                 self.check_quotes(line, end, row)
-            self.stats.rows += 1
-            if len(row) != width:
-                if len(row) < width:
-                    row += [""] * (width - len(row))
-                elif any(cell.strip() for cell in row[width:]):
-                    self.overlong(line, row[number_at].strip(), len(row))
-                    continue
-                else:
-                    del row[width:]
-            row.append("")
-            number = row[number_at].strip()
-            try:
-                if number and number != header_number:
-                    self.invoice_row(line, row, number)
-                else:
-                    self.other_row(line, row, number)
-            except Exception as exc:  # a bug must cost one row, not the sync
-                self.log.exception("csv %s: %s: unexpected error", self.instance, self.ref(line))
-                reason = f"the row cannot be read ({type(exc).__name__})"
-                builder.reject("row", self.ref(line), reason, invoice_id=number or None)
-            if len(builder.invoices) >= page_size:
-                yield builder.page(cursor=None)
-        yield builder.page(cursor=None, snapshot_complete=True)
+            if self.take(line, row):
+                yield self.builder.page(cursor=None)
+        yield self.builder.page(cursor=None, snapshot_complete=True)
         self.report()
+
+    def sheet_pages(self, rows: Iterator[tuple[int, list[str]]]) -> Iterator[Page]:
+        """The pages of a workbook's sheet: (row number, cells) after the header row."""
+        for line, row in rows:
+            if line > self.layout.header_record + 1 and self.take(line, row):
+                yield self.builder.page(cursor=None)
+        yield self.builder.page(cursor=None, snapshot_complete=True)
+        self.report()
+
+    def take(self, line: int, row: list[str]) -> bool:
+        """Read one row after the header; whether a page is full."""
+        builder, width = self.builder, self.layout.width
+        number_at = self.layout.columns["number"][0].index
+        self.stats.rows += 1
+        self.row_line = line
+        if len(row) != width:
+            if len(row) < width:
+                row += [""] * (width - len(row))
+            elif any(cell.strip() for cell in row[width:]):
+                self.overlong(line, row[number_at].strip(), len(row))
+                return False
+            else:
+                del row[width:]
+        row.append("")
+        number = row[number_at].strip()
+        try:
+            if number and number != self.layout.columns["number"][0].header:
+                self.invoice_row(line, row, number)
+            else:
+                self.other_row(line, row, number)
+        except Exception as exc:  # a bug must cost one row, not the sync
+            self.log.exception("csv %s: %s: unexpected error", self.instance, self.ref(line))
+            reason = f"the row cannot be read ({type(exc).__name__})"
+            builder.reject("row", self.ref(line), reason, invoice_id=number or None)
+        return len(builder.invoices) >= self.settings.page_size
 
     def unreadable(self, end: int, text: str, exc: csv.Error, in_header: bool) -> None:
         """A row the csv module refuses is a reject when it is one physical line whose cells
@@ -247,7 +279,7 @@ class FileReader:
         if number or not first or _TOTAL_ROW.match(first):
             self.stats.skipped += 1
         elif any(row[i].strip() for i in self.date_at):
-            self.builder.reject("row", self.ref(line), f"column {self.header('number')!r} is empty")
+            self.builder.reject("row", self.ref(line), f"{self.column('number')} is empty")
         elif row[self.debtor_at].strip():
             self.group, self.group_line = row, line
         else:
@@ -311,8 +343,8 @@ class FileReader:
 
     def id_problem(self, key: str, value: str) -> str:
         if value:
-            return f"column {self.header(key)!r} is longer than {MAX_ID_LENGTH} characters"
-        return f"column {self.header(key)!r} is empty"
+            return f"{self.column(key)} is longer than {MAX_ID_LENGTH} characters"
+        return f"{self.column(key)} is empty"
 
     def raw(self, cells: object) -> bytes:
         """The raw fingerprint of a record's cells (see ``salt``)."""
@@ -374,14 +406,14 @@ class FileReader:
                 lines=(street,) if street else (), postcode=postcode, city=city, country=code
             )
         except CellError as exc:
-            reason = f"column {self.header('country')!r}: {exc}"
+            reason = f"{self.column('country')}: {exc}"
         except ValidationError:  # only the postcode check is left once the country is a code
-            reason = f"column {self.header('postcode')!r}: not a Dutch postcode (1234 AB)"
+            reason = f"{self.column('postcode')}: not a Dutch postcode (1234 AB)"
         self.builder.reject("debtor", ref, f"{reason}; the address was dropped", dropped=True)
         return None
 
     def problem(self, key: str, reason: str) -> str:
-        return f"column {self.header(key)!r}: {reason}"
+        return f"{self.column(key)}: {reason}"
 
     def direct_debit(self, method: str) -> tuple[bool, bool]:
         """Whether a payment-method cell means direct debit, and whether that failed."""
@@ -431,11 +463,11 @@ class FileReader:
                 problems.append(self.problem("issue_date", "no due date lies a term after it"))
         else:
             key = "due_date" if self.layout.one("due_date") else "issue_date"
-            problems.append(f"column {self.header(key)!r} is empty")
+            problems.append(f"{self.column(key)} is empty")
         if isinstance(open_amount, str):
             problems.append(self.problem("open_amount", open_amount))
         elif open_amount is None:
-            problems.append(f"column {self.header('open_amount')!r} is empty")
+            problems.append(f"{self.column('open_amount')} is empty")
         if isinstance(total, str) and total_text:
             problems.append(self.problem("total", total))
         if len(number) > MAX_ID_LENGTH:

@@ -62,6 +62,10 @@ class CsvSettings(ConnectorSettings):
         description="Decimal separator of amounts. 'auto' reads both forms and settles "
         "ambiguous ones such as '1.234' per column from the file's unambiguous amounts.",
     )
+    sheet: str | None = Field(
+        default=None,
+        description="For an .xlsx workbook: the sheet to read. Default: the first sheet.",
+    )
     date_order: Literal["auto", "dmy", "mdy"] = Field(
         default="auto",
         description="Order of day and month in non-ISO dates. 'auto' is day-month-year "

@@ -7,7 +7,7 @@ import codecs
 import csv
 import io
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, NamedTuple
@@ -15,6 +15,7 @@ from typing import BinaryIO, NamedTuple
 from debsync.connectors.csv.aliases import (
     ALIAS_INDEX,
     ALIASES,
+    EITHER,
     MULTI_COLUMN,
     REQUIRED,
     normalise_header,
@@ -26,6 +27,8 @@ from debsync.errors import FatalConnectorError
 HEADER_SCAN_ROWS = 50
 """How far into the file the header row may be (report exports put a title block first)."""
 SAMPLE_CHARS = 64 * 1024
+SAMPLE_ROWS = 2000
+"""A workbook's first rows that settle its layout, as the first 64 KiB do for a CSV file."""
 _DELIMITERS = (";", ",", "\t", "|")
 
 
@@ -127,10 +130,55 @@ def _map_header(cells: Sequence[str], explicit: Mapping[str, list[str]]) -> dict
                 hit = None  # an explicitly mapped (or switched-off) field takes no alias
         if hit is not None:
             found.setdefault(hit[0], []).append((hit[1], index, Column(index, cell.strip())))
-    return {
+    columns = {
         key: [c for _, _, c in sorted(hits)][: None if key in MULTI_COLUMN else 1]
         for key, hits in found.items()
     }
+    if "debtor_id" not in columns and "debtor_id" not in explicit:
+        either = [
+            Column(i, cell.strip())
+            for i, cell in enumerate(cells)
+            if normalise_header(cell) in EITHER and normalise_header(cell) not in wanted
+        ]
+        names = {c.index for c in columns.get("name", ())}
+        spare = [c for c in either if c.index not in names] or either
+        if spare:  # Twinfield's "Debiteur" next to "Naam"; the values settle it (resolve_either)
+            columns["debtor_id"] = spare[:1]
+    return columns
+
+
+_CODE = re.compile(r"(?=\S*\d)\S{1,40}")
+"""A debtor code: one word with a digit in it (``10002``, ``D-17``, ``ACME01``)."""
+
+
+def _codes(cells: Iterable[str]) -> bool:
+    """Whether most non-empty values of a column are codes rather than names."""
+    values = [c for c in cells if c]
+    return sum(bool(_CODE.fullmatch(v)) for v in values) * 2 > len(values)
+
+
+def resolve_either(
+    name: str, columns: dict[str, list[Column]], body: list[list[str]]
+) -> dict[str, list[Column]]:
+    """Settle a header that may be the debtor's code or its name (:data:`aliases.EITHER`)
+    by the column's values: codes make it the id; names make it the name, and then the file
+    must have another column with the codes."""
+    debtor = columns["debtor_id"][0]
+    if normalise_header(debtor.header) not in EITHER:
+        return columns
+    named = columns.get("name", [])
+    if _codes(_cells(body, debtor)):
+        if named and named[0].index == debtor.index:
+            del columns["name"]  # the code is all there is: it names the debtor too
+        return columns
+    if named and named[0].index != debtor.index and _codes(_cells(body, named[0])):
+        columns["debtor_id"], columns["name"] = named, [debtor]
+        return columns
+    raise FatalConnectorError(
+        f"{name}: column {debtor.header!r} holds names, not debtor codes, and no other column "
+        f"holds the codes; map the code column with `columns.debtor_id` (one of "
+        f"{', '.join(repr(n) for n in ALIASES['debtor_id'][:6])}, …)"
+    )
 
 
 def _complete(columns: Mapping[str, list[Column]]) -> bool:
@@ -198,12 +246,19 @@ def detect_layout(sample: str, name: str, settings: CsvSettings) -> Layout:
     Each candidate delimiter splits the first rows; the split that yields a header row with
     the required columns (and, among those, the most recognised headers) wins.
     """
+    delimiters = (settings.delimiter,) if settings.delimiter else _DELIMITERS
+    return layout_of({d: _sample_records(sample, d) for d in delimiters}, name, settings)
+
+
+def layout_of(
+    parsed: Mapping[str, list[tuple[int, list[str]]]], name: str, settings: CsvSettings
+) -> Layout:
+    """The layout from the first records of a file as each delimiter splits them (one
+    "delimiter" for a spreadsheet, whose rows come split): records are (line, cells)."""
     explicit = settings.explicit_columns
     candidates: list[_Candidate] = []
-    parsed: dict[str, list[tuple[int, list[str]]]] = {}
-    for delimiter in (settings.delimiter,) if settings.delimiter else _DELIMITERS:
-        parsed[delimiter] = _sample_records(sample, delimiter)
-        for position, (line, cells) in enumerate(parsed[delimiter][:HEADER_SCAN_ROWS]):
+    for delimiter, records in parsed.items():
+        for position, (line, cells) in enumerate(records[:HEADER_SCAN_ROWS]):
             if any(c.strip() for c in cells):
                 columns = _map_header(cells, explicit)
                 candidates.append(
@@ -233,8 +288,9 @@ def detect_layout(sample: str, name: str, settings: CsvSettings) -> Layout:
                 f"{name}: columns.{key} = {headers!r} is not a header on line {best.line}; "
                 f"headers found: {found}"
             )
-    layout = Layout(best.delimiter, best.position, len(best.cells), columns)
     body = [row for _, row in parsed[best.delimiter][best.position + 1 :]]
+    columns = resolve_either(name, columns, body)
+    layout = Layout(best.delimiter, best.position, len(best.cells), columns)
     for key in ("total", "open_amount"):
         if settings.decimal != "auto":
             layout.decimal[key] = settings.decimal
