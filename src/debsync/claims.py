@@ -1,5 +1,7 @@
-"""What one action claims: principal, statutory interest, collection costs and the new last
-day of payment, for a debtor's invoices on a given day, as the policy and the law allow.
+"""What one action claims: principal net of open credit notes, statutory interest,
+collection costs and the new last day of payment, for a debtor's invoices on a given day, as
+the policy and the law allow; an invoice named below the action's step claims only what its
+own step claims.
 
 The scheduler builds every planned action with :func:`build_action`; the outbox calls it again
 right before sending, so the figures a debtor sees are never stale.

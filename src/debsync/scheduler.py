@@ -1,6 +1,6 @@
 """The scheduler: ``plan(snapshot, policies, now)`` decides which dunning step every open
-invoice is due for today, and groups those steps into one action per debtor, step, channel and
-currency.
+invoice is due for today, and combines those steps into one action per debtor, channel and
+currency, at the highest step among them.
 
 It is a pure function: no I/O, no clock of its own, the same input gives the same plan. It
 reports every invoice it does *not* act on with a reason code, and explains every decision.
@@ -8,10 +8,16 @@ reports every invoice it does *not* act on with a reason code, and explains ever
 Rules no policy can switch off (``debsync.law`` has the sources):
 
 * nothing for an invoice that is paid, closed, a credit note, or whose debtor's net balance
-  is zero or negative; nothing after a handoff;
+  is zero or negative; open credit notes are offset against every message (the amount
+  demanded, interest and costs are net); nothing after a handoff;
+* the ladder is never skipped (:mod:`debsync.ladder`): a step the debtor cannot be reached
+  for falls back to a letter or a call task, or the invoice needs contact details; a handoff
+  follows every lower step that applies and is not waived, at least the aanmaning;
 * collection costs for a consumer only after a veertiendagenbrief stating the exact amount
   was sent after the due date and its term ended unpaid; costs follow the remaining
   principal; a consumer claim is never handed off before that;
+* in a combined message an invoice at a lower stage is named as a reminder and records its
+  own step: it never carries a higher step's interest, costs or term;
 * statutory interest and costs on EUR claims only; interest is never guessed past the rate
   table (the message goes without it and the plan says why);
 * after downtime one step at a time: never a skipped step, never two steps for one invoice in
@@ -37,14 +43,16 @@ from debsync.facts import (
     InstanceFacts,
     InvoiceFacts,
     Pause,
-    PauseKind,
     PendingStep,
     Snapshot,
     StepSent,
 )
 from debsync.ladder import Ladder, Unreachable
 from debsync.model import DebtorKind
-from debsync.policy import DEFAULT_POLICY, Policy, Step
+from debsync.pause_rules import describe_pause, pause_covering, pauses_in_force
+from debsync.policy import Policy, Step
+
+__all__ = ["collector_paused", "pause_covering", "pauses_in_force", "plan"]
 
 
 @dataclass
@@ -151,7 +159,7 @@ def _plan(
             continue
         pause = invoice_pauses.get((inst, ext)) if invoice_pauses else None
         if pause is not None or view.pause is not None:
-            detail = _describe_pause(pause or view.pause)  # type: ignore[arg-type]
+            detail = describe_pause(pause or view.pause)  # type: ignore[arg-type]
             add(Decision(inst, ext, number, debtor_id, Reason.PAUSED, current, None, None, detail))
             continue
         held = eligibility.hold(inv, view.debtor, snapshot.instances[inst], policy, hist, today)
@@ -503,72 +511,3 @@ def _net_balances(invoices: Sequence[InvoiceFacts]) -> dict[tuple[str, str, str]
         if not inv.closed:
             net[(inv.instance, inv.debtor_id, inv.currency)] += inv.open_minor
     return net
-
-
-def pauses_in_force(
-    snapshot: Snapshot, policies: Mapping[str, Policy], today: date
-) -> dict[tuple[str, str, str], Pause]:
-    """Pauses in force today by (scope, instance, target); a broken promise or a missed
-    instalment no longer pauses."""
-    active: dict[tuple[str, str, str], Pause] = {}
-    open_in_scope: dict[tuple[str, str, str], int] | None = None
-    for pause in sorted(snapshot.pauses, key=lambda p: (p.created_at, p.id)):
-        facts = snapshot.instances.get(pause.instance)
-        policy = policies.get(facts.policy if facts else DEFAULT_POLICY)
-        if pause.kind is PauseKind.PROMISE and pause.until is not None:
-            grace = timedelta(days=policy.promise_grace_days if policy else 0)
-            if today > pause.until + grace:
-                continue  # a broken promise: the ladder resumes
-        if pause.kind is PauseKind.HOLD and pause.until is not None and today > pause.until:
-            continue
-        if pause.kind is PauseKind.PAYMENT_PLAN:
-            if open_in_scope is None:
-                open_in_scope = _open_by_scope(snapshot.invoices)
-            grace = timedelta(days=policy.instalment_grace_days if policy else 0)
-            if _instalment_missed(pause, open_in_scope, today, grace):
-                continue
-        active[(pause.scope, pause.instance, pause.target)] = pause
-    return active
-
-
-def pause_covering(
-    in_force: Mapping[tuple[str, str, str], Pause], invoice: InvoiceFacts
-) -> Pause | None:
-    """The pause (invoice, debtor or instance scope) that holds ``invoice``, if any."""
-    inst = invoice.instance
-    return (
-        in_force.get(("invoice", inst, invoice.external_id))
-        or in_force.get(("debtor", inst, invoice.debtor_id))
-        or in_force.get(("instance", inst, inst))
-    )
-
-
-def _open_by_scope(invoices: Sequence[InvoiceFacts]) -> dict[tuple[str, str, str], int]:
-    totals: dict[tuple[str, str, str], int] = defaultdict(int)
-    for inv in invoices:
-        if inv.closed or inv.open_minor <= 0:
-            continue
-        totals[("invoice", inv.instance, inv.external_id)] += inv.open_minor
-        totals[("debtor", inv.instance, inv.debtor_id)] += inv.open_minor
-        totals[("instance", inv.instance, inv.instance)] += inv.open_minor
-    return totals
-
-
-def _instalment_missed(
-    pause: Pause, open_in_scope: Mapping[tuple[str, str, str], int], today: date, grace: timedelta
-) -> bool:
-    if pause.balance_minor is None:
-        return False
-    owed = sum(i.amount_minor for i in pause.instalments if i.due_on + grace < today)
-    allowed = pause.balance_minor - owed
-    return open_in_scope.get((pause.scope, pause.instance, pause.target), 0) > allowed
-
-
-def _describe_pause(pause: Pause) -> str:
-    label = {
-        PauseKind.DISPUTE: "in dispute until resolved",
-        PauseKind.PROMISE: f"promised to pay by {pause.until}",
-        PauseKind.PAYMENT_PLAN: "payment plan in force",
-        PauseKind.HOLD: f"on hold until {pause.until}",
-    }[pause.kind]
-    return f"{label} ({pause.scope} pause {pause.id} by {pause.author}: {pause.reason})"
