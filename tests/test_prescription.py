@@ -3,18 +3,24 @@ them, and the plan leaving prescribed claims alone with the reason."""
 
 from __future__ import annotations
 
+import json
 import tomllib
 from datetime import date, datetime, time, timedelta
+from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 from debsync import law
-from debsync.clock import AMSTERDAM
+from debsync.cli import app
+from debsync.clock import AMSTERDAM, local_date, system_clock
 from debsync.decisions import Plan, Reason, explain
 from debsync.facts import DebtorFacts, InstanceFacts, InvoiceFacts, Snapshot, StepSent
 from debsync.model import DebtorKind
 from debsync.policy import DEFAULT_STEPS, Policy, default_policy
 from debsync.scheduler import plan
+
+from csv_helpers import write
 
 GENERAL = law.PrescriptionTerm.GENERAL  # art. 3:307 lid 1 BW: five years
 SALE = law.PrescriptionTerm.CONSUMER_SALE  # art. 7:28 BW: two years
@@ -171,3 +177,41 @@ def test_the_policy_records_an_interruption_outside_debsync() -> None:
 def test_interrupting_steps_must_name_steps_of_the_policy() -> None:
     with pytest.raises(ValueError, match=r"interrupting_steps names no step .*'aanmaningen'"):
         Policy.model_validate({"steps": DEFAULT_STEPS, "interrupting_steps": ["aanmaningen"]})
+
+
+def test_plan_and_status_list_the_prescribed_invoices(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    today = local_date(system_clock())
+    old, recent = today - timedelta(days=6 * 366), today - timedelta(days=20)
+    debtor = ["D1", "Bouwbedrijf 't Gooi B.V.", "Zakelijk", "info@gooi.example.nl"]
+    header = ["Relatiecode", "Naam", "Soort", "E-mail", "Factuurnummer", "Vervaldatum"]
+    write(
+        tmp_path / "open.csv",
+        [
+            [*header, "Openstaand"],
+            [*debtor, "2019-0007", f"{old:%d-%m-%Y}", "48,40"],
+            [*debtor, "2026-0311", f"{recent:%d-%m-%Y}", "121,00"],
+        ],
+    )
+    (tmp_path / "connectors.toml").write_text(
+        '[creditor]\nname = "Voorbeeld B.V."\n\n[connectors.books]\ntype = "csv"\n'
+        'path = "open.csv"\n\n[actions.files]\ntype = "file"\ndirectory = "outbox"\n',
+        encoding="utf-8",
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DEBSYNC_CONFIG", raising=False)
+    monkeypatch.delenv("DEBSYNC_DATABASE_URL", raising=False)
+    runner = CliRunner()
+    assert runner.invoke(app, ["sync"]).exit_code == 0
+
+    planned = json.loads(runner.invoke(app, ["plan", "--json"]).stdout)
+    status = json.loads(runner.invoke(app, ["status", "--json"]).stdout)
+    human = runner.invoke(app, ["plan"]).stdout
+
+    for listed in (planned["prescribed"], status["prescribed"]):
+        assert [(p["debtor"], p["number"]) for p in listed] == [("D1", "2019-0007")]
+        assert listed[0]["detail"].startswith("prescribed since ")
+    assert [line["number"] for a in planned["actions"] for line in a["invoices"]] == ["2026-0311"]
+    assert "prescribed, not dunned: 1 invoice(s)" in human
+    assert "books/D1 2019-0007: prescribed since" in human

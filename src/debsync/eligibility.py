@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from datetime import date
 
 from debsync import law
-from debsync.decisions import Decision, Reason
+from debsync.decisions import Decision, Plan, Reason
 from debsync.facts import DebtorFacts, InstanceFacts, InvoiceFacts, StepSent
 from debsync.model import DebtorKind
 from debsync.policy import Policy
@@ -91,3 +91,29 @@ def _held(
         next_on,
         detail,
     )
+
+
+def prescribed(plan: Plan) -> list[dict[str, str]]:
+    """The invoices left alone because their claim prescribed, for ``status`` and ``plan``
+    (ids and dates only)."""
+    return [
+        {
+            "instance": d.instance,
+            "debtor": d.debtor_id,
+            "invoice": d.invoice_id,
+            "number": d.number,
+            "detail": d.detail,
+        }
+        for d in plan.decisions
+        if d.reason is Reason.PRESCRIBED
+    ]
+
+
+def prescribed_lines(plan: Plan) -> list[str]:
+    """:func:`prescribed` for a person: a heading, then one line per invoice."""
+    found = prescribed(plan)
+    if not found:
+        return []
+    lines = [f"prescribed, not dunned: {len(found)} invoice(s)"]
+    lines += [f"  {p['instance']}/{p['debtor']} {p['number']}: {p['detail']}" for p in found]
+    return lines

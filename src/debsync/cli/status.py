@@ -29,6 +29,7 @@ from debsync.cli.common import (
 )
 from debsync.clock import AMSTERDAM, local_date, system_clock
 from debsync.decisions import needs_contact, needs_contact_lines
+from debsync.eligibility import prescribed, prescribed_lines
 from debsync.errors import scrub
 from debsync.outbox.review import OutboxStatus, outbox_status
 from debsync.planning import plan_from_store
@@ -77,13 +78,14 @@ def status(
                 },
                 "broken_plugins": [{"name": i.name, "error": i.error} for i in plugins.broken()],
                 "needs_contact": needs_contact(contact),
+                "prescribed": prescribed(contact),
                 "warnings": warnings,
             }
         )
     else:
         _print_status(rows, today)
         _print_outbox(actions)
-        for line in needs_contact_lines(contact):
+        for line in [*needs_contact_lines(contact), *prescribed_lines(contact)]:
             out.print(line, highlight=False, markup=False)
         warn(warnings)
     if actions.review or any(s.last_error for s in rows if s.instance in config.connectors):
