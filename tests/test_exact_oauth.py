@@ -27,9 +27,9 @@ from debsync.connectors.http import HttpFactory
 from debsync.errors import FatalConnectorError, RetryableConnectorError
 from debsync.store import Store
 from debsync.tokens import DatabaseVault, new_key
-from fake_exact_oauth import FakeExactOAuth
 
 from conftest import FrozenClock
+from fake_exact_oauth import FakeExactOAuth
 from fake_http import FakeServer
 
 
