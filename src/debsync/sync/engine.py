@@ -355,8 +355,9 @@ def _screen_purged(
     conn: Connection, instance: str, page: Page, purged: set[str], known: dict[str, bytes]
 ) -> None:
     """A purged debtor (:mod:`debsync.privacy`) stays purged while it has no open invoice:
-    its records are dropped unread. An open invoice makes it live again: ``purged_at`` is
-    cleared and its fingerprints forgotten, so its next record is written in full."""
+    its records, and the rejects of them, are dropped unread. An open invoice makes it live
+    again: ``purged_at`` is cleared and its fingerprints forgotten, so its next record is
+    written in full."""
     if not purged:
         return
     live = purged & {inv.debtor_id for inv in page.invoices}
@@ -369,6 +370,7 @@ def _screen_purged(
         known.update(dict.fromkeys(live, bytes(16)))
         purged -= live
     page.debtors = [d for d in page.debtors if d.external_id not in purged]
+    page.rejects = [r for r in page.rejects if r.kind != "debtor" or r.ref not in purged]
 
 
 class SyncProgress(Protocol):
