@@ -52,6 +52,12 @@ what its client libraries send and what the fake enforces, and it equals the ``p
 maximum of the lists."""
 
 
+PACING_MARGIN = 1.0
+"""Seconds added to Moneybird's window: its clock counts a call when it arrives, later than
+the client started it, and ``RateLimit-Reset`` is whole seconds; without the margin the 151st
+call can land a few milliseconds inside the window and get a 429."""
+
+
 def moneybird_error(response: httpx.Response) -> str | None:
     """Moneybird's ``{"error": ...}`` may quote submitted data; only a short string is used."""
     try:
@@ -78,8 +84,11 @@ class MoneybirdConnector(Connector[MoneybirdSettings]):
         super().__init__(instance, settings, context)
         # Moneybird allows 150 calls per 5 minutes per token and reports what is left.
         self.limiters: list[RateLimiter] = [
-            PacingLimiter(150, per=300),
-            HeaderLimiter(header_quota("RateLimit-Remaining", "RateLimit-Reset", unit="epoch_s")),
+            PacingLimiter(150, per=300 + PACING_MARGIN),
+            HeaderLimiter(
+                header_quota("RateLimit-Remaining", "RateLimit-Reset", unit="epoch_s"),
+                margin=PACING_MARGIN,
+            ),
         ]
 
     def _client(self) -> HttpClient:
