@@ -170,11 +170,16 @@ def test_status_and_plan_list_the_invoices_that_need_contact_details(project: Pa
     due = TODAY - timedelta(days=90)
     bare = ["10002", "Bouwbedrijf Noord B.V.", "Zakelijk", "", "", "", "", "", "nl", "V-1"]
     bare += [f"{due - timedelta(days=30):%d-%m-%Y}", f"{due:%d-%m-%Y}", "48.400,00"]
-    export.write_text(text + ";".join(bare) + "\r\n", encoding="utf-8-sig")
+    typo = ["10003", "Jan Bakker", "Particulier", "jan@localhost", "", "Dorpsstraat 2"]
+    typo += ["1234 AB", "Utrecht", "nl", "V-2", bare[-3], bare[-2], "250,00"]
+    rows = ";".join(bare) + "\r\n" + ";".join(typo) + "\r\n"
+    export.write_text(text + rows, encoding="utf-8-sig")
     debsync("sync")
 
     plan = as_json("plan")
     assert all(a["debtor"] != "10002" for a in plan["actions"])  # no handoff, nothing at all
+    (repaired,) = [a for a in plan["actions"] if a["debtor"] == "10003"]  # jan@localhost
+    assert (repaired["step"], repaired["channel"]) == ("reminder", "letter")
     (needing,) = plan["needs_contact"]
     assert (needing["debtor"], needing["number"], needing["step"]) == ("10002", "V-1", "reminder")
     assert "no e-mail address, postal address, phone number" in needing["missing"]

@@ -118,8 +118,12 @@ def _plan_json(result: Plan) -> dict[str, Any]:
                         "days_overdue": line.days_overdue,
                         "principal": line.principal,
                         "interest": line.interest,
+                        "step": line.step or a.step,
                     }
                     for line in a.lines
+                ],
+                "credits": [
+                    {"id": c.invoice_id, "number": c.number, "open": c.principal} for c in a.credits
                 ],
                 "principal": a.principal,
                 "interest": a.interest,
@@ -171,7 +175,7 @@ def _print_plan(result: Plan) -> None:
             f"{a.instance}/{a.debtor_id}",
             a.step + (" (approval)" if a.requires_approval else ""),
             a.channel,
-            ", ".join(line.number for line in a.lines),
+            _numbers(a),
             money(a.principal, a.currency),
             money(a.interest, a.currency) if a.interest is not None else "-",
             _costs(a),
@@ -183,6 +187,15 @@ def _print_plan(result: Plan) -> None:
         counts[d.reason.value] = counts.get(d.reason.value, 0) + 1
     out.print("invoices: " + ", ".join(f"{n} {reason}" for reason, n in sorted(counts.items())))
     warn(result.warnings)
+
+
+def _numbers(a: PlannedAction) -> str:
+    """The invoices, each lower-stage one with its own step; the credit notes offset."""
+    named = [
+        line.number + (f" ({line.step})" if line.step and line.step != a.step else "")
+        for line in a.lines
+    ]
+    return ", ".join(named + [f"credit {c.number}" for c in a.credits])
 
 
 def _costs(a: PlannedAction) -> str:
