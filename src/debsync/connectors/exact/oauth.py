@@ -51,11 +51,10 @@ REFRESH_LIFETIME = 30 * 86400.0
 STATE_SECONDS = 3600
 """How long an authorisation ``state`` is accepted."""
 
+EXPIRED = "the refresh token has expired (Exact keeps one 30 days)"
+
 TOKEN_PATH = "/api/oauth2/token"
 AUTHORIZE_PATH = "/api/oauth2/auth"
-
-_REAUTHORIZE_ERRORS = frozenset({"invalid_grant", "invalid_request"})
-"""Token errors that only a new authorisation cures: a spent, revoked or expired grant."""
 
 
 class ReauthorizeError(FatalConnectorError):
@@ -217,9 +216,8 @@ class ExactOAuth:
         """Refresh the stored pair, unless its refresh token is past its 30 days: sending it
         would only cost one of the key's errors."""
         if self._now() - float(tokens["issued_at"]) >= REFRESH_LIFETIME:
-            reason = "the refresh token has expired (Exact keeps one 30 days)"
-            self._bury(vault, reason)
-            raise ReauthorizeError(self.instance, reason)
+            self._bury(vault, EXPIRED)
+            raise ReauthorizeError(self.instance, EXPIRED)
         return await self._refresh(vault, str(tokens["refresh_token"]))
 
     async def _refresh(self, vault: TokenVault, refresh_token: str) -> dict[str, Any]:
@@ -303,11 +301,17 @@ class ExactOAuth:
                 f"exact {self.instance}: Exact refused client_id or client_secret "
                 "(invalid_client): check them against the app in the Exact App Center"
             )
-        if error in _REAUTHORIZE_ERRORS:
-            if "expired" in description:
-                reason = f"{what} has expired (Exact keeps one 30 days)"
+        expired = error == "invalid_request" and "expired" in description
+        if error == "invalid_grant" or expired:
+            if what == "the authorisation code":
+                reason = "the authorisation code was refused: a code is single-use and short-lived"
+            elif expired:
+                reason = EXPIRED
             else:
-                reason = f"{what} was refused ({error}): spent, revoked or not this app's"
+                reason = (
+                    "the refresh token was refused (invalid_grant): spent, revoked or not "
+                    "this app's"
+                )
             if what == "the refresh token":
                 self._bury(vault, reason)
             return ReauthorizeError(self.instance, reason)
