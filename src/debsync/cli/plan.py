@@ -167,8 +167,10 @@ def _print_plan(result: Plan) -> None:
         "costs",
         "deadline",
     ):
+        amount = column in ("principal", "interest", "costs")
+        # an amount or a date is never broken over two lines; names and numbers fold instead
         table.add_column(
-            column, justify="right" if column in ("principal", "interest", "costs") else "left"
+            column, justify="right" if amount else "left", no_wrap=amount or column == "deadline"
         )
     for a in result.actions:
         table.add_row(
