@@ -32,6 +32,7 @@ from debsync.templates import Templates, failed_collection
 from debsync.testing.samples import sample_context
 
 from books import DUE, Book
+from csv_helpers import read, write
 from fakes import INSTANCE, FakeConnector, RecordingAction, debtor, invoice, snapshot
 
 POLICIES = {"default": default_policy()}
@@ -182,3 +183,25 @@ def test_csv_payment_methods_name_direct_debits_and_failed_collections(
         direct_debit,
         failed,
     )
+
+
+def test_a_csv_export_with_a_storno_in_its_payment_method_column(tmp_path: Path) -> None:
+    debtor_cells = ["10001", "Bouwbedrijf 't Gooi B.V.", "info@gooi.example.nl"]
+    header = ["Relatiecode", "Naam", "E-mail", "Factuurnummer", "Vervaldatum", "Openstaand"]
+    path = write(
+        tmp_path / "open.csv",
+        [
+            [*header, "Betaalwijze"],
+            [*debtor_cells, "2026-0001", "01-10-2026", "121,00", "Automatische incasso"],
+            [*debtor_cells, "2026-0002", "01-10-2026", "121,00", "Incasso gestorneerd"],
+            [*debtor_cells, "2026-0003", "01-10-2026", "121,00", "Overboeking"],
+        ],
+    )
+
+    found = read(path).invoices
+
+    assert {n: (i.direct_debit, i.direct_debit_failed) for n, i in found.items()} == {
+        "2026-0001": (True, False),
+        "2026-0002": (True, True),
+        "2026-0003": (False, False),
+    }
