@@ -7,9 +7,11 @@ from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
+from debsync.claims import build_action
 from debsync.decisions import Reason
-from debsync.facts import StepSent
+from debsync.facts import DebtorFacts, StepSent
 from debsync.model import DebtorKind
+from debsync.policy import default_policy
 from debsync.store import Store
 from debsync.store.schema import ActionState
 from test_scheduler import DUE, book, inv, reasons, run, sent
@@ -132,3 +134,27 @@ def test_below_threshold_and_reasons_are_per_invoice() -> None:
     result = run(snapshot, day)
     assert result.actions == []
     assert reasons(result) == {"F1": Reason.BELOW_THRESHOLD, "F2": Reason.BELOW_THRESHOLD}
+
+
+def test_a_message_left_with_lower_stage_invoices_only_claims_no_interest() -> None:
+    """When the invoices at the message's own step are paid before sending, the rest are
+    still named as reminders: no interest line of zero, no hold for a missing rate."""
+    policy = default_policy()
+    aanmaning = policy.index("aanmaning")
+    assert aanmaning is not None
+    debtor = DebtorFacts("books", "D1", DebtorKind.BUSINESS)
+    lower = inv("F2")
+    action = build_action(
+        debtor,
+        policy,
+        aanmaning,
+        "email",
+        "EUR",
+        [lower],
+        {},
+        DUE + timedelta(days=30),
+        stages={"F2": 0},
+    )
+    assert action is not None and action.step == "aanmaning"
+    assert action.interest is None and not action.requires_approval
+    assert [line.step for line in action.lines] == ["reminder"]

@@ -91,7 +91,8 @@ def build_action(
         return bool(getattr(policy.steps[own[inv.external_id]], what))
 
     lines = []
-    interest_total: Decimal | None = Decimal(0) if step.claim_interest and eur else None
+    bearing = any(claims(inv, "claim_interest") for inv in ordered)  # not lower-stage only
+    interest_total: Decimal | None = Decimal(0) if step.claim_interest and eur and bearing else None
     for inv in ordered:
         interest: Decimal | None = None
         if interest_total is not None and claims(inv, "claim_interest"):
@@ -123,7 +124,7 @@ def build_action(
         )
     if interest_total is None:
         lines = [line._replace(interest=None) for line in lines]
-    held = step.claim_interest and eur and interest_total is None  # no rate for a day
+    held = step.claim_interest and eur and bearing and interest_total is None  # no rate
     held = held and not policy.send_without_interest
     if held:
         notes.append(law.HELD_WITHOUT_INTEREST)
