@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ from debsync.store import Store
 from debsync.tokens import DatabaseVault, new_key
 
 from conftest import FrozenClock
+from fake_exact import FakeExact
 from fake_exact_oauth import FakeExactOAuth
 from fake_http import FakeServer
 
@@ -66,10 +67,10 @@ class _Route:
     """One loopback server for the module, answering with the current test's fake (a
     server's shutdown costs half a second)."""
 
-    fake: FakeExactOAuth
+    handler: Callable[[httpx.Request], httpx.Response]
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
-        return self.fake.handle(request)
+        return self.handler(request)
 
 
 @pytest.fixture(scope="module")
@@ -82,8 +83,9 @@ def served() -> Iterator[tuple[FakeServer, _Route]]:
 @pytest.fixture
 def exact(sqlite_store: Store, clock: FrozenClock, served: tuple[FakeServer, _Route]) -> Exact:
     server, route = served
-    route.fake = FakeExactOAuth(clock=lambda: clock.now.timestamp())
-    return Exact(sqlite_store, clock, server, route.fake)
+    fake = FakeExactOAuth(clock=lambda: clock.now.timestamp())
+    route.handler = fake.handle
+    return Exact(sqlite_store, clock, server, fake)
 
 
 def test_a_fresh_access_token_is_used_without_a_refresh(exact: Exact) -> None:
@@ -147,6 +149,25 @@ def test_a_401_triggers_exactly_one_refresh(exact: Exact) -> None:
     first, second = asyncio.run(both())
     assert first == second != held
     assert exact.fake.valid(first)
+    assert exact.fake.refreshes == 1 and exact.fake.errors == []
+
+
+def test_a_401_from_the_api_is_answered_by_one_refresh_and_one_retry(
+    exact: Exact, served: tuple[FakeServer, _Route]
+) -> None:
+    """The stored pair claims a longer life than Exact gave it (a clock or an expires_in
+    that changed): the API's 401 is what tells, and one refresh mends it."""
+    api = FakeExact([3001, 3002], oauth=exact.fake, clock=exact.fake.clock)
+    served[1].handler = api
+    exact.authorise()
+    stored = exact.vault.load()
+    assert stored is not None
+    exact.vault.save(stored | {"expires_at": stored["issued_at"] + 3600})
+    exact.later(620)
+    found = asyncio.run(exact.oauth().divisions())
+    assert found == [("3001", "Administratie 3001"), ("3002", "Administratie 3002")]
+    unauthorized = [call for call in api.calls if call == (None, "GET /api/v1/current/Me")]
+    assert len(unauthorized) == 2  # refused once, then answered
     assert exact.fake.refreshes == 1 and exact.fake.errors == []
 
 
