@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
@@ -18,6 +19,7 @@ from debsync.facts import (
     InvoiceFacts,
     Pause,
     PauseKind,
+    PauseScope,
     Snapshot,
     StepSent,
 )
@@ -66,9 +68,8 @@ def book(
 
 def run(snapshot: Snapshot, day: date, **kwargs: object) -> Plan:
     if snapshot.instances["books"].last_success_at is None:
-        snapshot.instances["books"] = InstanceFacts(
-            "books", "default", at(day) - timedelta(hours=1)
-        )
+        synced = at(day) - timedelta(hours=1)
+        snapshot.instances = {"books": InstanceFacts("books", "default", synced)}
     return plan(snapshot, kwargs.pop("policies", POLICIES), at(day), **kwargs)  # type: ignore[arg-type]
 
 
@@ -318,7 +319,7 @@ def test_stale_data_blocks_every_action() -> None:
     result = run(snapshot, day)
     assert result.actions == [] and reasons(result)["F1"] is Reason.STALE
     never = book(inv("F1"))
-    never.instances["books"] = InstanceFacts("books", "default", None)
+    never.instances = {"books": InstanceFacts("books", "default", None)}
     assert reasons(plan(never, POLICIES, at(day)))["F1"] is Reason.STALE
 
 
@@ -331,18 +332,20 @@ def test_nothing_after_a_handoff() -> None:
 # -- pauses -------------------------------------------------------------------------------
 
 
-def pause(kind: PauseKind, scope: str = "invoice", target: str = "F1", **kwargs: object) -> Pause:
+def pause(
+    kind: PauseKind, scope: PauseScope = "invoice", target: str = "F1", **kwargs: Any
+) -> Pause:
     return Pause(
         id="p1",
         kind=kind,
         instance="books",
         scope=scope,
-        target=target,  # type: ignore[arg-type]
+        target=target,
         reason="test",
         author="anna",
         created_at=datetime(2026, 3, 1, tzinfo=UTC),
         **kwargs,
-    )  # type: ignore[arg-type]
+    )
 
 
 @pytest.mark.parametrize(
@@ -412,14 +415,14 @@ def test_idempotency_key_is_about_the_content() -> None:
 
 
 def test_policy_must_send_a_veertiendagenbrief_before_a_consumer_handoff() -> None:
-    steps = [
+    steps = (
         Step(name="reminder", channels=("email",), days_after_due=1),
         Step(name="handoff", channels=("agency",), days_after_previous=14, role="handoff"),
-    ]
+    )
     with pytest.raises(ValidationError, match="without a wik_notice"):
         Policy(name="x", steps=steps)
     business_only = steps[1].model_copy(update={"kinds": (DebtorKind.BUSINESS,)})
-    Policy(name="x", steps=[steps[0], business_only])
+    Policy(name="x", steps=(steps[0], business_only))
 
 
 @pytest.mark.parametrize(
