@@ -33,6 +33,7 @@ _MAGIC = (
     (b"\xff\xd8\xff", "a JPEG image"),
 )
 _ODS = b"application/vnd.oasis.opendocument.spreadsheet"
+_CONTROL = frozenset(range(32)) - {9, 10, 12, 13} | {127}
 SAVE_AS = "save it from the program as CSV or .xlsx (Excel workbook)"
 
 
@@ -46,8 +47,9 @@ def sniff_binary(path: Path) -> str | None:
     for magic, what in _MAGIC:
         if head.startswith(magic):
             raise FatalConnectorError(f"{path.name} is {what}, not a CSV export; {SAVE_AS}")
-    if head.count(0) * 10 > len(head) and not head.startswith((b"\xff\xfe", b"\xfe\xff")):
-        # many NUL bytes and no UTF-16 byte-order mark (a stray NUL in a cell is a text file)
+    if sum(map(_CONTROL.__contains__, head)) * 10 > len(head) and not head.startswith(
+        (b"\xff\xfe", b"\xfe\xff")  # UTF-16 text has a NUL in every other byte
+    ):  # one control character in ten: no text export (a stray NUL in a cell is fine)
         raise FatalConnectorError(f"{path.name} is a binary file, not a CSV export; {SAVE_AS}")
     return None
 
