@@ -203,6 +203,27 @@ def test_a_payment_pushed_closes_the_invoice_and_the_next_plan_no_longer_duns_it
     assert invoice["id"] == books.invoice("2026-0001").external_id
 
 
+def test_a_delivery_that_cannot_be_applied_now_is_applied_when_it_comes_again(
+    books: Books,
+) -> None:
+    """Moneybird refuses the fetch of the payment's invoice: 503, nothing recorded, so its
+    retry of the same delivery applies it."""
+    seeded(books.fake)
+    books.sync()
+    payment = books.fake.pay("2026-0001", Decimal("121.00"))
+    headers, body = books.fake.delivery(
+        "payment_registered", payment, entity_type="Payment", secrets=[SECRET], key="pay-1"
+    )
+    books.fake.revoked = True
+    failed = books.receive(headers, body)
+    assert (failed.outcome, failed.status) == ("failed", 503)
+    assert "mb-test-token" not in (failed.reason or "")
+    assert books.invoice("2026-0001").state == "open"
+    books.fake.revoked = False
+    assert books.receive(headers, body).outcome == "applied"
+    assert books.invoice("2026-0001").state == "closed"
+
+
 def test_a_delivery_is_applied_once_however_often_it_arrives(books: Books) -> None:
     invoice = seeded(books.fake)
     books.sync()

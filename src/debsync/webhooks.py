@@ -30,6 +30,7 @@ from sqlalchemy.engine import Connection
 from debsync.clock import Clock, system_clock
 from debsync.config import Config
 from debsync.connectors.base import JSON, Page, SyncResult, WebhookRefused
+from debsync.errors import ConnectorError, scrub
 from debsync.plugins import Plugins
 from debsync.store import Store
 from debsync.store.schema import connector_state, received_events
@@ -154,7 +155,13 @@ async def receive(
         return Received("ignored", event_id, reason="not a JSON object")
     action = str(payload.get("action") or payload.get("entity_type") or "delivery")
     cursor, synced = _state(store, instance)
-    page = await connector.webhook_page(payload, cursor) if synced else None
+    try:
+        page = await connector.webhook_page(payload, cursor) if synced else None
+    except ConnectorError as exc:  # fetching what the delivery names failed: deliver again
+        return Received("failed", event_id, reason=scrub(str(exc)))
+    except Exception as exc:  # a connector bug fails this delivery, not the server
+        log.error("webhook %s: delivery %s: unexpected %s", instance, event_id, type(exc).__name__)
+        return Received("failed", event_id, reason=f"unexpected {type(exc).__name__}")
     if page is None:
         _record(store, source, event_id, f"ignored {action}", clock())
         return Received("ignored", event_id)
