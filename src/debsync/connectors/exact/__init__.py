@@ -221,7 +221,7 @@ class _Run:
         entries = sorted(batch.entries.items())
         for start in range(0, max(len(entries), 1), PAGE_SIZE):
             for entry_id, entry in entries[start : start + PAGE_SIZE]:
-                self._debtor(code, batch, str(entry.header.get("Account") or "").lower())
+                self._debtor(code, batch, entry.account)
                 self._invoice(code, entry_id, entry)
             final = start + PAGE_SIZE >= len(entries)
             if not final:
@@ -229,6 +229,8 @@ class _Run:
         for account in sorted(batch.accounts):
             self._debtor(code, batch, account)
         self.state["divisions"][name] = batch.state.to_json()
+        if not last and not batch.closed and self._empty():
+            return  # nothing to write: the next page carries this division's state
         page = self.builder.page(
             cursor=self.cursor() if last or not snapshot else None,
             snapshot_complete=snapshot and last,
@@ -261,15 +263,19 @@ class _Run:
                 if reset is None:
                     raise
                 self._paused(code, reset)
-                kept = before or DivisionState(signal=signal)
-                kept.paused_until = reset.isoformat()
-                self.state["divisions"][str(code)] = kept.to_json()
+                kept = self.state["divisions"].get(str(code))
+                kept = kept or DivisionState(signal=signal).to_json()
+                self.state["divisions"][str(code)] = {**kept, "paused_until": reset.isoformat()}
                 return None
             except FatalHttpError as exc:
                 if len(self.codes) == 1:
                     raise
                 self.builder.reject("row", f"division {code}", f"{exc}; the others carry on")
                 return None
+
+    def _empty(self) -> bool:
+        built = self.builder
+        return not (built.debtors or built.invoices or built.rejects or built.unchanged_invoices)
 
     def _paused(self, code: int, until: datetime) -> None:
         when = until.strftime("%Y-%m-%d %H:%M %Z").strip()

@@ -78,7 +78,7 @@ class DivisionState:
 
     def accounts(self) -> set[str]:
         """Accounts with an open entry."""
-        return {_id(e.header.get("Account")) for e in self.entries.values()}
+        return {e.account for e in self.entries.values()}
 
 
 @dataclass
@@ -119,10 +119,10 @@ class DivisionSync:
             if row.get("LineType") != RECEIPT:
                 continue
             entry_id = _id(row.get("TransactionEntryID"))
-            entry = state.entries.get(entry_id) or Entry({}, {})
+            entry = state.entries.get(entry_id) or Entry()
             entry.apply(row)
             state.entries[entry_id] = entry
-        state.entries = {k: e for k, e in state.entries.items() if e.rows}
+        state.entries = {k: e for k, e in state.entries.items() if e.owed}
         wanted = state.accounts()
         return Batch(
             state,
@@ -133,13 +133,11 @@ class DivisionSync:
 
     async def changes(self, before: DivisionState) -> Batch:
         """What changed since ``before``'s marks: changed open entries, closed ones, and
-        the debtors whose account or contacts changed (or who owe a first invoice)."""
-        state = DivisionState(
-            dict(before.marks),
-            {k: Entry(dict(e.header), dict(e.rows)) for k, e in before.entries.items()},
-            before.signal,
-        )
+        the debtors whose account or contacts changed (or who owe a first invoice).
+        ``before``'s entries are updated in place."""
+        state = DivisionState(dict(before.marks), before.entries, before.signal)
         known_accounts = before.accounts()
+        was_open = set(before.entries)
         deleted = {
             _id(d.get("EntityKey"))
             for d in await self._read("deleted", state.marks)
@@ -150,20 +148,20 @@ class DivisionSync:
         touched: set[str] = set()
         if deleted:
             for entry_id, entry in state.entries.items():
-                if deleted & entry.rows.keys():
-                    entry.rows = {r: v for r, v in entry.rows.items() if r not in deleted}
+                if deleted & entry.row_ids():
+                    entry.drop(deleted)
                     touched.add(entry_id)
         for row in await self._read("terms", state.marks):
             if row.get("LineType") != RECEIPT:
                 continue
             entry_id = _id(row.get("TransactionEntryID"))
-            entry = state.entries.setdefault(entry_id, Entry({}, {}))
+            entry = state.entries.setdefault(entry_id, Entry())
             entry.apply(row)
             touched.add(entry_id)
-        closed = sorted(e for e in touched if not state.entries[e].rows and e in before.entries)
-        state.entries = {k: e for k, e in state.entries.items() if e.rows}
+        closed = sorted(e for e in touched if not state.entries[e].owed and e in was_open)
+        state.entries = {k: e for k, e in state.entries.items() if e.owed}
         changed = changed_accounts.keys() | changed_contacts.keys()
-        first = {_id(state.entries[e].header.get("Account")) for e in touched if e in state.entries}
+        first = {state.entries[e].account for e in touched if e in state.entries}
         wanted = (changed & state.accounts()) | (first - known_accounts)
         accounts = {a: changed_accounts[a] for a in wanted if a in changed_accounts}
         missing = wanted - accounts.keys()

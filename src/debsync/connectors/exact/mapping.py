@@ -10,9 +10,7 @@ many divisions and a document or note finds its way back.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -52,10 +50,10 @@ def split_key(external_id: str) -> tuple[int, str]:
     return int(division), guid
 
 
-def fingerprint(*records: Mapping[str, Any] | None) -> bytes:
-    """A digest of the raw input a record is built from (``Page.raw``)."""
-    text = json.dumps(records, sort_keys=True, default=str, separators=(",", ":"))
-    return hashlib.blake2b(text.encode(), digest_size=16).digest()
+def fingerprint(*records: Any) -> bytes:
+    """A digest of the raw input a record is built from (``Page.raw``): the ``repr`` of
+    records whose keys come in a fixed order (``$select``'s, or the cursor's)."""
+    return hashlib.blake2b(repr(records).encode(), digest_size=16).digest()
 
 
 def _text(value: Any) -> str:
@@ -130,32 +128,82 @@ def is_open(row: Mapping[str, Any]) -> bool:
     )
 
 
-@dataclass
 class Entry:
-    """What is known of one sales entry (one invoice) across its payment-term rows."""
+    """What is known of one sales entry (one invoice) across its payment-term rows. An entry
+    read from the cursor stays in its JSON form until it is looked into or changed, so an
+    unchanged division costs no conversion."""
 
-    header: dict[str, Any]
-    """The latest row seen: invoice number, dates, total, account, currency."""
-    rows: dict[str, tuple[Decimal, str]]
-    """Open rows: row id → (open amount, due date as ``/Date(ms)/``)."""
+    __slots__ = ("_header", "_json", "_rows")
 
-    def state(self) -> list[Any]:
-        """The cursor form: ``[header fields, {row: [amount, due]}]``."""
-        return [self.header, {r: [str(a), d] for r, (a, d) in self.rows.items()}]
+    def __init__(
+        self,
+        header: dict[str, Any] | None = None,
+        rows: dict[str, tuple[Decimal, str]] | None = None,
+    ) -> None:
+        self._json: list[Any] | None = None
+        self._header = header if header is not None else {}
+        """The latest row seen: invoice number, dates, total, account, currency."""
+        self._rows: dict[str, tuple[Decimal, str]] | None = rows if rows is not None else {}
+        """Open rows: row id → (open amount, due date as ``/Date(ms)/``)."""
 
     @classmethod
     def from_state(cls, state: list[Any]) -> Entry:
-        header, rows = state
-        return cls(dict(header), {r: (Decimal(a), d) for r, (a, d) in rows.items()})
+        entry = cls()
+        entry._json, entry._rows = state, None
+        return entry
+
+    def _loaded(self) -> dict[str, tuple[Decimal, str]]:
+        if self._rows is None:
+            assert self._json is not None
+            header, rows = self._json
+            self._header = dict(header)
+            self._rows = {r: (Decimal(a), d) for r, (a, d) in rows.items()}
+        return self._rows
+
+    @property
+    def header(self) -> dict[str, Any]:
+        self._loaded()
+        return self._header
+
+    @property
+    def rows(self) -> dict[str, tuple[Decimal, str]]:
+        return self._loaded()
+
+    def drop(self, row_ids: set[str]) -> None:
+        """Rows deleted in Exact."""
+        self._rows = {r: v for r, v in self._loaded().items() if r not in row_ids}
+        self._json = None
+
+    @property
+    def account(self) -> str:
+        header = self._json[0] if self._rows is None and self._json else self._header
+        return _text(header.get("Account")).lower()
+
+    @property
+    def owed(self) -> bool:
+        """Whether any row is still open."""
+        return bool(self.row_ids())
+
+    def row_ids(self) -> set[str]:
+        rows = self._json[1] if self._rows is None and self._json else self._rows
+        return set(rows or ())
+
+    def state(self) -> list[Any]:
+        """The cursor form: ``[header fields, {row: [amount, due]}]``."""
+        if self._rows is None and self._json is not None:
+            return self._json
+        return [self._header, {r: [str(a), d] for r, (a, d) in self.rows.items()}]
 
     def apply(self, row: Mapping[str, Any]) -> None:
         """Take a changed row: its header fields, and its open part or its closing."""
-        self.header = {k: _plain(row.get(k)) for k in _HEADER}
+        rows = self._loaded()
+        self._json = None
+        self._header = {k: _plain(row.get(k)) for k in _HEADER}
         row_id = _text(row.get("ID")).lower()
         if is_open(row):
-            self.rows[row_id] = (Decimal(str(row.get("AmountFC") or 0)), str(row.get("DueDate")))
+            rows[row_id] = (Decimal(str(row.get("AmountFC") or 0)), str(row.get("DueDate")))
         else:
-            self.rows.pop(row_id, None)
+            rows.pop(row_id, None)
 
 
 _HEADER = (

@@ -11,6 +11,7 @@ import json
 import re
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 from uuid import UUID
 from zoneinfo import ZoneInfo
@@ -68,7 +69,13 @@ def parse_date(value: Any) -> datetime | None:
 
 def parse_day(value: Any) -> date | None:
     """The calendar day of an OData date."""
-    moment = parse_date(value)
+    return None if value is None else _day(str(value))
+
+
+@lru_cache(maxsize=8192)
+def _day(text: str) -> date | None:
+    """Cached: an administration's invoices share a few hundred dates."""
+    moment = parse_date(text)
     return moment.date() if moment else None
 
 
