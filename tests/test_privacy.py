@@ -23,6 +23,7 @@ import sqlalchemy as sa
 from typer.testing import CliRunner, Result
 
 from debsync.actions.base import PermanentActionError
+from debsync.actions.call import CallAction, CallSettings
 from debsync.actions.email import FileAction, FileSettings
 from debsync.cli import app
 from debsync.config import (
@@ -35,6 +36,7 @@ from debsync.config import (
 from debsync.connectors.base import Page, Reject
 from debsync.facts import PauseKind
 from debsync.model import Debtor, Invoice
+from debsync.outbox.calls import Outcome, complete, open_calls
 from debsync.outbox.executor import Dispatcher
 from debsync.pauses import end_pause, start_pause
 from debsync.planning import plan_from_store
@@ -63,6 +65,7 @@ RETENTION = PrivacySettings(retention_days=400)
 ONE_STEP = Policy(
     name="default", steps=(Step(name="reminder", channels=("email",), days_after_due=1),)
 )
+CALLING = Policy(name="calling", steps=(Step(name="call", channels=("call",), days_after_due=1),))
 APPROVED = Policy(
     name="approval",
     steps=(Step(name="reminder", channels=("email",), days_after_due=1, requires_approval=True),),
@@ -71,7 +74,7 @@ APPROVED = Policy(
 
 def people() -> tuple[Debtor, ...]:
     """D1 is the one purged; D2 closes later (within retention); D3 stays open; D4 has an
-    action awaiting approval."""
+    action awaiting approval; D5 a call task without an outcome."""
     planted = Debtor.model_validate(
         {
             "external_id": "D1",
@@ -89,7 +92,10 @@ def people() -> tuple[Debtor, ...]:
         )
         for ext in ("D2", "D3", "D4")
     )
-    return (planted, *others)
+    called = Debtor.model_validate(
+        {"external_id": "D5", "name": "Bel B.V.", "phones": ["0301234567"]}
+    )
+    return (planted, *others, called)
 
 
 class Shop:
@@ -105,20 +111,21 @@ class Shop:
             creditor=CreditorSettings(
                 name="Voorbeeld B.V.", iban="NL91ABNA0417164300", email="debiteuren@shop.nl"
             ),
-            policies={"default": ONE_STEP, "approval": APPROVED},
+            policies={"default": ONE_STEP, "approval": APPROVED, "calling": CALLING},
             connectors={
                 "books": ConnectorInstance(
                     "books",
                     "fake",
                     FakeConnector,
                     FakeSettings(),
-                    debtor_policies={"D4": "approval"},
+                    debtor_policies={"D4": "approval", "D5": "calling"},
                 )
             },
             actions={
                 "mail": ActionInstance(
                     "mail", "file", FileAction, FileSettings(directory=tmp_path / "outbox")
-                )
+                ),
+                "calls": ActionInstance("calls", "call", CallAction, CallSettings()),
             },
         )
         self.debtors = people()
@@ -175,13 +182,14 @@ class Shop:
 
 
 F = {ext: invoice(ext, debtor_id=f"D{ext[1]}") for ext in ("F1", "F2", "F3", "F4")}
+F["F6"] = invoice("F6", debtor_id="D5")
 
 
 @pytest.fixture
 def shop(store: Store, tmp_path: Path) -> Shop:
-    """Reminders sent to D1-D3 (D4's awaits approval), a dispute of D1 with free text
-    started and ended, a reject quoting D1's name; then D1's and D4's invoices close at
-    once, D2's 300 days later."""
+    """Reminders sent to D1-D3 (D4's awaits approval, D5 gets a call task), a dispute of D1
+    with free text started and ended, a reject quoting D1's name; then the invoices of D1,
+    D4 and D5 close at once, D2's 300 days later."""
     shop = Shop(store, tmp_path)
     shop.sync(*F.values(), rejects=(Reject("debtor", "D1", f"odd name {NAME!r}"),))
     shop.act()
@@ -297,8 +305,12 @@ def test_an_open_invoice_an_action_in_flight_or_a_pause_keep_the_data(shop: Shop
         clock=shop.clock,
     )
     report = shop.purge(days=500)  # all closed over 400 days ago, but:
-    # D3's invoice is open, D4's reminder awaits approval, D2 is on hold until 2029
+    # D3's invoice is open, D4's reminder awaits approval, D2 is on hold until 2029, and
+    # D5's call task has no outcome yet
     assert [p.debtor_id for p in report.purged] == ["D1"]
+    (task,) = open_calls(shop.store)
+    complete(shop.store, task.key, Outcome.NO_ANSWER, author="anne", clock=shop.clock)
+    assert [p.debtor_id for p in shop.purge(days=500).purged] == ["D5"]
 
 
 def test_resyncing_a_purged_debtor_restores_nothing_until_it_has_an_open_invoice(

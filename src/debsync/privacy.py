@@ -28,6 +28,7 @@ from debsync.config import PrivacySettings
 from debsync.errors import DebsyncError, scrub
 from debsync.facts import Pause
 from debsync.model import from_minor
+from debsync.outbox.calls import open_calls
 from debsync.pauses import ENDED, STARTED, load_active
 from debsync.store import Store
 from debsync.store.locks import sync_lock
@@ -140,8 +141,9 @@ def purge(
             if not held:
                 report.busy.append(instance)
                 continue
+            calling = {t.debtor_id for t in open_calls(store, contacts=0) if t.instance == instance}
             with store.engine.connect() as conn:
-                due = _due(conn, instance, cutoff, local_date(now))
+                due = _due(conn, instance, cutoff, local_date(now), calling)
             for debtor_id, last_activity in due:
                 done = DebtorPurge(instance, debtor_id, last_activity)
                 try:
@@ -161,10 +163,13 @@ def purge(
     return report
 
 
-def _due(conn: Connection, instance: str, cutoff: datetime, today: date) -> list[Any]:
+def _due(
+    conn: Connection, instance: str, cutoff: datetime, today: date, calling: set[str]
+) -> list[Any]:
     """(debtor id, last activity) of the debtors past retention: not purged, no open
-    invoice, no action in flight, no pause in force, last invoice closed before ``cutoff``
-    (a debtor without invoices: created before it)."""
+    invoice, no action in flight, no call task without an outcome (``calling``), no pause
+    in force, last invoice closed before ``cutoff`` (a debtor without invoices: created
+    before it)."""
     closed = sa.func.max(invoices.c.closed_at)
     open_count = sa.func.sum(sa.case((invoices.c.state == "open", 1), else_=0))
     per_debtor = {
@@ -175,7 +180,7 @@ def _due(conn: Connection, instance: str, cutoff: datetime, today: date) -> list
             .group_by(invoices.c.debtor_id)
         )
     }
-    in_flight = set(
+    in_flight = calling | set(
         conn.execute(
             sa.select(outbox.c.debtor_id)
             .distinct()
