@@ -363,7 +363,7 @@ def test_a_repeated_warning_is_printed_once_with_its_count(
     ]
 
 
-def test_a_sync_with_many_rejects_says_so_once(project: Path) -> None:
+def test_many_rejects_of_one_kind_are_said_once_with_their_count(project: Path) -> None:
     header = export_header("KvK-nummer", "Bedrag", "Valuta", "Betalingskenmerk")
     debtor = ["D1", "Bakkerij De Gouden Korrel B.V.", "Zakelijk", "info@korrel.example.nl"]
     bad = [
@@ -375,6 +375,15 @@ def test_a_sync_with_many_rejects_says_so_once(project: Path) -> None:
     said = " ".join(result.stderr.split())
     assert said.count("rejected") == 1, result.stderr
     assert "30 record(s) rejected or repaired; see `debsync status`" in said
+    listed = " ".join(debsync("status").stdout.split())
+    assert "30 rejected or repaired record(s) in the last sync:" in listed
+    assert (
+        "rejected 30 × row (open-items.csv:2, open-items.csv:3, open-items.csv:4 and 27 more): "
+        "column 'Vervaldatum': '32-13-2026' is not a valid date"
+    ) in listed
+    assert listed.count("is not a valid date") == 1
+    rejects = json.loads(debsync("status", "--json").stdout)["instances"][0]["rejects"]
+    assert len(rejects) == 30  # the machine output keeps every record
 
 
 # -- Ctrl-C during a sync ------------------------------------------------------------------

@@ -29,13 +29,14 @@ from debsync.cli.common import (
 )
 from debsync.clock import AMSTERDAM, local_date, system_clock
 from debsync.decisions import needs_contact, needs_contact_lines
-from debsync.eligibility import prescribed, prescribed_lines
+from debsync.eligibility import held, held_lines
 from debsync.errors import scrub
 from debsync.outbox.review import OutboxStatus, outbox_status
 from debsync.planning import plan_from_store
 from debsync.store.reports import (
     AGING_BUCKETS,
     InstanceStatus,
+    RejectRow,
     instance_status,
     unknown_kind_lines,
 )
@@ -78,14 +79,14 @@ def status(
                 },
                 "broken_plugins": [{"name": i.name, "error": i.error} for i in plugins.broken()],
                 "needs_contact": needs_contact(contact),
-                "prescribed": prescribed(contact),
+                **held(contact),
                 "warnings": warnings,
             }
         )
     else:
         _print_status(rows, today)
         _print_outbox(actions)
-        for line in [*needs_contact_lines(contact), *prescribed_lines(contact)]:
+        for line in [*needs_contact_lines(contact), *held_lines(contact)]:
             out.print(line, highlight=False, markup=False)
         warn(warnings)
     if actions.review or any(s.last_error for s in rows if s.instance in config.connectors):
@@ -161,7 +162,27 @@ def _print_status(rows: list[InstanceStatus], today: date) -> None:
             out.print(
                 f"[yellow]{len(s.rejects)} rejected or repaired record(s) in the last sync:[/]"
             )
-            for r in s.rejects:
-                tag = "repaired" if r.dropped else "rejected"
-                line = f"  {tag} {r.kind} {r.ref}: {scrub(r.reason)}"
+            for line in _reject_lines(s.rejects):
                 out.print(line, highlight=False, markup=False)
+
+
+REFS_SHOWN = 3
+"""Records named for a problem many share; `status --json` lists them all."""
+
+
+def _reject_lines(rejects: list[RejectRow]) -> list[str]:
+    """One line per problem: a reason many records share is said once, with their count and
+    the first few of them."""
+    groups: dict[tuple[str, str, str], list[str]] = {}
+    for r in rejects:
+        tag = "repaired" if r.dropped else "rejected"
+        groups.setdefault((tag, r.kind, scrub(r.reason)), []).append(r.ref)
+    lines = []
+    for (tag, kind, reason), refs in groups.items():
+        if len(refs) == 1:
+            lines.append(f"  {tag} {kind} {refs[0]}: {reason}")
+            continue
+        more = len(refs) - REFS_SHOWN
+        shown = ", ".join(refs[:REFS_SHOWN]) + (f" and {more} more" if more > 0 else "")
+        lines.append(f"  {tag} {len(refs)} × {kind} ({shown}): {reason}")
+    return lines
