@@ -7,7 +7,7 @@ import asyncio
 import email
 import email.policy
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ from debsync.actions.letter.content import render_letter
 from debsync.config import ActionInstance
 from debsync.connectors.csv.values import is_direct_debit, is_failed_collection
 from debsync.decisions import Reason, explain
+from debsync.eligibility import held
 from debsync.model import Language
 from debsync.planning import load_snapshot
 from debsync.policy import default_policy
@@ -205,3 +206,21 @@ def test_a_csv_export_with_a_storno_in_its_payment_method_column(tmp_path: Path)
         "2026-0002": (True, True),
         "2026-0003": (False, False),
     }
+
+
+def test_direct_debits_pending_past_the_grace_days_are_listed_to_check(
+    store: Store, clock: Any
+) -> None:
+    late = invoice("F1").model_copy(update={"direct_debit": True})  # due 2026-10-01
+    recent = invoice("F2", due=date(2026, 11, 20)).model_copy(update={"direct_debit": True})
+    sync(store, clock, late, recent)
+    loaded = load_snapshot(store, {"books": "default"}, sources={"books": "csv"})
+
+    listed = held(plan(loaded, POLICIES, clock.now, check_freshness=False))
+
+    assert [(h["number"], h["debtor"]) for h in listed["collections_to_check"]] == [("F1", "D1")]
+    assert (
+        "still pending 52 days after the due date: check the collection in csv"
+        in (listed["collections_to_check"][0]["detail"])
+    )
+    assert listed["prescribed"] == []

@@ -22,6 +22,7 @@ from debsync.policy import Policy
 
 _YOUNG_DAYS = 365 * law.PRESCRIPTION_MIN_YEARS
 """An invoice less than this many days past due cannot have prescribed."""
+_CHECK = "check the collection"
 
 
 def hold(
@@ -50,7 +51,7 @@ def hold(
         late = (today - inv.due_date).days
         if late > policy.direct_debit_grace_days:
             where = f" in {instance.source}" if instance.source else ""
-            detail += f"; still pending {late} days after the due date: check the collection{where}"
+            detail += f"; still pending {late} days after the due date: {_CHECK}{where}"
         return _held(inv, history, Reason.DIRECT_DEBIT, detail)
     return None
 
@@ -93,27 +94,43 @@ def _held(
     )
 
 
-def prescribed(plan: Plan) -> list[dict[str, str]]:
-    """The invoices left alone because their claim prescribed, for ``status`` and ``plan``
-    (ids and dates only)."""
-    return [
-        {
-            "instance": d.instance,
-            "debtor": d.debtor_id,
-            "invoice": d.invoice_id,
-            "number": d.number,
-            "detail": d.detail,
-        }
-        for d in plan.decisions
-        if d.reason is Reason.PRESCRIBED
-    ]
+def held(plan: Plan) -> dict[str, list[dict[str, str]]]:
+    """The invoices ``status`` and ``plan`` list, ids and dates only: ``prescribed`` ones, and
+    ``collections_to_check``: direct debits still pending past the policy's
+    ``direct_debit_grace_days``, which debsync never duns, so a person should look."""
+    found: dict[str, list[dict[str, str]]] = {key: [] for key in _HEADINGS}
+    for d in plan.decisions:
+        if d.reason is Reason.PRESCRIBED:
+            key = "prescribed"
+        elif d.reason is Reason.DIRECT_DEBIT and _CHECK in d.detail:
+            key = "collections_to_check"
+        else:
+            continue
+        found[key].append(
+            {
+                "instance": d.instance,
+                "debtor": d.debtor_id,
+                "invoice": d.invoice_id,
+                "number": d.number,
+                "detail": d.detail,
+            }
+        )
+    return found
 
 
-def prescribed_lines(plan: Plan) -> list[str]:
-    """:func:`prescribed` for a person: a heading, then one line per invoice."""
-    found = prescribed(plan)
-    if not found:
-        return []
-    lines = [f"prescribed, not dunned: {len(found)} invoice(s)"]
-    lines += [f"  {p['instance']}/{p['debtor']} {p['number']}: {p['detail']}" for p in found]
+_HEADINGS = {
+    "prescribed": "prescribed, not dunned",
+    "collections_to_check": "direct debits pending past the grace days, not dunned",
+}
+
+
+def held_lines(plan: Plan) -> list[str]:
+    """:func:`held` for a person: per list a heading, then one line per invoice."""
+    lines = []
+    for key, found in held(plan).items():
+        if found:
+            lines.append(f"{_HEADINGS[key]}: {len(found)} invoice(s)")
+            lines += [
+                f"  {h['instance']}/{h['debtor']} {h['number']}: {h['detail']}" for h in found
+            ]
     return lines

@@ -32,7 +32,7 @@ from debsync.decisions import (
     needs_contact,
     needs_contact_lines,
 )
-from debsync.eligibility import prescribed, prescribed_lines
+from debsync.eligibility import held, held_lines
 from debsync.planning import plan_from_store
 from debsync.store.reports import unknown_kind_lines, unknown_kinds
 
@@ -77,11 +77,11 @@ def plan_command(
         print_json(
             _plan_json(result)
             | {"unknown_kind": unknown, "needs_contact": needs_contact(result)}
-            | {"prescribed": prescribed(result)}
+            | held(result)
         )
         return
     _print_plan(result)
-    for line in [*needs_contact_lines(result), *prescribed_lines(result)]:
+    for line in [*needs_contact_lines(result), *held_lines(result)]:
         out.print(line, highlight=False, markup=False)
     for line in unknown_kind_lines(unknown):
         err.print(f"[yellow]warning:[/] {escape(line)}", highlight=False)
