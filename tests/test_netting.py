@@ -4,20 +4,25 @@ the claim gets nothing (issue 11, item 3)."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, ClassVar
 
+import pytest
+
 from debsync import law
-from debsync.actions.base import MessageContext
+from debsync.actions.base import InvoiceLine, MessageContext
 from debsync.actions.email.message import BLOCKS, TEXT_LAYOUT, THIS_MESSAGE
 from debsync.claims import build_action
 from debsync.decisions import Reason
 from debsync.facts import DebtorFacts
-from debsync.model import DebtorKind
+from debsync.model import DebtorKind, Language
 from debsync.policy import Policy, Step
 from debsync.store import Store
+from debsync.templates import Templates
+from debsync.testing import sample_context
 from test_scheduler import DUE, book, inv, reasons, run
 
 from books import DUE as BOOKED_DUE
@@ -118,3 +123,61 @@ def test_the_rendered_reminder_demands_the_net_amount_and_names_the_credit_note(
     assert "2.267,00" not in text
     steps = b.events("step.sent")
     assert sorted(e.invoice_id for e in steps if e.debtor_id == "D1") == ["2026-0101", "2026-0102"]
+
+
+CREDIT = InvoiceLine(
+    external_id="C7",
+    number="2026-C007",
+    issue_date=BOOKED_DUE,
+    due_date=BOOKED_DUE,
+    days_overdue=0,
+    total=Decimal("-121.00"),
+    open_amount=Decimal("-121.00"),
+)
+SAID = {
+    Language.NL: "creditnota 2026-C007 van € 121,00 in mindering gebracht",
+    Language.EN: "credit note 2026-C007 of €121.00 has been deducted",
+}
+
+
+@pytest.mark.parametrize("language", list(Language))
+@pytest.mark.parametrize(
+    ("channel", "step"),
+    [
+        ("email", "reminder"),
+        ("email", "aanmaning"),
+        ("letter", "aanmaning"),
+        ("letter", "veertiendagenbrief"),
+        ("sms", "reminder"),
+        ("sms", "aanmaning"),
+    ],
+)
+def test_every_channel_names_the_credit_note(channel: str, step: str, language: Language) -> None:
+    context = sample_context(step, channel, language)
+    netted = dataclasses.replace(
+        context, credits=(CREDIT,), principal=context.principal - Decimal("121.00")
+    )
+    blocks = ["text"] if channel == "sms" else ["subject", "opening", "closing"]
+    this = {Language.NL: "dit bericht", Language.EN: "this message"}[language]
+    rendered = " ".join(Templates().blocks(channel, netted, blocks, this_message=this).values())
+    rendered = rendered.replace("\xa0", " ")
+    if channel == "sms":
+        assert "2026-C007" in rendered
+    else:
+        assert SAID[language] in rendered
+
+
+@pytest.mark.parametrize("language", list(Language))
+def test_a_combined_message_names_each_invoices_stage(language: Language) -> None:
+    context = sample_context("aanmaning", "email", language)
+    first, second = context.invoices[:2]
+    combined = dataclasses.replace(
+        context, invoices=(first, dataclasses.replace(second, stage="reminder"))
+    )
+    templates = Templates()
+    blocks = templates.blocks("email", combined, ["subject", "opening", "closing"])
+    body = templates.layout(TEXT_LAYOUT, combined, html=False, **blocks)
+    label = {Language.NL: "herinnering", Language.EN: "reminder"}[language]
+    assert f"({label})" in body
+    assert {Language.NL: "ter herinnering", Language.EN: "as a reminder"}[language] in body
+    assert second.number in blocks["opening"]
