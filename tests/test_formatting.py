@@ -133,3 +133,5 @@ def test_an_email_and_a_letter_write_the_same_figures(language: Language) -> Non
     for figure in figures:
         assert figure in email and figure in html and figure in letter, figure
     assert "+31301234567" not in email and "NL91ABNA0417164300" not in email
+    sms = templates.blocks("sms", dataclasses.replace(context, channel="sms"), ["text"])["text"]
+    assert figures[0] in sms and figures[2] in sms and "+31301234567" not in sms
