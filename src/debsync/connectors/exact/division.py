@@ -39,8 +39,8 @@ DELETED_TERM = 10
 BY_ID_BATCH = 20
 """Ids per ``or`` filter when fetching accounts or contacts by key (CRUD pages hold 60)."""
 
-FIRST = 1
-"""``Timestamp gt 1L``: everything (a full load)."""
+FIRST = 0
+"""``Timestamp gt 0L``: everything (a full load; a regenerated division starts at 1)."""
 
 
 def _id(value: Any) -> str:
