@@ -150,15 +150,18 @@ def test_the_incasso_sentence_names_the_failed_collections(
     assert bool(failed_collection(context)) == any(failed)
 
 
-@pytest.mark.parametrize("channel", ["sms", "letter"])
+@pytest.mark.parametrize("channel", ["sms", "letter", "call"])
 @pytest.mark.parametrize("language", list(Language))
-def test_sms_and_letters_say_the_incasso_failed(channel: str, language: Language) -> None:
+def test_sms_letters_and_call_sheets_say_the_incasso_failed(
+    channel: str, language: Language
+) -> None:
     context = replace(sample_context("aanmaning", channel, language), invoices=(line("A-1", True),))
     expected = failed_collection(context)
     if channel == "letter":
         assert render_letter(context, Templates()).opening[0] == expected
     else:
-        assert expected in Templates().blocks("sms", context, ["text"])["text"]
+        block = "text" if channel == "sms" else "script"
+        assert expected in Templates().blocks(channel, context, [block])[block]
 
 
 @pytest.mark.parametrize(
