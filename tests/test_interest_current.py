@@ -22,10 +22,11 @@ from typer.testing import CliRunner
 from debsync import daemon, law
 from debsync.cli import app
 from debsync.clock import AMSTERDAM, local_date, system_clock
-from debsync.config import load_config
+from debsync.config import LawSettings, load_config
 from debsync.decisions import PlannedAction
 from debsync.facts import DebtorFacts, InstanceFacts, InvoiceFacts, Snapshot, StepSent
 from debsync.model import DebtorKind
+from debsync.outbox.review import approve
 from debsync.outbox.table import enqueue
 from debsync.planning import plan_from_store
 from debsync.plugins import Plugins
@@ -125,7 +126,7 @@ def test_inside_the_table_nothing_is_held() -> None:
 
 
 def test_act_warns_once_before_anything_is_sent_and_holds_the_aanmaning(
-    store: Store, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    store: Store, tmp_path: Path
 ) -> None:
     book = Book(store, tmp_path, RecordingAction)
     RecordingAction.sent.clear()
@@ -155,6 +156,27 @@ def test_act_warns_once_before_anything_is_sent_and_holds_the_aanmaning(
     assert [w for w in first.warnings if "interest" in w] == []
     assert len([w for w in second.warnings if "interest" in w]) == 1
     assert sent_when_warned == [2]  # logged once, while the second act had sent nothing yet
+
+    # the rates are published: added, and the held actions approved, they claim the interest
+    rates = tmp_path / "rates.csv"
+    rates.write_text(
+        "valid_from,article,rate_percent,source\n2027-01-01,6:119,3.50,test\n"
+        "2027-01-01,6:119a,9.90,test\n",
+        encoding="utf-8",
+    )
+    book.config = replace(book.config, law=LawSettings(interest_rates=rates))
+    for row in held:
+        approve(store, row.key, "tester", book.clock())
+    asyncio.run(book.dispatcher().execute())
+    sent = [payload for _, payload in RecordingAction.sent if payload["step"] == "aanmaning"]
+    expected = law.statutory_interest(
+        Decimal("121.00"),
+        late + timedelta(days=1),
+        local_date(book.clock()),
+        commercial=True,
+        table=law.load_rate_table(rates),
+    )
+    assert [p["interest"] for p in sent] == [str(expected)] * 2
 
 
 def test_an_action_queued_before_the_table_ended_is_held_when_it_would_be_sent(
