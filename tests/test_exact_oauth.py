@@ -5,6 +5,7 @@ a 401, expiry and revocation, and that no token reaches a log line or a message.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Callable, Iterator
 from datetime import timedelta
@@ -207,6 +208,47 @@ def test_a_spent_or_revoked_refresh_token_asks_for_reauthorisation(exact: Exact)
     with pytest.raises(ReauthorizeError):
         asyncio.run(exact.oauth().access_token())
     assert exact.fake.errors == ["invalid_grant"]
+
+
+def test_the_old_answer_to_a_spent_token_asks_for_reauthorisation_too(
+    exact: Exact, served: tuple[FakeServer, _Route]
+) -> None:
+    """Until 2019 Exact answered a spent refresh token 401 unauthorized_client."""
+
+    def old_exact(request: httpx.Request) -> httpx.Response:
+        response = exact.fake.handle(request)
+        if response.status_code == 400 and b"invalid_grant" in response.content:
+            body = {"error": "unauthorized_client", "error_description": "Old refresh token used."}
+            return httpx.Response(401, json=body)
+        return response
+
+    served[1].handler = old_exact
+    exact.authorise()
+    exact.fake.revoke()
+    exact.later(600)
+    with pytest.raises(ReauthorizeError, match=r"refused \(unauthorized_client\)"):
+        asyncio.run(exact.oauth().access_token())
+
+
+def test_a_pair_sent_with_a_refusal_is_saved_all_the_same(
+    exact: Exact, served: tuple[FakeServer, _Route]
+) -> None:
+    """Exact may send a new pair with a rate-limit refusal: it is the live one now."""
+    sent: list[dict[str, str]] = []
+
+    def generous(request: httpx.Request) -> httpx.Response:
+        response = exact.fake.handle(request)
+        if response.status_code == 400 and b"not expired" in response.content:
+            sent.append(exact.fake.issue())
+            return httpx.Response(400, json=json.loads(response.content) | sent[-1])
+        return response
+
+    served[1].handler = generous
+    theirs = exact.fake.issue()
+    with pytest.raises(RetryableConnectorError, match="TooEarlyToRefreshTokens"):
+        asyncio.run(exact.oauth().adopt_refresh_token(theirs["refresh_token"]))
+    saved = exact.vault.load()
+    assert saved is not None and saved["refresh_token"] == sent[0]["refresh_token"]
 
 
 def test_without_a_vault_or_tokens_the_error_names_the_ways_out(exact: Exact) -> None:

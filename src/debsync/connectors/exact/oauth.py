@@ -294,7 +294,8 @@ class ExactOAuth:
         if error == "access_denied" and "not expired" in description:
             return RetryableConnectorError(
                 f"exact {self.instance}: Exact refused the refresh as too early "
-                "(TooEarlyToRefreshTokens); check this machine's clock"
+                "(TooEarlyToRefreshTokens: one refresh per 570 s); it is tried again later, "
+                "and if this recurs, check this machine's clock"
             )
         if error == "invalid_client":
             return FatalConnectorError(
@@ -302,15 +303,17 @@ class ExactOAuth:
                 "(invalid_client): check them against the app in the Exact App Center"
             )
         expired = error == "invalid_request" and "expired" in description
-        if error == "invalid_grant" or expired:
+        spent = error == "invalid_grant" or (  # 2018's answer: 401 "Old refresh token used."
+            error == "unauthorized_client" and "refresh token" in description.lower()
+        )
+        if spent or expired:
             if what == "the authorisation code":
                 reason = "the authorisation code was refused: a code is single-use and short-lived"
             elif expired:
                 reason = EXPIRED
             else:
                 reason = (
-                    "the refresh token was refused (invalid_grant): spent, revoked or not "
-                    "this app's"
+                    f"the refresh token was refused ({error}): spent, revoked or not this app's"
                 )
             if what == "the refresh token":
                 self._bury(vault, reason)
