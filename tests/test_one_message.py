@@ -3,14 +3,17 @@ invoice named with its own stage and recording its own step (issue 11, item 4)."
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
+from debsync import outbox
 from debsync.claims import build_action
 from debsync.decisions import Reason
 from debsync.facts import DebtorFacts, StepSent
 from debsync.model import DebtorKind
+from debsync.planning import plan_from_store
 from debsync.policy import default_policy
 from debsync.store import Store
 from debsync.store.schema import ActionState
@@ -136,9 +139,9 @@ def test_below_threshold_and_reasons_are_per_invoice() -> None:
     assert reasons(result) == {"F1": Reason.BELOW_THRESHOLD, "F2": Reason.BELOW_THRESHOLD}
 
 
-def test_a_message_left_with_lower_stage_invoices_only_claims_no_interest() -> None:
-    """When the invoices at the message's own step are paid before sending, the rest are
-    still named as reminders: no interest line of zero, no hold for a missing rate."""
+def test_a_message_left_with_lower_stage_invoices_only_goes_at_their_step() -> None:
+    """When the invoices at the message's own step are paid before sending, what is left goes
+    at the highest step left (no "Aanmaning" for a reminder), claiming nothing more."""
     policy = default_policy()
     aanmaning = policy.index("aanmaning")
     assert aanmaning is not None
@@ -155,6 +158,29 @@ def test_a_message_left_with_lower_stage_invoices_only_claims_no_interest() -> N
         DUE + timedelta(days=30),
         stages={"F2": 0},
     )
-    assert action is not None and action.step == "aanmaning"
+    assert action is not None and (action.step, action.template) == ("reminder", "reminder")
     assert action.interest is None and not action.requires_approval
     assert [line.step for line in action.lines] == ["reminder"]
+
+
+def test_when_the_higher_stage_invoice_is_paid_before_sending_the_rest_goes_as_its_own_step(
+    store: Store, tmp_path: Path
+) -> None:
+    RecordingAction.sent.clear()
+    b = Book(store, tmp_path, RecordingAction)
+    b.book(invoice("F1", due=BOOKED_DUE))
+    b.act()
+    b.advance(7)
+    b.book(invoice("F1", due=BOOKED_DUE), invoice("F2", due=BOOKED_DUE + timedelta(days=6)))
+    today = plan_from_store(b.config, b.store, b.clock())
+    (combined,) = today.actions
+    assert combined.step == "aanmaning"
+    outbox.enqueue(b.store, today.actions, b.clock())
+    b.book(invoice("F2", due=BOOKED_DUE + timedelta(days=6)))  # F1 paid meanwhile
+
+    asyncio.run(b.dispatcher().execute())
+
+    _, payload = RecordingAction.sent[-1]
+    assert (payload["step"], payload["invoices"], payload["interest"]) == ("reminder", ["F2"], None)
+    steps = sorted((e.invoice_id, e.data["step"]) for e in b.events("step.sent"))
+    assert steps == [("F1", "reminder"), ("F2", "reminder")]

@@ -71,6 +71,9 @@ def build_action(
         inv.external_id: min((stages or {}).get(inv.external_id, step_index), step_index)
         for inv in ordered
     }
+    if own and max(own.values()) < step_index:  # its own invoices were paid before sending:
+        step_index = max(own.values())  # what is left goes at the highest step left
+        step = policy.steps[step_index]
     gross = sum((from_minor(inv.open_minor, currency) for inv in ordered), Decimal(0))
     open_credits = sorted(
         (c for c in credits if c.open_minor < 0 and c.currency == currency and not c.closed),
