@@ -1,5 +1,5 @@
 """What the scheduler decides: a verdict with a reason for every open invoice, and the
-actions (one message per debtor, step and channel) it plans.
+actions (one message per debtor, channel and currency a day) it plans.
 
 Pure data, no I/O: the outbox stores a :class:`PlannedAction` as it is, and the CLI prints
 decisions with :func:`explain`.

@@ -38,7 +38,7 @@ class DebtorFacts(NamedTuple):
 
     :param unreachable: channels that cannot reach this debtor (``"email"`` without an
         address, ``"letter"`` without a postal address, …): a step drops them, and a step left
-        without channels is passed over like a step for another kind of debtor.
+        without channels falls back to its ``fallback_channels`` (:mod:`debsync.ladder`).
     """
 
     instance: str
