@@ -38,13 +38,22 @@ from debsync.facts import PauseKind
 from debsync.model import Debtor, Invoice
 from debsync.outbox.calls import Outcome, complete, open_calls
 from debsync.outbox.executor import Dispatcher
+from debsync.outbox.preview import PURGED_TEXT, preview
 from debsync.pauses import end_pause, start_pause
 from debsync.planning import plan_from_store
 from debsync.plugins import Plugins
 from debsync.policy import Policy, Step
-from debsync.privacy import PAYLOAD_STUB, PURGED, export_debtor, pseudonym, purge
+from debsync.privacy import PURGED, export_debtor, pseudonym, purge
 from debsync.store import Store, open_store
-from debsync.store.schema import ActionState, EventKind, debtors, events, invoices, metadata
+from debsync.store.schema import (
+    PURGED_PAYLOAD,
+    ActionState,
+    EventKind,
+    debtors,
+    events,
+    invoices,
+    metadata,
+)
 from debsync.store.schema import outbox as outbox_table
 from debsync.sync import SyncEngine
 
@@ -246,7 +255,7 @@ def test_the_audit_trail_keeps_its_facts(shop: Shop) -> None:
     shop.purge(days=100)
 
     after = next(r for r in shop.actions() if r.debtor_id == "D1")
-    assert after.payload == PAYLOAD_STUB and after.payload_sha256 == before.payload_sha256
+    assert after.payload == PURGED_PAYLOAD and after.payload_sha256 == before.payload_sha256
     assert after.state == ActionState.SENT and after.dispatched_on == before.dispatched_on
     assert after.receipt["content_sha256"] == before.receipt["content_sha256"]
     assert after.receipt["details"] == {
@@ -271,6 +280,16 @@ def test_the_audit_trail_keeps_its_facts(shop: Shop) -> None:
         "files": 1,
         "retention_days": 400,
     }
+
+
+def test_the_preview_of_a_purged_message_says_so(shop: Shop) -> None:
+    key = next(r.key for r in shop.actions() if r.debtor_id == "D1")
+    shop.purge(days=100)
+    dispatcher = Dispatcher(shop.config, shop.store, Plugins(entry_points=False), clock=shop.clock)
+
+    shown = preview(dispatcher, key[:12], START.date())
+
+    assert shown.stored and shown.text == PURGED_TEXT
 
 
 def test_a_dry_run_reports_exactly_what_a_purge_then_does_and_changes_nothing(
@@ -331,7 +350,7 @@ def test_resyncing_a_purged_debtor_restores_nothing_until_it_has_an_open_invoice
     assert d1.purged_at is None and d1.name == NAME and d1.emails == ["nieuw@voorbeeld.nl"]
     shop.act()
     first, second = [r for r in shop.actions() if r.debtor_id == "D1"]
-    assert first.payload == PAYLOAD_STUB and second.state == ActionState.SENT
+    assert first.payload == PURGED_PAYLOAD and second.state == ActionState.SENT
     sent = Path(second.receipt["details"]["path"]).read_text(encoding="utf-8")
     assert "nieuw@voorbeeld.nl" in sent and "Kwast" in sent
 

@@ -34,6 +34,7 @@ from debsync.store import Store
 from debsync.store.locks import sync_lock
 from debsync.store.schema import (
     OPEN_STATES,
+    PURGED_PAYLOAD,
     ActionState,
     EventKind,
     debtors,
@@ -48,7 +49,6 @@ from debsync.store.schema import (
 EXPORT_VERSION = 1
 PURGED = "[purged]"
 """What replaces a free text, so a reader sees that there was one."""
-PAYLOAD_STUB: dict[str, Any] = {"purged": True}
 """What replaces a rendered payload; its ``payload_sha256`` stays as proof of content."""
 
 _FREE_TEXT = ("reason", "note", "error")
@@ -332,7 +332,7 @@ def _purge_one(
         action_changes.append(
             {
                 "o_id": r.id,
-                "o_payload": None if r.payload is None else PAYLOAD_STUB,
+                "o_payload": None if r.payload is None else PURGED_PAYLOAD,
                 "o_receipt": None if r.receipt is None else _stripped_receipt(r.receipt),
                 "o_error": None if r.last_error is None else PURGED,
             }

@@ -17,7 +17,7 @@ from debsync.outbox.executor import Dispatcher, Ending
 from debsync.outbox.table import OutboxError, claimable, find
 from debsync.planning import plan_from_store
 from debsync.store import Store
-from debsync.store.schema import OPEN_STATES, outbox
+from debsync.store.schema import OPEN_STATES, PURGED_PAYLOAD, outbox
 
 
 @dataclass
@@ -53,6 +53,9 @@ def dry_run(config: Config, store: Store, now: datetime) -> DryRun:
     )
 
 
+PURGED_TEXT = "(removed by debsync purge under the [privacy] retention; its hash is kept)"
+
+
 @dataclass
 class Preview:
     """One action's message. ``stored`` is true when ``text`` is exactly what was handed to
@@ -73,6 +76,8 @@ def preview(dispatcher: Dispatcher, key_prefix: str, today: date) -> Preview:
     if configured is None:
         raise OutboxError(f"no [actions] instance carries channel {row.channel!r}")
     action = dispatcher.action(configured)
+    if row.payload == PURGED_PAYLOAD:
+        return Preview(row, stored=True, text=PURGED_TEXT)
     if row.payload is not None and row.state not in OPEN_STATES:
         return Preview(row, stored=True, text=action.preview(row.payload))
     with dispatcher.store.engine.connect() as conn:

@@ -93,6 +93,10 @@ OPEN_STATES = (
 )
 
 
+PURGED_PAYLOAD: dict[str, Any] = {"purged": True}
+"""What ``outbox.payload`` holds once ``debsync purge`` removed the message (its hash stays)."""
+
+
 class CancelCode(StrEnum):
     """Why an action was cancelled. The first four clear up by themselves (a reopened
     invoice, an ended pause): planning the same action again revives it. The others were a
