@@ -177,8 +177,9 @@ class Books:
 
 
 @pytest.fixture
-def books(fake: FakeMoneybird, sqlite_store: Store, tmp_path: Path) -> Books:
-    return Books(fake, sqlite_store, tmp_path)
+def books(fake: FakeMoneybird, store: Store, tmp_path: Path) -> Books:
+    """On SQLite and, when a server is configured, PostgreSQL."""
+    return Books(fake, store, tmp_path)
 
 
 def test_a_payment_pushed_closes_the_invoice_and_the_next_plan_no_longer_duns_it(
