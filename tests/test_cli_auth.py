@@ -20,6 +20,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import httpx
+import keyring
 import pytest
 from cryptography.fernet import Fernet
 from typer.testing import CliRunner, Result
@@ -27,7 +28,7 @@ from typer.testing import CliRunner, Result
 from debsync.cli import app
 from debsync.store import open_store
 from debsync.tokens import DatabaseVault, new_key
-from test_config import no_keyring  # noqa: F401  (fixture)
+from test_config import memory_keyring, no_keyring  # noqa: F401  (fixtures)
 
 from fake_exact import FakeExact
 from fake_exact_oauth import FakeExactOAuth
@@ -155,6 +156,16 @@ def test_a_code_is_exchanged_and_the_divisions_are_listed(project: Project) -> N
     tokens = project.vault().load()
     assert tokens is not None and project.fake.oauth.valid(tokens["access_token"])
     assert code not in result.stdout + result.stderr
+
+
+@pytest.mark.usefixtures("memory_keyring")
+def test_without_a_key_the_keyring_keeps_the_tokens(project: Project) -> None:
+    project.config = project.write(key=False)
+    code = project.fake.oauth.code("http://127.0.0.1:1/callback")
+    assert project.cli("auth", "books", "--code", code).exit_code == 0
+    (entry,) = keyring.get_keyring().secrets  # type: ignore[attr-defined]
+    assert entry[0] == "debsync-tokens" and entry[1].startswith("books@")
+    assert project.vault().load() is None  # nothing in the store
 
 
 def test_the_redirect_address_is_taken_when_its_state_is_ours(project: Project) -> None:
