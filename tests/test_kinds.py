@@ -58,6 +58,11 @@ B, U = DebtorKind.BUSINESS, DebtorKind.UNKNOWN
         ("Jan de Vries", None),
         ("J.B.V. Smit", None),
         ("Mr. B. V. Smit", None),
+        ("B.V. de Wit", None),  # initials
+        ("C.V. Bakker", None),
+        ("E.V. de Jong", None),
+        ("S.A. de Vries", None),
+        ("N.V. de Wit Installaties B.V.", "B.V."),
         ("n.v.t.", None),
         ("Bvlgari", None),
         ("CV-monteur Jansen", None),

@@ -29,8 +29,6 @@ _FORMS = re.compile(
             _LETTERS("bvba") + r"\.?",
             r"c\.\s?v\.?",  # plain "CV" only at the end (below): "CV-installateur" is a trade
             r"u\.\s?a\.?",  # coöperatie U.A.
-            r"e\.\s?v\.?",  # eingetragener Verein
-            r"s\.\s?a\.?",
             r"stichting",
             r"vereniging",
             r"vve",
@@ -69,13 +67,25 @@ def _fold(text: str) -> str:
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
 
 
+_INITIALS = re.compile(r"[a-z]\.[a-z]\.?")
+"""Two dotted letters: "B.V." or "C.V." before a name may be someone's initials."""
+
+
 def legal_form(name: str) -> str | None:
-    """The legal form a name carries ("B.V.", "Stichting"), as written, or ``None``."""
+    """The legal form a name carries ("B.V.", "Stichting"), as written, or ``None``.
+
+    A mistaken business costs a consumer the law's protection, so doubtful cases stay
+    unknown: "B.V. de Wit" may be Mr B.V. de Wit (a form in front is taken undotted only:
+    "BV De Hoek").
+    """
     folded = _fold(name)
-    match = _FORMS.search(folded)
-    if match is None or len(folded) != len(name):  # a ligature changed the length: no offsets
-        return match[0].strip() if match else None
-    return name[match.start() : match.end()].strip()
+    for match in _FORMS.finditer(folded):
+        if match.start() == 0 and _INITIALS.fullmatch(match[0].strip()):
+            continue
+        if len(folded) != len(name):  # a ligature changed the length: no offsets to map
+            return match[0].strip()
+        return name[match.start() : match.end()].strip()
+    return None
 
 
 def is_kvk_number(text: str) -> bool:
