@@ -172,6 +172,20 @@ def test_a_401_from_the_api_is_answered_by_one_refresh_and_one_retry(
     assert exact.fake.refreshes == 1 and exact.fake.errors == []
 
 
+def test_a_refresh_token_25_days_old_is_refreshed_even_with_a_live_access_token(
+    exact: Exact,
+) -> None:
+    exact.authorise()
+    stored = exact.vault.load()
+    assert stored is not None
+    exact.vault.save(stored | {"expires_at": stored["issued_at"] + 40 * 86400})
+    exact.later(25 * 86400 - 60)
+    assert asyncio.run(exact.oauth().access_token()) == stored["access_token"]
+    exact.later(60)
+    assert asyncio.run(exact.oauth().access_token()) != stored["access_token"]
+    assert exact.fake.refreshes == 1 and stored["refresh_token"] in exact.fake.spent
+
+
 def test_a_refresh_token_past_30_days_asks_for_reauthorisation_without_a_request(
     exact: Exact,
 ) -> None:
