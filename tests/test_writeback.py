@@ -113,9 +113,9 @@ def fake(respx_mock: respx.MockRouter) -> FakeMoneybird:
 
 
 def test_a_sent_step_is_noted_once_on_each_of_its_invoices(
-    fake: FakeMoneybird, sqlite_store: Store, tmp_path: Path
+    fake: FakeMoneybird, store: Store, tmp_path: Path
 ) -> None:
-    office = Office(fake, sqlite_store, tmp_path, write_back=True)
+    office = Office(fake, store, tmp_path, write_back=True)
     office.act()
     assert len(RecordingAction.sent) == 1  # one message for both invoices of the debtor
     expected = 'Herinnering verstuurd via debsync: stap "reminder" per e-mail op 2 oktober 2026.'
@@ -130,9 +130,9 @@ def test_a_sent_step_is_noted_once_on_each_of_its_invoices(
 
 
 def test_a_failed_note_is_retried_later_and_the_send_is_not_repeated(
-    fake: FakeMoneybird, sqlite_store: Store, tmp_path: Path
+    fake: FakeMoneybird, store: Store, tmp_path: Path
 ) -> None:
-    office = Office(fake, sqlite_store, tmp_path, write_back=True)
+    office = Office(fake, store, tmp_path, write_back=True)
     fake.always = 503
     office.act()
     assert len(RecordingAction.sent) == 1
