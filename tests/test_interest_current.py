@@ -25,6 +25,7 @@ from debsync.clock import AMSTERDAM, local_date, system_clock
 from debsync.config import LawSettings, load_config
 from debsync.decisions import PlannedAction
 from debsync.facts import DebtorFacts, InstanceFacts, InvoiceFacts, Snapshot, StepSent
+from debsync.law import RateUnknownError
 from debsync.model import DebtorKind
 from debsync.outbox.review import approve
 from debsync.outbox.table import enqueue
@@ -102,6 +103,15 @@ def test_a_step_that_claims_interest_waits_for_approval_past_the_table() -> None
     # 44 debtors, due on 20 different days, both articles: one warning, not 44
     [warning] = [w for w in warnings if "interest" in w]
     assert "ends on 2026-12-31" in warning and "wait for approval" in warning
+
+
+def test_a_claim_from_before_the_table_is_held_with_its_own_reason() -> None:
+    old = RateUnknownError(date(2014, 6, 1), law.Article.HANDELSRENTE, date(2026, 12, 31))
+    assert "has no rates before its first half-year" in law.rate_gap_warning(old, False)
+    new = RateUnknownError(date(2027, 1, 1), law.Article.HANDELSRENTE, date(2026, 12, 31))
+    assert "it ends on 2026-12-31, so steps that claim interest wait for approval" in (
+        law.rate_gap_warning(new, False)
+    )
 
 
 def test_the_policy_may_send_without_interest() -> None:

@@ -234,7 +234,12 @@ table (the policy's ``send_without_interest`` sends it without interest instead)
 def rate_gap_warning(exc: RateUnknownError, send_anyway: bool) -> str:
     """The one warning for every action that met the end of the table: it names the table's
     end, not the invoice's day, so a plan with 44 such actions says it once."""
-    ends = f"ends on {exc.table_end.isoformat()}" if exc.table_end else "has no rows"
+    if exc.table_end is None:
+        ends = "has no rows"
+    elif exc.day is not None and exc.day <= exc.table_end:  # an invoice due before 2015
+        ends = "has no rates before its first half-year"
+    else:
+        ends = f"ends on {exc.table_end.isoformat()}"
     what = (
         "go out without interest (send_without_interest = true)"
         if send_anyway
