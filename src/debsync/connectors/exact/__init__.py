@@ -255,7 +255,7 @@ class _Run:
                 if snapshot or before is None or before.signal != signal:
                     batch = await sync.full(signal)
                     if before is not None:  # a resync: what it no longer lists is closed
-                        batch.closed = sorted(before.entries.keys() - batch.state.entries.keys())
+                        batch.closed = sorted(before.ids() - batch.state.ids())
                     return batch
                 return await sync.changes(before)
             except RetryableHttpError:

@@ -53,16 +53,20 @@ class DivisionState:
 
     marks: dict[str, int] = field(default_factory=lambda: dict.fromkeys(ENDPOINTS, FIRST))
     entries: dict[str, Entry] = field(default_factory=dict)
-    """Open entries (invoices) by ``TransactionEntryID``."""
+    """Open entries (invoices) by ``TransactionEntryID``, looked into or changed."""
     signal: str | None = None
     """The resync signal last seen in ``system/Divisions``."""
     paused_until: str | None = None
     """ISO time the daily budget resets, while it is used up."""
+    stored: dict[str, list[Any]] = field(default_factory=dict)
+    """Open entries still in the cursor's JSON form: an unchanged division converts none."""
 
     def to_json(self) -> dict[str, Any]:
+        entries = dict(self.stored)
+        entries.update((k, e.state()) for k, e in self.entries.items())
         return {
             "marks": dict(self.marks),
-            "entries": {k: e.state() for k, e in self.entries.items()},
+            "entries": entries,
             "signal": self.signal,
             "paused_until": self.paused_until,
         }
@@ -71,14 +75,24 @@ class DivisionState:
     def from_json(cls, data: dict[str, Any]) -> DivisionState:
         return cls(
             marks={**dict.fromkeys(ENDPOINTS, FIRST), **data.get("marks", {})},
-            entries={k: Entry.from_state(v) for k, v in data.get("entries", {}).items()},
             signal=data.get("signal"),
             paused_until=data.get("paused_until"),
+            stored=dict(data.get("entries", {})),
         )
+
+    def entry(self, entry_id: str) -> Entry | None:
+        """The open entry ``entry_id``, taken out of its JSON form."""
+        if entry_id in self.stored:
+            self.entries[entry_id] = Entry.from_state(self.stored.pop(entry_id))
+        return self.entries.get(entry_id)
+
+    def ids(self) -> set[str]:
+        return self.entries.keys() | self.stored.keys()
 
     def accounts(self) -> set[str]:
         """Accounts with an open entry."""
-        return {e.account for e in self.entries.values()}
+        found = {e.account for e in self.entries.values()}
+        return found | {_id(state[0].get("Account")) for state in self.stored.values()}
 
 
 @dataclass
@@ -135,9 +149,10 @@ class DivisionSync:
         """What changed since ``before``'s marks: changed open entries, closed ones, and
         the debtors whose account or contacts changed (or who owe a first invoice).
         ``before``'s entries are updated in place."""
-        state = DivisionState(dict(before.marks), before.entries, before.signal)
-        known_accounts = before.accounts()
-        was_open = set(before.entries)
+        state = DivisionState(
+            dict(before.marks), before.entries, before.signal, stored=before.stored
+        )
+        was_open = state.ids()
         deleted = {
             _id(d.get("EntityKey"))
             for d in await self._read("deleted", state.marks)
@@ -145,24 +160,29 @@ class DivisionSync:
         }
         changed_accounts = {_id(a.get("ID")): a for a in await self._read("accounts", state.marks)}
         changed_contacts = _by_account(await self._read("contacts", state.marks))
+        rows = [r for r in await self._read("terms", state.marks) if r.get("LineType") == RECEIPT]
+        known_accounts = state.accounts() if rows else set()
         touched: set[str] = set()
         if deleted:
-            for entry_id, entry in state.entries.items():
-                if deleted & entry.row_ids():
-                    entry.drop(deleted)
-                    touched.add(entry_id)
-        for row in await self._read("terms", state.marks):
-            if row.get("LineType") != RECEIPT:
-                continue
+            hit = [k for k, v in state.stored.items() if deleted & v[1].keys()]
+            hit += [k for k, e in state.entries.items() if deleted & e.row_ids()]
+            for entry_id in hit:
+                entry = state.entry(entry_id)
+                assert entry is not None
+                entry.drop(deleted)
+                touched.add(entry_id)
+        for row in rows:
             entry_id = _id(row.get("TransactionEntryID"))
-            entry = state.entries.setdefault(entry_id, Entry())
+            entry = state.entry(entry_id) or state.entries.setdefault(entry_id, Entry())
             entry.apply(row)
             touched.add(entry_id)
         closed = sorted(e for e in touched if not state.entries[e].owed and e in was_open)
-        state.entries = {k: e for k, e in state.entries.items() if e.owed}
+        for entry_id in touched:
+            if not state.entries[entry_id].owed:
+                del state.entries[entry_id]
         changed = changed_accounts.keys() | changed_contacts.keys()
         first = {state.entries[e].account for e in touched if e in state.entries}
-        wanted = (changed & state.accounts()) | (first - known_accounts)
+        wanted = (changed & state.accounts() if changed else set()) | (first - known_accounts)
         accounts = {a: changed_accounts[a] for a in wanted if a in changed_accounts}
         missing = wanted - accounts.keys()
         accounts.update(await self._by_id("crm/Accounts", "ID", ACCOUNT_FIELDS, missing))
