@@ -8,6 +8,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ import pytest
 from pydantic import SecretStr
 
 from debsync.connectors.base import ConnectorContext
+from debsync.connectors.exact import oauth as oauth_module
 from debsync.connectors.exact.oauth import (
     PROACTIVE_AGE,
     ExactOAuth,
@@ -113,6 +115,43 @@ def test_the_refresh_rotates_and_the_new_pair_is_saved_before_it_is_returned(
     assert exact.vault.generation == generation + 1
     assert first["refresh_token"] in exact.fake.spent
     assert exact.fake.refreshes == 1 and exact.fake.valid(token)
+
+
+class Flaky:
+    """A vault whose store fails the next ``failures`` saves."""
+
+    def __init__(self, vault: DatabaseVault, failures: int) -> None:
+        self.vault, self.failures = vault, failures
+
+    def load(self) -> dict[str, Any] | None:
+        return self.vault.load()
+
+    def lock(self) -> AbstractContextManager[None]:
+        return self.vault.lock()
+
+    def save(self, tokens: dict[str, Any]) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise OSError("disk I/O error")
+        self.vault.save(tokens)
+
+
+@pytest.mark.parametrize("failures", [2, 3])
+def test_a_save_that_fails_is_tried_again_before_the_pair_is_given_up(
+    exact: Exact, monkeypatch: pytest.MonkeyPatch, failures: int
+) -> None:
+    monkeypatch.setattr(oauth_module, "SAVE_PAUSE", 0.0)
+    exact.authorise()
+    exact.later(600)
+    flaky = Flaky(exact.vault, failures)
+    if failures < oauth_module.SAVE_ATTEMPTS:
+        token = asyncio.run(exact.oauth(vault=flaky).access_token())
+        saved = exact.vault.load()
+        assert saved is not None and saved["access_token"] == token
+    else:
+        with pytest.raises(ReauthorizeError, match=r"could not be saved \(OSError\)"):
+            asyncio.run(exact.oauth(vault=flaky).access_token())
+    assert exact.fake.refreshes == 1
 
 
 def test_a_too_early_refresh_is_never_sent(exact: Exact) -> None:

@@ -24,6 +24,7 @@ import hashlib
 import hmac
 import logging
 import secrets
+import time
 import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -48,6 +49,10 @@ PROACTIVE_AGE = 25 * 86400.0
 """A refresh token this old is refreshed at the first occasion, well before it dies."""
 REFRESH_LIFETIME = 30 * 86400.0
 """How long Exact keeps an unused refresh token."""
+SAVE_ATTEMPTS = 3
+SAVE_PAUSE = 0.5
+"""A pair that cannot be saved is tried again after this, then twice this, many seconds:
+a store that hiccups at that moment must not cost the authorisation."""
 STATE_SECONDS = 3600
 """How long an authorisation ``state`` is accepted."""
 
@@ -269,8 +274,28 @@ class ExactOAuth:
             raise FatalConnectorError(
                 f"exact {self.instance}: the token endpoint answered without a usable token pair"
             ) from None
-        vault.save(tokens)
-        return tokens
+        attempt = 1
+        while True:
+            try:
+                vault.save(tokens)
+                return tokens
+            except Exception as exc:  # the old refresh token is spent: this pair is all there is
+                failure = type(exc).__name__
+            log.error(
+                "exact %s: saving the new token pair failed (%s), attempt %d of %d",
+                self.instance,
+                failure,
+                attempt,
+                SAVE_ATTEMPTS,
+            )
+            if attempt == SAVE_ATTEMPTS:
+                raise ReauthorizeError(
+                    self.instance,
+                    f"the new token pair could not be saved ({failure}), and Exact has spent "
+                    "the old one",
+                )
+            time.sleep(SAVE_PAUSE * attempt)
+            attempt += 1
 
     def _error_code(self, response: httpx.Response) -> str | None:
         """The ``error`` of a refused token request; the whole answer is kept, since Exact
