@@ -243,7 +243,8 @@ def rate_gap_warning(exc: RateUnknownError, send_anyway: bool) -> str:
     what = (
         "go out without interest (send_without_interest = true)"
         if send_anyway
-        else "wait for approval (`debsync outbox review`) instead of going out without it"
+        else "wait for approval (`debsync outbox --state awaiting_approval`) instead of going "
+        "out without it"
     )
     return (
         f"the statutory interest table needs an update: it {ends}, so steps that claim "
