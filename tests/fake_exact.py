@@ -184,6 +184,8 @@ class FakeExact:
         self.budgets = budgets or {}
         """Daily budgets of particular divisions (others have ``daily``)."""
         self.calls: list[tuple[int | None, str]] = []
+        self.answered: list[tuple[str, int]] = []
+        """Every request and the status it got, the token endpoint's included."""
         self.failing: list[int] = []
         """Statuses the next API calls answer, in order (a 429 with minutely headers)."""
         self.max_per_minute: dict[int, int] = defaultdict(int)
@@ -346,7 +348,9 @@ class FakeExact:
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         with self._lock:
-            return self._serve(request)
+            response = self._serve(request)
+            self.answered.append((f"{request.method} {request.url.path}", response.status_code))
+            return response
 
     def _serve(self, request: httpx.Request) -> httpx.Response:
         path = request.url.path

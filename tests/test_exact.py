@@ -362,3 +362,14 @@ def test_all_divisions_from_system_divisions(respx_mock: respx.MockRouter) -> No
     pages = fetch_all(book.connector(divisions="all"))
     assert sorted(invoices(pages)) == ["3001", "3003"]
     assert calls(book.fake, "current/Me") == 1
+
+
+def test_a_401_refreshes_once_and_tries_again(book: Book) -> None:
+    book.receivable(book.account(), 1)
+    assert book.vault.tokens is not None
+    book.vault.tokens["expires_at"] = book.clock.now + 3600  # the vault thinks it still valid
+    book.clock.now += 610  # the fake's access token expired after 600 s
+    found = invoices(fetch_all(book.connector()))
+    assert "1" in found
+    assert book.fake.oauth.refreshes == 1
+    assert [status for _, status in book.fake.answered].count(401) == 1
