@@ -32,6 +32,7 @@ from debsync.cli import app
 from debsync.cli.common import warn
 from debsync.clock import local_date, system_clock
 from debsync.pauses import active_pauses
+from debsync.plugins import Plugins
 from debsync.store import open_store
 from debsync.store.schema import sync_runs
 
@@ -40,6 +41,8 @@ from fake_http import FakeServer
 from fake_moneybird import FakeMoneybird
 
 TODAY = local_date(system_clock())
+PLUGINS = Plugins()
+"""Loaded once for the module, as ``debsync`` loads them once per process."""
 NOT_A_DATE = "31-13-2026"
 DATE_HELP = "2026-12-31"
 """Every option that takes a date says so in its help ("31-12-2026 or 2026-12-31")."""
@@ -162,7 +165,7 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def debsync(*args: str, code: int = 0) -> Result:
-    result = CliRunner().invoke(app, list(args))
+    result = CliRunner().invoke(app, list(args), obj=PLUGINS)
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         raise result.exception
     assert result.exit_code == code, (result.stdout, result.stderr)
