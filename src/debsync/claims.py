@@ -68,13 +68,17 @@ def build_action(
     step = policy.steps[step_index]
     ordered = sorted(invoices, key=lambda inv: (inv.due_date, inv.number))
     own = {
-        inv.external_id: min((stages or {}).get(inv.external_id, step_index), step_index)
+        inv.external_id: min(stages.get(inv.external_id, step_index), step_index)
+        if stages
+        else step_index
         for inv in ordered
     }
-    if own and max(own.values()) < step_index:  # its own invoices were paid before sending:
-        step_index = max(own.values())  # what is left goes at the highest step left
+    if stages and own and max(own.values()) < step_index:  # its own invoices were paid
+        step_index = max(own.values())  # before sending: the rest goes at the highest left
         step = policy.steps[step_index]
-    gross = sum((from_minor(inv.open_minor, currency) for inv in ordered), Decimal(0))
+    steps = {ext: policy.steps[at] for ext, at in own.items()}
+    amounts = {inv.external_id: from_minor(inv.open_minor, currency) for inv in ordered}
+    gross = sum(amounts.values(), Decimal(0))
     open_credits = sorted(
         (c for c in credits if c.open_minor < 0 and c.currency == currency and not c.closed),
         key=lambda c: (c.due_date, c.number),
@@ -83,22 +87,19 @@ def build_action(
     principal = gross - credit_total
     if principal <= 0 or principal < max(policy.min_open_amount, step.min_open_amount):
         return None
-    net = _allocate(ordered, own, credit_total, currency)
+    net = _allocate(ordered, own, amounts, credit_total) if credit_total else amounts
     business = policy.kind_of(debtor.kind) is DebtorKind.BUSINESS
     eur = currency == EUR
     notes: list[str] = []
     if not eur and (step.claim_interest or step.claim_costs or step.role == "wik_notice"):
         notes.append(f"no statutory interest or collection costs on a {currency} claim")
 
-    def claims(inv: InvoiceFacts, what: str) -> bool:
-        return bool(getattr(policy.steps[own[inv.external_id]], what))
-
     lines = []
-    bearing = any(claims(inv, "claim_interest") for inv in ordered)  # not lower-stage only
+    bearing = any(s.claim_interest for s in steps.values())  # not lower-stage invoices only
     interest_total: Decimal | None = Decimal(0) if step.claim_interest and eur and bearing else None
     for inv in ordered:
         interest: Decimal | None = None
-        if interest_total is not None and claims(inv, "claim_interest"):
+        if interest_total is not None and steps[inv.external_id].claim_interest:
             try:
                 interest = law.statutory_interest(
                     net[inv.external_id],
@@ -120,9 +121,9 @@ def build_action(
                 inv.number,
                 inv.due_date,
                 (today - inv.due_date).days,
-                from_minor(inv.open_minor, currency),
+                amounts[inv.external_id],
                 interest,
-                policy.steps[own[inv.external_id]].name,
+                steps[inv.external_id].name,
             )
         )
     if interest_total is None:
@@ -135,7 +136,7 @@ def build_action(
     costs: Decimal | None = None
     announced: Decimal | None = None
     if eur and step.claim_costs:
-        basis = [inv for inv in ordered if claims(inv, "claim_costs") and net[inv.external_id]]
+        basis = [i for i in ordered if steps[i.external_id].claim_costs and net[i.external_id]]
         base = sum((net[inv.external_id] for inv in basis), Decimal(0))
         costs = _costs(debtor, policy, currency, basis, base, history, today, notes)
     wik_letter = step.role == "wik_notice" and not business
@@ -163,7 +164,7 @@ def build_action(
     ids = [
         inv.external_id
         if own[inv.external_id] == step_index
-        else f"{inv.external_id}@{policy.steps[own[inv.external_id]].name}"
+        else f"{inv.external_id}@{steps[inv.external_id].name}"
         for inv in ordered
     ]
     return PlannedAction(
@@ -203,12 +204,15 @@ def build_action(
 
 
 def _allocate(
-    ordered: Sequence[InvoiceFacts], own: Mapping[str, int], credit: Decimal, currency: str
+    ordered: Sequence[InvoiceFacts],
+    own: Mapping[str, int],
+    amounts: Mapping[str, Decimal],
+    credit: Decimal,
 ) -> dict[str, Decimal]:
     """Each invoice's amount net of the credits, offset first against the invoices at the
     highest stage and, among them, the oldest: those bear interest and costs, so the debtor
     is never charged on an amount a credit note already covers."""
-    net = {inv.external_id: from_minor(inv.open_minor, currency) for inv in ordered}
+    net = dict(amounts)
     for inv in sorted(ordered, key=lambda i: -own[i.external_id]):  # stable: oldest first
         offset = min(credit, net[inv.external_id])
         net[inv.external_id] -= offset
