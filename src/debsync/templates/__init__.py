@@ -38,10 +38,10 @@ from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup, escape
 
 from debsync import formatting
-from debsync.templates import combined
 from debsync.actions.base import MessageContext, RenderError
 from debsync.errors import scrub
 from debsync.model import Language
+from debsync.templates import combined
 
 LABELS: Mapping[Language, Mapping[str, str]] = {
     Language.NL: {
