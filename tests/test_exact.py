@@ -373,3 +373,17 @@ def test_a_401_refreshes_once_and_tries_again(book: Book) -> None:
     assert "1" in found
     assert book.fake.oauth.refreshes == 1
     assert [status for _, status in book.fake.answered].count(401) == 1
+
+
+def test_a_division_no_longer_reached_is_reported_and_kept(respx_mock: respx.MockRouter) -> None:
+    book = Book(respx_mock, [3001, 3002])
+    for division in (3001, 3002):
+        book.receivable(book.account(division), division, division=division)
+    cursor = fetch_all(book.connector(divisions="all"))[-1].cursor
+    del book.fake.divisions[3002]  # access withdrawn at a new consent
+    for check in (0, 60):  # read from system/Divisions, then remembered
+        pages = fetch_all(book.connector(divisions="all", division_check_minutes=check), cursor)
+        (reject,) = [r for p in pages for r in p.rejects]
+        assert reject.ref == "division 3002" and "kept as last synced" in reject.reason
+        assert not [c for p in pages for c in p.closed]
+        cursor = pages[-1].cursor

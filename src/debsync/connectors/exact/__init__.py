@@ -151,6 +151,7 @@ class _Run:
             "codes": cursor.get("codes"),
             "signals": cursor.get("signals", {}),
             "me": cursor.get("me"),
+            "missing": cursor.get("missing", {}),
         }
         self.builder = RecordBuilder()
         self.codes: list[int] = []
@@ -166,9 +167,13 @@ class _Run:
         checked = self.state.get("checked")
         interval = timedelta(minutes=self.settings.division_check_minutes)
         fresh = checked and now - datetime.fromisoformat(checked) < interval
-        if not force and fresh and self.state.get("codes") is not None:
-            self.codes = list(self.state["codes"])
-            return
+        if force or not fresh or self.state.get("codes") is None:
+            await self._list_divisions(now)
+        self.codes = list(self.state["codes"])
+        for name, reason in sorted(self.state.get("missing", {}).items()):
+            self.builder.reject("row", f"division {name}", reason)
+
+    async def _list_divisions(self, now: datetime) -> None:
         wanted = self.settings.divisions
         anchor = wanted[0] if isinstance(wanted, list) and wanted else self.state.get("me")
         if anchor is None:
@@ -190,16 +195,23 @@ class _Run:
             codes = list(wanted)
         else:
             codes = sorted(int(d["Code"]) for d in listed if d.get("Status", 1) == 1)
-        for code in codes:
-            if str(code) not in signals:
-                self.builder.reject(
-                    "row",
-                    f"division {code}",
-                    f"division {code} is not among the divisions the authorisation reaches; "
-                    "its invoices are kept as last synced",
-                )
-        self.codes = [c for c in codes if str(c) in signals]
-        self.state.update(codes=self.codes, signals=signals, checked=now.isoformat())
+        missing = {
+            str(code): f"division {code} is not among the divisions the authorisation "
+            "reaches; its invoices are kept as last synced"
+            for code in codes
+            if str(code) not in signals
+        }
+        for name in self.state["divisions"].keys() - {str(c) for c in codes}:
+            missing[name] = (
+                f"division {name} was synced before and is no longer read; its invoices are "
+                "kept as last synced (close them in Exact, or read the division again)"
+            )
+        self.state.update(
+            codes=[c for c in codes if str(c) in signals],
+            signals=signals,
+            checked=now.isoformat(),
+            missing=missing,
+        )
 
     async def division(self, code: int, *, snapshot: bool, last: bool) -> AsyncIterator[Page]:
         """The pages of one division; its new state is in the cursor of its last page only,
