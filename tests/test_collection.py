@@ -29,6 +29,7 @@ from debsync.scheduler import plan
 from debsync.store import Store
 from debsync.store.schema import EventKind, events, invoices
 from debsync.sync import SyncEngine
+from debsync.sync.writer import _fingerprint, _invoice_row
 from debsync.templates import Templates, failed_collection
 from debsync.testing.samples import sample_context
 
@@ -227,3 +228,24 @@ def test_direct_debits_pending_past_the_grace_days_are_listed_to_check(
         in (listed["collections_to_check"][0]["detail"])
     )
     assert listed["prescribed"] == []
+
+
+def test_an_upgrade_sees_no_stored_invoice_as_changed(store: Store, clock: Any) -> None:
+    """Fingerprints stored before the collection flags existed still match an invoice
+    without them: upgrading writes no event and no row for an unchanged invoice."""
+    sync(store, clock, invoice("F1"))
+    before_flags = {
+        k: v
+        for k, v in _invoice_row(invoice("F1")).items()
+        if k not in ("direct_debit_failed", "reminded_by_source")
+    }
+    stored_before = _fingerprint(repr(tuple(before_flags.values())))  # the earlier formula
+    with store.engine.begin() as conn:
+        conn.execute(sa.update(invoices).values(fingerprint=stored_before, raw_fingerprint=None))
+
+    sync(store, clock, invoice("F1"))
+
+    with store.engine.connect() as conn:
+        kinds = conn.execute(sa.select(events.c.kind).where(events.c.invoice_id == "F1"))
+        assert list(kinds.scalars()) == [EventKind.INVOICE_OPENED]
+        assert conn.execute(sa.select(invoices.c.fingerprint)).scalar_one() == stored_before
