@@ -23,6 +23,7 @@ from debsync.policy import Policy, Step
 from debsync.store import Store
 from debsync.templates import Templates
 from debsync.testing import sample_context
+from test_agency import make_action, validate
 from test_scheduler import DUE, book, inv, reasons, run
 
 from books import DUE as BOOKED_DUE
@@ -181,3 +182,21 @@ def test_a_combined_message_names_each_invoices_stage(language: Language) -> Non
     assert f"({label})" in body
     assert {Language.NL: "ter herinnering", Language.EN: "as a reminder"}[language] in body
     assert second.number in blocks["opening"]
+
+
+def test_the_agency_case_lists_the_credit_notes_offset() -> None:
+    context = sample_context("handoff", "agency", kind=DebtorKind.BUSINESS)
+    netted = dataclasses.replace(
+        context, credits=(CREDIT,), principal=context.principal - Decimal("121.00")
+    )
+    payload = make_action().render(netted)
+    assert payload["claim"]["credit_notes"] == [
+        {
+            "external_id": "C7",
+            "number": "2026-C007",
+            "issue_date": BOOKED_DUE.isoformat(),
+            "amount_offset": "121.00",
+        }
+    ]
+    assert payload["claim"]["principal"] == str(context.principal - Decimal("121.00"))
+    validate({**payload, "created_at": "2026-11-23T09:00:00Z"})  # as the action sends it

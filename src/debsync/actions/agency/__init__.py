@@ -239,6 +239,15 @@ class AgencyAction(SignedHttpAction[AgencySettings]):
                     }
                     for line in context.invoices
                 ],
+                "credit_notes": [
+                    {
+                        "external_id": credit.external_id,
+                        "number": credit.number,
+                        "issue_date": credit.issue_date.isoformat(),
+                        "amount_offset": amount_text(-credit.open_amount, currency),
+                    }
+                    for credit in context.credits
+                ],
             },
             "veertiendagenbrief": None
             if wik is None
