@@ -43,9 +43,9 @@ MAX_TEXT_LENGTH = 1000
 MAX_URL_LENGTH = 2048
 MAX_AMOUNT = Decimal(10) ** 9
 """A billion in the invoice's currency, or more, is a typo or a broken export (an amount
-"near a trillion"), not an invoice debsync's users send: rejected, never dunned. (For the
-few currencies whose unit is worth less than a cent, such as IDR and VND, this bound is
-tight; debsync claims interest and costs on EUR only, and reminds in them rarely.)"""
+"near a trillion"), not an invoice debsync's users send: rejected, never dunned. A limit:
+in a currency whose unit is worth far less than a euro cent (IDR, VND) a billion units is
+some tens of thousands of euros, and such an invoice is rejected too, visibly, in status."""
 
 _LINE_BREAKS = re.compile(r"[\t\n\r\v\f\x1c-\x1f\x85\u2028\u2029]+")
 _INVISIBLE = re.compile(
