@@ -362,6 +362,8 @@ def test_all_divisions_from_system_divisions(respx_mock: respx.MockRouter) -> No
     pages = fetch_all(book.connector(divisions="all"))
     assert sorted(invoices(pages)) == ["3001", "3003"]
     assert calls(book.fake, "current/Me") == 1
+    listed = asyncio.run(book.connector().list_administrations())
+    assert listed == [(str(d), f"Administratie {d}") for d in (3001, 3002, 3003)]
 
 
 def test_a_401_refreshes_once_and_tries_again(book: Book) -> None:

@@ -95,7 +95,28 @@ class ExactConnector(Connector[ExactSettings]):
         if not codes:
             yield run.builder.page(cursor=run.cursor(), snapshot_complete=snapshot)
 
-    # -- documents and notes -----------------------------------------------------------------
+    # -- divisions, documents and notes ------------------------------------------------------
+
+    async def system_divisions(
+        self, anchor: int | None, select: str
+    ) -> tuple[int, list[dict[str, Any]]]:
+        """``system/Divisions``: every division the token reaches, asked in ``anchor`` (the
+        division in its URL is not checked), or in ``current/Me``'s ``CurrentDivision``
+        when none is known yet; with the division asked in."""
+        if anchor is None:
+            async with self._api(None) as api:
+                me = results(await api.body("current/Me", {"$select": "CurrentDivision"}))
+            anchor = int(me[0]["CurrentDivision"])
+        listed: list[dict[str, Any]] = []
+        async with self._api(anchor) as api:
+            async for records in api.pages("system/Divisions", {"$select": select}):
+                listed.extend(records)
+        return anchor, listed
+
+    async def list_administrations(self) -> list[tuple[str, str]]:
+        """The divisions the token reaches, as (code, description)."""
+        _, listed = await self.system_divisions(None, "Code,Description")
+        return [(str(d["Code"]), str(d.get("Description") or "")) for d in listed]
 
     async def fetch_document(self, invoice: Invoice) -> bytes | None:
         """The PDF attached to the sales entry's document, when Exact has one."""
@@ -176,17 +197,9 @@ class _Run:
     async def _list_divisions(self, now: datetime) -> None:
         wanted = self.settings.divisions
         anchor = wanted[0] if isinstance(wanted, list) and wanted else self.state.get("me")
-        if anchor is None:
-            async with self.connector._api(None) as api:
-                me = results(await api.body("current/Me", {"$select": "CurrentDivision"}))
-            anchor = self.state["me"] = int(me[0]["CurrentDivision"])
-        async with self.connector._api(int(anchor)) as api:
-            listed = []
-            async for records in api.pages(
-                "system/Divisions",
-                {"$select": "Code,Status,DivisionMoveDate,DivisionHRLinkUnlinkDate"},
-            ):
-                listed.extend(records)
+        self.state["me"], listed = await self.connector.system_divisions(
+            anchor, "Code,Status,DivisionMoveDate,DivisionHRLinkUnlinkDate"
+        )
         signals = {
             str(d["Code"]): f"{d.get('DivisionMoveDate')}|{d.get('DivisionHRLinkUnlinkDate')}"
             for d in listed
