@@ -12,9 +12,11 @@ from typing import Any, ClassVar
 
 import pytest
 
-from debsync import law
+from debsync import formatting, law
 from debsync.actions.base import InvoiceLine, MessageContext
 from debsync.actions.email.message import BLOCKS, TEXT_LAYOUT, THIS_MESSAGE
+from debsync.actions.letter import build_pdf
+from debsync.actions.letter.content import render_letter
 from debsync.claims import build_action
 from debsync.decisions import Reason
 from debsync.facts import DebtorFacts
@@ -200,3 +202,25 @@ def test_the_agency_case_lists_the_credit_notes_offset() -> None:
     ]
     assert payload["claim"]["principal"] == str(context.principal - Decimal("121.00"))
     validate({**payload, "created_at": "2026-11-23T09:00:00Z"})  # as the action sends it
+
+
+def test_the_letter_lists_the_credit_note_and_each_stage_in_its_table() -> None:
+    context = sample_context("aanmaning", "letter", Language.NL)
+    first, second = context.invoices[:2]
+    netted = dataclasses.replace(
+        context,
+        invoices=(first, dataclasses.replace(second, stage="reminder")),
+        credits=(CREDIT,),
+        principal=first.open_amount + second.open_amount - Decimal("121.00"),
+    )
+    content = render_letter(netted, Templates())
+    rows = [row.number for row in content.invoices]
+    assert rows == [
+        f"{first.number} (aanmaning)",
+        f"{second.number} (herinnering)",
+        "Creditnota 2026-C007",
+    ]
+    assert content.totals[0].amount.replace("\xa0", " ") == formatting.money(
+        netted.principal, "EUR", Language.NL
+    ).replace("\xa0", " ")
+    assert build_pdf(content.model_dump(mode="json")).startswith(b"%PDF")

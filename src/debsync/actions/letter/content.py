@@ -23,6 +23,7 @@ from debsync.formatting import LOCALES, iban, long_date, phone, short_date
 from debsync.formatting import money as format_money
 from debsync.model import Address, Language
 from debsync.templates import LABELS, Templates, failed_collection, paragraphs
+from debsync.templates.combined import stage_label
 
 ADDRESS_MAX_LINES = 6
 """PostNL: an address has 3 to 6 lines."""
@@ -128,8 +129,9 @@ def render_letter(context: MessageContext, templates: Templates) -> LetterConten
     if len(context.invoices) > REFERENCE_NUMBERS:
         numbers += f" +{len(context.invoices) - REFERENCE_NUMBERS}"
     totals: list[TotalRow] = []
+    mixed = any(line.stage for line in context.invoices)  # names each invoice's stage
     claims_more = context.interest is not None or context.costs is not None
-    if len(context.invoices) > 1 or claims_more:
+    if len(context.invoices) > 1 or claims_more or context.credits:
         totals.append(TotalRow(label=t["principal"], amount=money(context.principal)))
     if context.interest is not None:
         totals.append(TotalRow(label=t["interest"], amount=money(context.interest)))
@@ -165,12 +167,22 @@ def render_letter(context: MessageContext, templates: Templates) -> LetterConten
         opening=[p for p in [failed_collection(context)] if p] + paragraphs(texts["opening"]),
         invoices=[
             InvoiceRow(
-                number=line.number,
+                number=line.number
+                + (f" ({stage_label(line.stage or context.step, language)})" if mixed else ""),
                 issue_date=short(line.issue_date),
                 due_date=short(line.due_date),
                 open=money(line.open_amount),
             )
             for line in context.invoices
+        ]
+        + [  # the open credit notes offset against them
+            InvoiceRow(
+                number=f"{t['credit_note']} {credit.number}",
+                issue_date=short(credit.issue_date),
+                due_date="",
+                open=money(credit.open_amount),
+            )
+            for credit in context.credits
         ],
         totals=totals,
         payment=payment,
