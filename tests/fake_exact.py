@@ -31,7 +31,7 @@ from urllib.parse import parse_qs, urlencode
 
 import httpx
 
-from debsync.connectors.exact.odata import CODE_WIDTH, format_date
+from debsync.connectors.exact.odata import format_date, padded_code
 
 from fake_exact_oauth import FakeExactOAuth
 
@@ -206,7 +206,7 @@ class FakeExact:
         account_id = new_guid()
         self.divisions[division].accounts[account_id] = {
             "ID": account_id,
-            "Code": str(code).rjust(CODE_WIDTH),
+            "Code": padded_code(code),
             "Name": name,
             "Status": "C",
             **fields,

@@ -1,4 +1,4 @@
-"""Exact Online's OData v2 dialect: literals for ``$filter``, ``/Date(ms)/`` values, padded
+"""Exact Online's OData v2 dialect: the ``guid'…'`` and ``…L`` literals of ``$filter``, ``/Date(ms)/`` values, padded
 account codes, the ``{"d": ...}`` envelope with its ``__next`` link, and the error envelope.
 
 Everything here is pure: the connector and the fake both speak through it, so a literal the
@@ -37,17 +37,6 @@ def guid(value: str) -> str:
 def int64(value: int) -> str:
     """An Int64 literal: ``123L`` (sync ``Timestamp`` comparisons)."""
     return f"{int(value)}L"
-
-
-def datetime_literal(value: datetime) -> str:
-    """``datetime'2026-01-31T00:00:00'`` in Amsterdam local time, as Exact compares."""
-    local = value.astimezone(AMSTERDAM) if value.tzinfo else value
-    return f"datetime'{local.strftime('%Y-%m-%dT%H:%M:%S')}'"
-
-
-def string(value: str) -> str:
-    """A string literal with embedded quotes doubled."""
-    return "'" + value.replace("'", "''") + "'"
 
 
 def padded_code(code: str | int) -> str:
