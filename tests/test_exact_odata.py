@@ -36,7 +36,9 @@ def test_literals() -> None:
 
 
 def test_dates_are_dutch_local_time() -> None:
-    # 2024-06-01 00:00 wall time: in UTC that is still 31 May, the day Exact means is 1 June
+    # the milliseconds are Dutch wall time: 23:30 on 31 May stays 31 May (read as a UTC
+    # instant and shown in Amsterdam it would be 01:30 on 1 June)
+    assert parse_day("/Date(1717198200000)/") == date(2024, 5, 31)
     assert parse_day("/Date(1717200000000)/") == date(2024, 6, 1)
     moment = parse_date("/Date(1717200000000)/")
     assert moment == datetime(2024, 6, 1, tzinfo=AMSTERDAM)
