@@ -11,6 +11,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
+import httpx
 import pytest
 import respx
 
@@ -389,3 +390,16 @@ def test_a_division_no_longer_reached_is_reported_and_kept(respx_mock: respx.Moc
         assert reject.ref == "division 3002" and "kept as last synced" in reject.reason
         assert not [c for p in pages for c in p.closed]
         cursor = pages[-1].cursor
+
+
+def test_the_fake_blocks_an_endpoint_after_ten_errors_an_hour(book: Book) -> None:
+    """What the connector's no-retry rule for 4xx protects against."""
+    token = book.vault.tokens["access_token"] if book.vault.tokens else ""
+    headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+    url = f"{HOST}/api/v1/3001/crm/Accounts?$select=ID"  # no $filter: mandatory filtering
+    answers = [book.fake(httpx.Request("GET", url, headers=headers)) for _ in range(11)]
+    assert [a.status_code for a in answers] == [400] * 10 + [403]
+    assert "Blocked" in answers[-1].json()["error"]["message"]["value"]
+    book.clock.now += 3601  # an hour later the endpoint answers again (with a new token)
+    headers["Authorization"] = f"Bearer {book.fake.oauth.issue()['access_token']}"
+    assert book.fake(httpx.Request("GET", url, headers=headers)).status_code == 400
