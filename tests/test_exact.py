@@ -403,3 +403,14 @@ def test_the_fake_blocks_an_endpoint_after_ten_errors_an_hour(book: Book) -> Non
     book.clock.now += 3601  # an hour later the endpoint answers again (with a new token)
     headers["Authorization"] = f"Bearer {book.fake.oauth.issue()['access_token']}"
     assert book.fake(httpx.Request("GET", url, headers=headers)).status_code == 400
+
+
+def test_an_invoice_whose_account_exact_does_not_return_is_a_located_reject(book: Book) -> None:
+    owner = book.account()
+    entry = book.receivable(owner, 1)
+    book.receivable(book.account(), 2)
+    del book.fake.divisions[3001].accounts[owner]
+    pages = fetch_all(book.connector())
+    (reject,) = [r for p in pages for r in p.rejects]
+    assert reject.invoice_id == f"3001:{entry}" and owner in reject.reason
+    assert list(invoices(pages)) == ["2"]

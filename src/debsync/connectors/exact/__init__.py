@@ -246,6 +246,14 @@ class _Run:
         entries = sorted(batch.entries.items())
         for start in range(0, max(len(entries), 1), PAGE_SIZE):
             for entry_id, entry in entries[start : start + PAGE_SIZE]:
+                if entry.account in batch.unknown:
+                    self.builder.reject(
+                        "invoice",
+                        f"division {code} entry {entry_id}",
+                        f"its account {entry.account} is not among the division's accounts",
+                        invoice_id=key(code, entry_id),
+                    )
+                    continue
                 self._debtor(code, batch, entry.account)
                 self._invoice(code, entry_id, entry)
             final = start + PAGE_SIZE >= len(entries)

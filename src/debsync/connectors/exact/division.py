@@ -105,6 +105,9 @@ class Batch:
     accounts: dict[str, dict[str, Any]]
     contacts: dict[str, list[dict[str, Any]]]
     closed: list[str] = field(default_factory=list)
+    unknown: set[str] = field(default_factory=set)
+    """Accounts the open entries name that Exact does not return: their invoices have no
+    debtor and are rejected."""
 
 
 class DivisionSync:
@@ -143,6 +146,7 @@ class DivisionSync:
             dict(state.entries),
             {a: accounts[a] for a in wanted if a in accounts},
             {a: contacts.get(a, []) for a in wanted},
+            unknown=wanted - accounts.keys(),
         )
 
     async def changes(self, before: DivisionState) -> Batch:
@@ -188,7 +192,8 @@ class DivisionSync:
         accounts.update(await self._by_id("crm/Accounts", "ID", ACCOUNT_FIELDS, missing))
         contacts = await self._contacts(accounts, changed_contacts)
         entries = {e: state.entries[e] for e in touched if e in state.entries}
-        return Batch(state, entries, accounts, contacts, closed)
+        unknown = (first - known_accounts) - accounts.keys()
+        return Batch(state, entries, accounts, contacts, closed, unknown=unknown)
 
     async def _contacts(
         self,

@@ -1,5 +1,6 @@
-"""Exact Online's OData v2 dialect: the ``guid'…'`` and ``…L`` literals of ``$filter``, ``/Date(ms)/`` values, padded
-account codes, the ``{"d": ...}`` envelope with its ``__next`` link, and the error envelope.
+"""Exact Online's OData v2 dialect: the ``guid'…'`` and ``…L`` literals of ``$filter``,
+``/Date(ms)/`` values, padded account codes, the ``{"d": ...}`` envelope with its ``__next``
+link, and the error envelope.
 
 Everything here is pure: the connector and the fake both speak through it, so a literal the
 connector writes is the literal the fake parses.
