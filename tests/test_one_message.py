@@ -184,3 +184,24 @@ def test_when_the_higher_stage_invoice_is_paid_before_sending_the_rest_goes_as_i
     assert (payload["step"], payload["invoices"], payload["interest"]) == ("reminder", ["F2"], None)
     steps = sorted((e.invoice_id, e.data["step"]) for e in b.events("step.sent"))
     assert steps == [("F1", "reminder"), ("F2", "reminder")]
+
+
+def test_a_second_run_the_same_day_sends_the_debtor_no_second_message(
+    store: Store, tmp_path: Path
+) -> None:
+    RecordingAction.sent.clear()
+    b = Book(store, tmp_path, RecordingAction)
+    b.book(invoice("F1", due=BOOKED_DUE))
+    b.act()  # F1's reminder this morning
+    late = invoice("F3", due=BOOKED_DUE - timedelta(days=3))  # booked late, already overdue
+    b.book(invoice("F1", due=BOOKED_DUE), late)
+
+    assert b.act().planned == 0
+    decided = {d.number: d for d in plan_from_store(b.config, b.store, b.clock()).decisions}
+    assert decided["F3"].reason is Reason.MESSAGED_TODAY
+    assert decided["F3"].next_on == b.clock().date() + timedelta(days=1)
+
+    b.advance(1)
+    b.act()
+    _, payload = RecordingAction.sent[-1]
+    assert (payload["step"], payload["invoices"]) == ("reminder", ["F3"])

@@ -44,6 +44,7 @@ class Reason(StrEnum):
     ACTION_FAILED = "action_failed"
     REJECTED = "rejected"
     NEEDS_CONTACT = "needs_contact_details"
+    MESSAGED_TODAY = "debtor_messaged_today"
     LOWER_STEP_MISSING = "lower_step_missing"
 
 
@@ -178,5 +179,7 @@ _DETAILS = {
     "ended unpaid",
     Reason.NOT_DUE: "the next step is not due yet",
     Reason.NEEDS_CONTACT: "no channel the policy allows can reach the debtor",
+    Reason.MESSAGED_TODAY: "one message per debtor and channel a day: the debtor already has "
+    "one today, this step follows tomorrow",
     Reason.LOWER_STEP_MISSING: "a step the policy requires before this one was not taken",
 }

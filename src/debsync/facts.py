@@ -131,3 +131,5 @@ class Snapshot:
     history: Mapping[tuple[str, str], Sequence[StepSent]] = field(default_factory=dict)
     pauses: Sequence[Pause] = ()
     pending: Mapping[tuple[str, str], PendingStep] = field(default_factory=dict)
+    # (instance, debtor, channel) -> key of an action planned for it today (one a day)
+    messaged_today: Mapping[tuple[str, str, str], str] = field(default_factory=dict)

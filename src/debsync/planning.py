@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from debsync import law
+from debsync.clock import local_date
 from debsync.config import Config
 from debsync.decisions import Plan
 from debsync.facts import DebtorFacts, InstanceFacts, InvoiceFacts, PendingStep, Snapshot, StepSent
@@ -83,6 +84,7 @@ def load_snapshot(
     pending: bool = True,
     exclude_key: str | None = None,
     sources: Mapping[str, str] | None = None,
+    today: date | None = None,
 ) -> Snapshot:
     """The snapshot for the configured instances (name → policy name).
 
@@ -90,6 +92,8 @@ def load_snapshot(
         action's invoices right before sending).
     :param pending: include outbox actions still under way; ``exclude_key`` leaves one out.
     :param sources: each instance's connector type, for the plan's explanations.
+    :param today: the day planned, to load the actions already planned for it (one message
+        per debtor and channel a day).
     """
     names = [debtor[0]] if debtor else list(policies_by_instance)
     overrides = debtor_policies or {}
@@ -180,6 +184,7 @@ def load_snapshot(
                 )
             )
         waiting = pending_steps(conn, scoped(outbox), exclude_key) if pending else {}
+        messaged = messaged_on(conn, scoped(outbox), today) if today else {}
         pauses = [p for p in load_active(conn) if p.instance in instances]
     return Snapshot(
         invoices=open_invoices,
@@ -188,7 +193,21 @@ def load_snapshot(
         history=dict(history),
         pauses=pauses,
         pending=waiting,
+        messaged_today=messaged,
     )
+
+
+def messaged_on(
+    conn: Connection, where: Sequence[Any], day: date
+) -> dict[tuple[str, str, str], str]:
+    """Per (instance, debtor, channel): an action planned on ``day`` that was not cancelled
+    and did not die, so the debtor has (or will have) a message on that channel that day."""
+    query = sa.select(outbox.c.instance, outbox.c.debtor_id, outbox.c.channel, outbox.c.key).where(
+        *where,
+        outbox.c.planned_on == day,
+        outbox.c.state.not_in([ActionState.CANCELLED, ActionState.DEAD]),
+    )
+    return {(inst, debtor, channel): key for inst, debtor, channel, key in conn.execute(query)}
 
 
 def _date(value: str | None) -> date | None:
@@ -246,6 +265,7 @@ def plan_from_store(
             for debtor, policy in c.debtor_policies.items()
         },
         sources={name: c.type_name for name, c in config.connectors.items()},
+        today=local_date(now),
     )
     return plan(
         snapshot,

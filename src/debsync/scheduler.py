@@ -129,6 +129,7 @@ def _plan(
     views: dict[tuple[str, str], _DebtorView] = {}
     wik_terms: dict[tuple[StepSent, str], tuple[date, date]] = {}
     no_history: tuple[StepSent, ...] = ()
+    messaged = snapshot.messaged_today
 
     for inv in snapshot.invoices:
         inst, ext, number, debtor_id, due_date, currency, open_minor, _, closed, *_ = inv
@@ -292,6 +293,18 @@ def _plan(
                 )
             )
             continue
+        if messaged:  # a second run the same day: one message per debtor and channel a day
+            today_keys = [messaged.get((inst, debtor_id, c)) for c in rung.channels]
+            earlier = next((key for key in today_keys if key), None)
+            if earlier is not None:
+                detail = f"action {earlier} went to the debtor today"
+                reason, tomorrow = Reason.MESSAGED_TODAY, date.fromordinal(today_ord + 1)
+                add(
+                    Decision(
+                        inst, ext, number, debtor_id, reason, current, step.name, tomorrow, detail
+                    )
+                )
+                continue
         why = _why(step, hist[-1] if hist else None, due_date, today_ord - due_ord)
         for channel in rung.channels:
             gkey = (inst, debtor_id, channel, inv.currency)
