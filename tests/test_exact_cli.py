@@ -1,6 +1,7 @@
 """The Exact Online connector end to end, as a new user runs it: a connectors.toml whose
 ``base_url`` points at the fake over real HTTP, ``debsync auth INSTANCE --refresh-token -``,
-``debsync sync``, ``debsync status --json`` and ``debsync run --once`` as subprocesses."""
+``debsync sync``, ``debsync status --json`` and ``debsync run --once`` as subprocesses, with
+one division whose daily budget is used up."""
 
 from __future__ import annotations
 
@@ -69,9 +70,10 @@ type = "call"
 
 def test_auth_sync_status_and_run_once_end_to_end(tmp_path: Path) -> None:
     clock = Shifted()
-    fake = FakeExact([3001, 3002], oauth=FakeExactOAuth(clock=clock))
+    # 3003 has two calls left today: it is skipped until the reset, the others carry on
+    fake = FakeExact([3001, 3002, 3003], oauth=FakeExactOAuth(clock=clock), budgets={3003: 2})
     due = date.today() - timedelta(days=40)
-    for division in (3001, 3002):
+    for division in (3001, 3002, 3003):
         owner = fake.add_account(
             division, "Bakkerij De Gouden Korrel B.V.", 1068, Email="info@korrel.example.nl"
         )
@@ -110,10 +112,13 @@ def test_auth_sync_status_and_run_once_end_to_end(tmp_path: Path) -> None:
         (instance,) = json.loads(status.stdout)["instances"]
         assert (instance["instance"], instance["open_invoices"]) == ("acme-exact", 2)
         assert instance["last_error"] is None
+        (reject,) = instance["rejects"]
+        assert reject["ref"] == "division 3003" and "daily API budget" in reject["reason"]
         fake.calls.clear()
         ran = cli("run", "--once")  # syncs again, incrementally, then plans and acts
         assert ran.returncode == 0, ran.stdout + ran.stderr
     synced_calls = [call for _, call in fake.calls if "/sync/" in call]
-    assert len(synced_calls) == 4 * 2  # incremental: four calls per division
+    assert len(synced_calls) == 4 * 2  # incremental: four calls per division, none for 3003
+    assert not [call for division, call in fake.calls if division == 3003]
     everything = authorised.stdout + authorised.stderr + synced.stdout + synced.stderr
     assert refresh_token not in everything + status.stdout + ran.stdout + ran.stderr
