@@ -182,8 +182,8 @@ def test_status_and_plan_list_the_invoices_that_need_contact_details(project: Pa
     assert (repaired["step"], repaired["channel"]) == ("reminder", "letter")
     (needing,) = plan["needs_contact"]
     assert (needing["debtor"], needing["number"], needing["step"]) == ("10002", "V-1", "reminder")
-    assert "no e-mail address, postal address, phone number" in needing["missing"]
-    assert "Bouwbedrijf" not in needing["missing"]
+    assert "no e-mail address, postal address, phone number" in needing["detail"]
+    assert "Bouwbedrijf" not in needing["detail"]
     assert "needs contact details: 1 invoice(s) of 1 debtor(s)" in debsync("plan").stdout
     status = as_json("status")
     assert [n["number"] for n in status["needs_contact"]] == ["V-1"]

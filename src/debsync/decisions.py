@@ -131,7 +131,7 @@ def needs_contact(plan: Plan) -> list[dict[str, str | None]]:
             "invoice": d.invoice_id,
             "number": d.number,
             "step": d.next_step,
-            "missing": d.detail,
+            "detail": d.detail,
         }
         for d in plan.decisions
         if d.reason is Reason.NEEDS_CONTACT
@@ -145,7 +145,7 @@ def needs_contact_lines(plan: Plan) -> list[str]:
         return []
     debtors = len({(n["instance"], n["debtor"]) for n in found})
     lines = [f"needs contact details: {len(found)} invoice(s) of {debtors} debtor(s)"]
-    lines += [f"  {n['instance']}/{n['debtor']} {n['number']}: {n['missing']}" for n in found]
+    lines += [f"  {n['instance']}/{n['debtor']} {n['number']}: {n['detail']}" for n in found]
     return lines
 
 
