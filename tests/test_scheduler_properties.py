@@ -210,3 +210,23 @@ def test_a_needs_contact_invoice_gets_nothing_and_says_what_is_missing(
         if decision.reason is Reason.NEEDS_CONTACT:
             assert decision.invoice_id not in acted
             assert "cannot reach the debtor: no " in decision.detail
+
+
+@LADDER
+@given(books())
+def test_every_message_demands_its_invoices_net_of_the_debtors_open_credit_notes(
+    book: tuple[Snapshot, date],
+) -> None:
+    snapshot, today = book
+    for action in run(snapshot, today).actions:
+        credits = {
+            inv.external_id
+            for inv in snapshot.invoices
+            if inv.debtor_id == action.debtor_id
+            and inv.currency == action.currency
+            and inv.open_minor < 0
+            and not inv.closed
+        }
+        assert {c.invoice_id for c in action.credits} == credits
+        lines = sum(line.principal for line in action.lines)
+        assert action.principal == lines + sum(c.principal for c in action.credits) > 0
