@@ -424,7 +424,8 @@ class FakeExact:
             if resource == "documents/DocumentAttachments":  # Exact's Url is absolute
                 origin = f"{request.url.scheme}://{request.url.netloc.decode()}"
                 for attachment in book.attachments.values():
-                    attachment["Url"] = origin + attachment["Url"].removeprefix(origin)
+                    if attachment["Url"].startswith("/"):
+                        attachment["Url"] = origin + attachment["Url"]
             if resource in crud_tables:
                 table, mandatory = crud_tables[resource]
                 return self._crud(request, division, table, params, mandatory=mandatory)

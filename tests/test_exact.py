@@ -349,6 +349,9 @@ def test_the_invoice_pdf_and_a_note(book: Book) -> None:
     book.fake.attach_pdf(3001, entry, b"%PDF-1.4 factuur 7")
     (invoice,) = invoices(fetch_all(book.connector())).values()
     assert asyncio.run(book.connector().fetch_document(invoice)) == b"%PDF-1.4 factuur 7"
+    (attachment,) = book.fake.divisions[3001].attachments.values()
+    attachment["Url"] = "https://elsewhere.example/factuur.pdf"  # the token never goes there
+    assert asyncio.run(book.connector().fetch_document(invoice)) is None
     asyncio.run(book.connector().record_note(invoice, "Herinnering verstuurd per e-mail"))
     assert book.fake.divisions[3001].notes == []  # write_back is off by default
     asyncio.run(book.connector(write_back=True).record_note(invoice, "Herinnering verstuurd"))

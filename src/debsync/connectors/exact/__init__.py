@@ -17,6 +17,8 @@ from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
+import httpx
+
 from debsync import hookimpl
 from debsync.connectors.base import (
     JSON,
@@ -121,6 +123,7 @@ class ExactConnector(Connector[ExactSettings]):
     async def fetch_document(self, invoice: Invoice) -> bytes | None:
         """The PDF attached to the sales entry's document, when Exact has one."""
         division, entry = split_key(invoice.external_id)
+        host = httpx.URL(self.settings.api_root).host
         async with self._api(division) as api:
             documents = results(
                 await api.body(
@@ -139,8 +142,10 @@ class ExactConnector(Connector[ExactSettings]):
                     )
                 )
                 for attachment in attachments:
-                    if str(attachment.get("FileName", "")).lower().endswith(".pdf"):
-                        response = await api.request("GET", str(attachment["Url"]))
+                    url = httpx.URL(str(attachment.get("Url") or ""))
+                    pdf = str(attachment.get("FileName", "")).lower().endswith(".pdf")
+                    if pdf and url.host == host:  # the bearer token goes to Exact only
+                        response = await api.request("GET", str(url))
                         return response.content
         return None
 
