@@ -1,5 +1,6 @@
 """Exact Online's OData dialect as the connector reads and writes it: literals, /Date(ms)/ in
-Dutch local time, padded codes, envelopes, the error message, and aggregating split rows."""
+Dutch local time, padded codes, envelopes, the error message, aggregating split rows; and the
+settings."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from decimal import Decimal
 
 import httpx
 import pytest
+from pydantic import ValidationError
 
 from debsync.connectors.exact.mapping import Entry, invoice_data
 from debsync.connectors.exact.odata import (
@@ -23,6 +25,7 @@ from debsync.connectors.exact.odata import (
     parse_day,
     results,
 )
+from debsync.connectors.exact.settings import ExactSettings
 
 GUID = "6f1c9a2e-0b7d-4c8e-9f3a-2d5e8b1c4a70"
 
@@ -106,3 +109,14 @@ def test_split_rows_make_one_invoice_with_the_open_parts() -> None:
     entry.apply(row("b", "405.00", 50, date(2026, 11, 1)))
     entry.apply(row("c", "405.00", 50, date(2026, 10, 15)))
     assert not entry.owed
+
+
+def test_settings_need_a_division_and_pick_the_country_host() -> None:
+    base = {"client_id": "x", "client_secret": "y"}
+    assert ExactSettings.model_validate(base).api_root == "https://start.exactonline.nl"
+    uk = ExactSettings.model_validate({**base, "country": "uk"})
+    assert uk.api_root == "https://start.exactonline.co.uk"
+    local = ExactSettings.model_validate({**base, "base_url": "http://127.0.0.1:8080/"})
+    assert local.api_root == "http://127.0.0.1:8080"
+    with pytest.raises(ValidationError, match="at least one division"):
+        ExactSettings.model_validate({**base, "divisions": []})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 
 from debsync.connectors.base import ConnectorSettings
 from debsync.model import DebtorKind
@@ -63,6 +63,13 @@ class ExactSettings(ConnectorSettings):
         description="How often the division list and its resync signals (system/Divisions) "
         "are read, in minutes; 0 reads them every sync.",
     )
+
+    @field_validator("divisions")
+    @classmethod
+    def _some_division(cls, value: list[int] | str) -> list[int] | str:
+        if isinstance(value, list) and (not value or any(d <= 0 for d in value)):
+            raise ValueError('name at least one division number, or write "all"')
+        return value
 
     @property
     def api_root(self) -> str:
