@@ -417,3 +417,16 @@ def test_an_invoice_whose_account_exact_does_not_return_is_a_located_reject(book
     (reject,) = [r for p in pages for r in p.rejects]
     assert reject.invoice_id == f"3001:{entry}" and owner in reject.reason
     assert list(invoices(pages)) == ["2"]
+
+
+def test_a_changed_main_contact_costs_one_call_for_its_account(book: Book) -> None:
+    owner = book.account()
+    contact = book.fake.add_contact(3001, owner, Email="piet@korrel.example.nl")
+    book.receivable(owner, 1)
+    cursor = fetch_all(book.connector())[-1].cursor
+    book.fake.update_contact(3001, contact, Email="anna@korrel.example.nl")
+    book.fake.calls.clear()
+    pages = fetch_all(book.connector(), cursor)
+    (debtor,) = [d for p in pages for d in p.debtors]
+    assert debtor.emails == ("info@korrel.example.nl", "anna@korrel.example.nl")
+    assert calls(book.fake) == 4 + 1 and calls(book.fake, "/crm/Accounts") == 1
