@@ -17,7 +17,22 @@ import pytest
 SOURCE = Path(__file__).resolve().parent.parent / "src" / "debsync"
 ARCHITECTURE = Path(__file__).resolve().parent.parent / "docs" / "architecture.md"
 
-PURE = ("model", "errors", "clock", "policy", "law", "facts", "decisions", "claims", "scheduler")
+PURE = (
+    "model",
+    "errors",
+    "clock",
+    "policy",
+    "law",
+    "kinds",
+    "formatting",
+    "facts",
+    "decisions",
+    "eligibility",
+    "ladder",
+    "pause_rules",
+    "claims",
+    "scheduler",
+)
 """Modules that decide without I/O: same input, same output."""
 IO = (
     "store",
