@@ -367,7 +367,8 @@ class FakeExact:
         if path == "/api/v1/current/Me":
             first = min(self.divisions)
             return self._ok({"d": {"results": [{"CurrentDivision": first}]}}, None)
-        if division not in self.divisions:
+        listing = match is not None and match.group(2) == "system/Divisions"
+        if division is None or (division not in self.divisions and not listing):
             return self._error(403, "Forbidden: no access to this division", None)
         limited = self._limit(division)
         if limited is not None:
@@ -395,8 +396,22 @@ class FakeExact:
                 '<?xml version="1.0" encoding="utf-8"?><feed xmlns="http://www.w3.org/2005/Atom"/>'
             )
             return httpx.Response(200, text=xml, headers={"Content-Type": "application/atom+xml"})
-        book = self.divisions[division]
         params = {k: v[0] for k, v in parse_qs(request.url.query.decode()).items()}
+        if resource == "system/Divisions":
+            listed = [
+                {
+                    "Code": d.code,
+                    "Description": f"Administratie {d.code}",
+                    "Status": 1,
+                    "DivisionMoveDate": d.move_date,
+                }
+                for d in self.divisions.values()
+            ]
+            try:
+                return self._ok({"d": {"results": _select(listed, params)}}, division)
+            except ODataError as exc:
+                return self._error(400, str(exc), division)
+        book = self.divisions[division]
         try:
             if request.method == "POST" and resource == "activities/CommunicationNotes":
                 note = {"ID": new_guid(), **json.loads(request.content), "Division": division}
@@ -429,17 +444,6 @@ class FakeExact:
             if resource in crud_tables:
                 table, mandatory = crud_tables[resource]
                 return self._crud(request, division, table, params, mandatory=mandatory)
-            if resource == "system/Divisions":
-                listed = [
-                    {
-                        "Code": d.code,
-                        "Description": f"Administratie {d.code}",
-                        "Status": 1,
-                        "DivisionMoveDate": d.move_date,
-                    }
-                    for d in self.divisions.values()
-                ]
-                return self._ok({"d": {"results": _select(listed, params)}}, division)
         except ODataError as exc:
             return self._error(400, str(exc), division)
         return self._error(404, "Not found", division)

@@ -15,7 +15,7 @@ import httpx
 import pytest
 import respx
 
-from debsync.connectors.base import ConnectorContext, Page
+from debsync.connectors.base import ConnectorContext, Page, Previous
 from debsync.connectors.exact import ExactConnector, ExactSettings
 from debsync.connectors.http import HttpFactory
 from debsync.errors import FatalConnectorError
@@ -430,3 +430,13 @@ def test_a_changed_main_contact_costs_one_call_for_its_account(book: Book) -> No
     (debtor,) = [d for p in pages for d in p.debtors]
     assert debtor.emails == ("info@korrel.example.nl", "anna@korrel.example.nl")
     assert calls(book.fake) == 4 + 1 and calls(book.fake, "/crm/Accounts") == 1
+
+
+def test_no_division_reached_closes_nothing(respx_mock: respx.MockRouter) -> None:
+    book = Book(respx_mock, [3001])
+    book.receivable(book.account(), 1)
+    connector = book.connector(divisions=[3009])  # one the authorisation does not reach
+    connector.previous = Previous(invoices={"3001:earlier": b"fingerprint"})
+    (page,) = fetch_all(connector)
+    assert page.snapshot_complete and page.unchanged_invoices == ["3001:earlier"]
+    assert [r.ref for r in page.rejects] == ["division 3009"]

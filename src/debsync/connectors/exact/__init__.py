@@ -94,7 +94,9 @@ class ExactConnector(Connector[ExactSettings]):
             last = index == len(codes) - 1
             async for page in run.division(division, snapshot=snapshot, last=last):
                 yield page
-        if not codes:
+        if not codes:  # no division can be read: what the store has stays as it is
+            for external_id in self.previous.invoices:
+                run.builder.unchanged("invoice", external_id)
             yield run.builder.page(cursor=run.cursor(), snapshot_complete=snapshot)
 
     # -- divisions, documents and notes ------------------------------------------------------
