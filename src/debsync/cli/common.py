@@ -51,7 +51,9 @@ config_app = typer.Typer(help="Inspect and validate connectors.toml.", no_args_i
 app.add_typer(config_app, name="config")
 
 out = Console()
-err = Console(stderr=True)
+# Messages on stderr are not folded at the terminal's width: a path or key in an error stays
+# whole, to be copied or grepped.
+err = Console(stderr=True, soft_wrap=True)
 
 
 @dataclass
