@@ -15,11 +15,14 @@ import httpx
 import pytest
 import respx
 
-from debsync.connectors.base import ConnectorContext, Page, Previous
+from debsync.config import ConnectorInstance
+from debsync.connectors.base import ConnectorContext, Page, Previous, SyncResult
 from debsync.connectors.exact import ExactConnector, ExactSettings
 from debsync.connectors.http import HttpFactory
 from debsync.errors import FatalConnectorError
 from debsync.model import DebtorKind, Invoice, Money
+from debsync.store import Store
+from debsync.sync import SyncEngine
 from debsync.testing import ConnectorChecks, ConnectorHarness, SampleBook
 from debsync.testing.connectors import fetch_all
 
@@ -440,3 +443,30 @@ def test_no_division_reached_closes_nothing(respx_mock: respx.MockRouter) -> Non
     (page,) = fetch_all(connector)
     assert page.snapshot_complete and page.unchanged_invoices == ["3001:earlier"]
     assert [r.ref for r in page.rejects] == ["division 3009"]
+
+
+def test_syncs_through_the_engine_on_both_stores(
+    respx_mock: respx.MockRouter, store: Store
+) -> None:
+    """The cursor (every division's open entries) round-trips through SQLite's and
+    PostgreSQL's JSON columns: a second run is incremental and writes only the changes."""
+    book = Book(respx_mock, [3001, 3002])
+    entries = {}
+    for division in (3001, 3002):
+        owner = book.account(division)
+        entries[division] = book.receivable(owner, division, division=division, amount="500.00")
+        book.receivable(owner, division + 1, division=division)
+
+    def run() -> SyncResult:
+        connector = book.connector()
+        instance = ConnectorInstance("ex", "exact", ExactConnector, connector.settings)
+        return asyncio.run(SyncEngine(store).run(instance, connector, allow_mass_close=True))
+
+    first = run()
+    assert first.ok and first.snapshot and first.counts.invoices_new == 4
+    book.fake.pay(3001, entries[3001], Decimal("200.00"))
+    book.fake.delete_entry(3002, book.fake.entry(3002, 3003))
+    second = run()
+    assert second.ok and not second.snapshot, second.error
+    assert (second.counts.partial_payments, second.counts.invoices_closed) == (1, 1)
+    assert run().counts.writes == 0
