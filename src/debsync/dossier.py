@@ -166,6 +166,8 @@ def _summary(kind: str, data: dict[str, Any], numbers: dict[str, str]) -> str:
         f"on {_day(data, 'paid_on')}",
         EventKind.STEP_SENT: f"step {step} taken on {_day(data, 'sent_on')}"
         + (f", presumed received {_day(data, 'received_on')}" if data.get("received_on") else ""),
+        EventKind.STEP_RECORDED_ELSEWHERE: f"step {step} recorded in {data.get('source')} "
+        f"on {_day(data, 'sent_on')}",
         EventKind.PAUSE_STARTED: f"{data.get('kind')} pause {data.get('id')} by "
         f"{data.get('author')}: {data.get('reason')}"
         + (f" (until {_day(data, 'until')})" if data.get("until") else ""),

@@ -50,7 +50,8 @@ class DebtorFacts(NamedTuple):
 
 
 class StepSent(NamedTuple):
-    """A step that was actually carried out for an invoice (from the outbox's record).
+    """A step that was actually carried out for an invoice (from the outbox's record, or
+    recorded in the source before debsync took over: ``elsewhere``).
 
     For a veertiendagenbrief, ``received_on`` is the presumed receipt counted from the posting
     date, and ``stated_costs_minor`` the costs amount the letter stated.
@@ -61,6 +62,9 @@ class StepSent(NamedTuple):
     role: str | None = None
     received_on: date | None = None
     stated_costs_minor: int | None = None
+    elsewhere: str | None = None
+    """The source (``csv``, ``exact``) that recorded the step before debsync took over, or
+    None for a step debsync sent (:mod:`debsync.prior_steps`)."""
 
 
 class PauseKind(StrEnum):

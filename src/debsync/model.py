@@ -18,7 +18,7 @@ from datetime import date
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from enum import StrEnum
 from functools import cache, lru_cache
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, Literal, Self
 from urllib.parse import urlsplit
 
 import phonenumbers
@@ -340,6 +340,10 @@ class Debtor(BaseModel):
         return normalise_iban(str(value))
 
 
+PriorStep = Literal["reminder", "aanmaning", "veertiendagenbrief"]
+"""A dunning level a source records, lowest first (:mod:`debsync.prior_steps`)."""
+
+
 class Invoice(BaseModel):
     """An open (or once open) sales invoice or credit note.
 
@@ -365,9 +369,16 @@ class Invoice(BaseModel):
     reminded_by_source: bool = False
     """The bookkeeping program's own reminder workflow handles the invoice: debsync leaves it."""
     has_document: bool = False
+    prior_step: PriorStep | None = None
+    """The last dunning step the source already took (:mod:`debsync.prior_steps`)."""
+    prior_step_on: date | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
+        if (self.prior_step is None) != (self.prior_step_on is None):
+            raise ValueError("a prior dunning step needs both its level and its date")
+        if self.prior_step_on is not None and self.prior_step_on < self.issue_date:
+            raise ValueError(f"prior step date {self.prior_step_on} is before the invoice date")
         if self.total.currency != self.open_amount.currency:
             raise ValueError(
                 f"total is in {self.total.currency} but open_amount in {self.open_amount.currency}"

@@ -12,7 +12,7 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 
 import phonenumbers
 import sqlalchemy as sa
@@ -23,9 +23,10 @@ from debsync.clock import local_date
 from debsync.config import Config
 from debsync.decisions import Plan
 from debsync.facts import DebtorFacts, InstanceFacts, InvoiceFacts, PendingStep, Snapshot, StepSent
-from debsync.model import DebtorKind, Language
+from debsync.model import DebtorKind, Language, PriorStep
 from debsync.pauses import load_active
-from debsync.policy import DEFAULT_POLICY
+from debsync.policy import DEFAULT_POLICY, Policy
+from debsync.prior_steps import LEVELS, recorded_history
 from debsync.scheduler import collector_paused, plan
 from debsync.store import Store
 from debsync.store.schema import (
@@ -85,6 +86,7 @@ def load_snapshot(
     exclude_key: str | None = None,
     sources: Mapping[str, str] | None = None,
     today: date | None = None,
+    policies: Mapping[str, Policy] | None = None,
 ) -> Snapshot:
     """The snapshot for the configured instances (name → policy name).
 
@@ -94,6 +96,8 @@ def load_snapshot(
     :param sources: each instance's connector type, for the plan's explanations.
     :param today: the day planned, to load the actions already planned for it (one message
         per debtor and channel a day).
+    :param policies: the policies by name, to place the steps the source recorded on each
+        invoice's ladder (:mod:`debsync.prior_steps`); without them those are left out.
     """
     names = [debtor[0]] if debtor else list(policies_by_instance)
     overrides = debtor_policies or {}
@@ -160,6 +164,7 @@ def load_snapshot(
             )
         }
         history: dict[tuple[str, str], list[StepSent]] = defaultdict(list)
+        facts_policies: dict[tuple[str, str], tuple[Policy | None, DebtorKind]] = {}
         data = events.c.data  # fields picked in the database: decoding JSON here costs more
         for inst, invoice_id, step, sent_on, role, received_on, stated_costs in conn.execute(
             sa.select(
@@ -183,6 +188,11 @@ def load_snapshot(
                     stated_costs_minor=stated_costs,
                 )
             )
+        if policies:
+            for (inst, debtor_id), facts in debtor_facts.items():
+                policy = overrides.get((inst, debtor_id)) or instances[inst].policy
+                facts_policies[(inst, debtor_id)] = (policies.get(policy), facts.kind)
+            add_recorded(conn, scoped(events), facts_policies, history)
         waiting = pending_steps(conn, scoped(outbox), exclude_key) if pending else {}
         messaged = messaged_on(conn, scoped(outbox), today) if today else {}
         pauses = [p for p in load_active(conn) if p.instance in instances]
@@ -195,6 +205,35 @@ def load_snapshot(
         pending=waiting,
         messaged_today=messaged,
     )
+
+
+def add_recorded(
+    conn: Connection,
+    where: Sequence[Any],
+    debtors_policies: Mapping[tuple[str, str], tuple[Policy | None, DebtorKind]],
+    history: dict[tuple[str, str], list[StepSent]],
+) -> None:
+    """Add the steps the source recorded (``step.recorded_elsewhere``) to ``history`` as the
+    debtor's policy places them, ordered by date among the steps debsync sent."""
+    data = events.c.data
+    query = sa.select(
+        events.c.instance,
+        events.c.debtor_id,
+        events.c.invoice_id,
+        data["step"].as_string(),
+        data["sent_on"].as_string(),
+        data["source"].as_string(),
+    ).where(*where, events.c.kind == EventKind.STEP_RECORDED_ELSEWHERE)
+    for inst, debtor_id, invoice_id, step, sent_on, source in conn.execute(
+        query.order_by(events.c.id)
+    ):
+        policy, kind = debtors_policies.get((inst, debtor_id), (None, DebtorKind.UNKNOWN))
+        if policy is None or step not in LEVELS:
+            continue
+        day = date.fromisoformat(sent_on)
+        recorded = recorded_history(policy, kind, cast(PriorStep, step), day, source)
+        steps = history[(inst, invoice_id)]
+        steps[:] = sorted([*recorded, *steps], key=lambda s: s.sent_on)  # stable: recorded first
 
 
 def messaged_on(
@@ -266,6 +305,7 @@ def plan_from_store(
         },
         sources={name: c.type_name for name, c in config.connectors.items()},
         today=local_date(now),
+        policies=config.policies,
     )
     return plan(
         snapshot,

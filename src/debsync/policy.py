@@ -147,6 +147,17 @@ class Policy(BaseModel):
         description="Claims on consumers are the price of goods sold (consumentenkoop) and "
         "prescribe in two years (art. 7:28 BW); false: services, five years (art. 3:307 BW).",
     )
+    trust_recorded_wik: bool = Field(
+        default=False,
+        description="Count a consumer's final notice recorded in the source (laatste "
+        "aanmaning, veertiendagenbrief) as a veertiendagenbrief that met art. 6:96 lid 6 BW; "
+        "by default debsync sends its own before any collection costs are claimed.",
+    )
+    waive_courtesies_after_recorded: bool = Field(
+        default=True,
+        description="The courtesy steps (skip_when_unreachable) right after a step recorded "
+        "in the source are waived: the source's own ladder ran in their place.",
+    )
     interrupting_steps: tuple[str, ...] | None = Field(
         default=None,
         description="Steps whose sending interrupts prescription, being written aanmaningen "

@@ -53,6 +53,10 @@ class EventKind(StrEnum):
     STEP_SENT = "step.sent"
     """A step reached the debtor for one invoice. Its data: ``{"step", "role", "sent_on",
     "received_on", "stated_costs_minor", "key"}`` (dates ISO)."""
+    STEP_RECORDED_ELSEWHERE = "step.recorded_elsewhere"
+    """A step the source says it took before debsync (its reminder level and date), once per
+    invoice, step and date. Its data: ``{"step", "sent_on", "source"}``; ``step`` is a level
+    of :mod:`debsync.prior_steps` (reminder, aanmaning, veertiendagenbrief)."""
     ACTION_REVIVED = "action.revived"
     ACTION_INVOICE_DROPPED = "action.invoice_dropped"
     LETTER_POSTED = "letter.posted"

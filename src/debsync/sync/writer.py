@@ -22,6 +22,7 @@ from debsync.connectors.base import Page, Previous, Reject, SyncCounts
 from debsync.errors import FatalConnectorError, scrub
 from debsync.model import MAX_ID_LENGTH, Debtor, Invoice, Payment, clean_text, from_minor, to_minor
 from debsync.store.schema import EventKind, debtors, events, invoices, payments, sync_rejects
+from debsync.sync.history import prior_key, recorded_steps
 
 log = logging.getLogger("debsync.sync")
 
@@ -67,10 +68,11 @@ def _invoice_row(invoice: Invoice) -> dict[str, Any]:
     }
 
 
-def _invoice_fingerprint(row: dict[str, Any]) -> bytes:
-    """Flags added by migration 0004 count only when set: an upgrade changes no fingerprint."""
+def _invoice_fingerprint(row: dict[str, Any], prior: tuple[str, ...] = ()) -> bytes:
+    """Flags from migration 0004 and a prior step count only when set: an upgrade changes none."""
     new = ("direct_debit_failed", "reminded_by_source")
-    return _fingerprint(repr(tuple(v for k, v in row.items() if v is not False or k not in new)))
+    values = tuple(v for k, v in row.items() if v is not False or k not in new)
+    return _fingerprint(repr(values + prior))
 
 
 def _debtor_row(debtor: Debtor) -> dict[str, Any]:
@@ -92,8 +94,7 @@ def _amount(minor: int, currency: str) -> str:
 
 
 def _reject_row(run_id: int, reject: Reject) -> dict[str, Any]:
-    """A reject as its row, bounded to its columns whoever built it: the record of a bad
-    record must itself always store."""
+    """A reject as its row, bounded to its columns whoever built it: it always stores."""
     invoice_id = clean_text(reject.invoice_id) if reject.invoice_id else None
     return {
         "run_id": run_id,
@@ -129,14 +130,12 @@ _INVOICE_UPDATE = (
     )
     .execution_options(synchronize_session=False)
 )
-
 _INVOICE_RAW = _INVOICE_UPDATE.values(raw_fingerprint=sa.bindparam("raw"))
 
 _DEBTOR_UPDATE = sa.update(debtors).where(
     debtors.c.instance == sa.bindparam("k_instance"),
     debtors.c.external_id == sa.bindparam("k_external_id"),
 )
-
 _DEBTOR_RAW = _DEBTOR_UPDATE.values(raw_fingerprint=sa.bindparam("raw"))
 
 
@@ -305,8 +304,8 @@ class PageWriter:
     def _remember_raw(
         self, kind: str, ext: str, raw: bytes | None, stale: list[dict[str, Any]]
     ) -> None:
-        """Keep the raw fingerprint of an unchanged record current, without an event: the
-        next sync may then skip it (a store from before raw fingerprints, a re-spelled row)."""
+        """Keep an unchanged record's raw fingerprint current, without an event, so the next
+        sync may skip it (a store from before raw fingerprints, a re-spelled row)."""
         if raw is not None and self.known_raw.get((kind, ext)) != raw:
             stale.append({"k_instance": self.instance, "k_external_id": ext, "raw": raw})
             self._pending_raw[(kind, ext)] = raw
@@ -367,7 +366,7 @@ class PageWriter:
         stale: list[dict[str, Any]] = []
         for invoice in records:
             row = _invoice_row(invoice)
-            fingerprint = _invoice_fingerprint(row)
+            fingerprint = _invoice_fingerprint(row, prior_key(invoice))
             ext = invoice.external_id
             raw = raws.get(("invoice", ext))
             before = self._pending_invoices.get(ext) or self.known_invoices.get(ext)
@@ -383,8 +382,7 @@ class PageWriter:
                 closed_at=None,
                 updated_at=now,
             )
-            currency, open_minor = row["currency"], row["open_minor"]
-            debtor_id = invoice.debtor_id
+            currency, open_minor, debtor_id = row["currency"], row["open_minor"], invoice.debtor_id
             if before is None:
                 inserts.append(
                     {"instance": self.instance, "external_id": ext, "created_at": now, **row}
@@ -409,6 +407,8 @@ class PageWriter:
             self._pending_invoices[ext] = Known(
                 fingerprint, "open", open_minor, currency, debtor_id, invoice.number
             )
+        for data in recorded_steps(conn, self.instance, records, today):
+            out.append(self._event(EventKind.STEP_RECORDED_ELSEWHERE, now, **data))
         if inserts:
             conn.execute(sa.insert(invoices), inserts)
         if updates:

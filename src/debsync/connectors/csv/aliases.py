@@ -30,6 +30,8 @@ ColumnKey = Literal[
     "payment_reference",
     "payment_url",
     "payment_method",
+    "prior_level",
+    "prior_date",
 ]
 """The fields the connector reads; the keys of the ``columns`` setting."""
 
@@ -100,6 +102,18 @@ ALIASES: dict[str, tuple[str, ...]] = {
     ),
     "payment_url": ("Betaallink", "Betaal-URL", "Payment link", "Payment URL", "Pay link"),
     "payment_method": ("Betaalwijze", "Betaalmethode", "Betalingswijze", "Payment method"),
+    "prior_level": (
+        "Aanmaningsniveau", "Herinneringsniveau", "Aanmaningniveau", "Niveau aanmaning",
+        "Aanmaning", "Herinnering", "Aanmaningen", "Herinneringen", "Dunning level",
+        "Reminder level", "Dunning letter", "Reminder count", "Number of reminders",
+    ),
+    "prior_date": (
+        "Laatste aanmaning", "Datum laatste aanmaning", "Laatste herinnering",
+        "Datum laatste herinnering", "Aanmaningsdatum", "Herinneringsdatum", "Datum aanmaning",
+        "Datum herinnering", "Herinnering verstuurd", "Aanmaning verstuurd", "Last reminder",
+        "Last reminder date", "Last dunning date", "Dunning date", "Reminder date",
+        "Reminder sent",
+    ),
 }  # fmt: skip
 """Header names per field, most specific first: when several columns match one field, the
 earliest alias wins (AFAS exports carry both ``Factuurnr.`` and ``Boekstuk``)."""
@@ -114,7 +128,7 @@ DEBTOR_FIELDS = (
 )  # fmt: skip
 INVOICE_FIELDS = (
     "number", "issue_date", "due_date", "total", "open_amount", "currency",
-    "payment_reference", "payment_url", "payment_method",
+    "payment_reference", "payment_url", "payment_method", "prior_level", "prior_date",
 )  # fmt: skip
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
+from debsync.clock import local_date
 from debsync.connectors.base import Connector, Page, RecordBuilder
 from debsync.connectors.csv.aliases import DEBTOR_FIELDS, INVOICE_FIELDS
 from debsync.connectors.csv.settings import CsvSettings
@@ -32,6 +33,7 @@ from debsync.connectors.csv.workbook import Sheet
 from debsync.errors import FatalConnectorError
 from debsync.kinds import infer_kind
 from debsync.model import MAX_ID_LENGTH, Address, Currency, DebtorKind
+from debsync.prior_steps import parse_level
 
 _CURRENCY: TypeAdapter[str] = TypeAdapter(Currency)
 _TOTAL_ROW = re.compile(r"(?:sub|eind|grand\s*)?tota(?:a)?l\b", re.IGNORECASE)
@@ -117,6 +119,7 @@ class FileReader:
             strict=self.settings.decimal != "auto",
         )
         self.term = timedelta(days=self.settings.default_payment_term_days)
+        self.today = local_date(connector.context.clock())
         self.builder = RecordBuilder()
         self.stats = _Stats()
         self.debtors: dict[str, int] = {}
@@ -314,6 +317,7 @@ class FileReader:
             return
         data = self.invoice_data(fields, debtor_id, problems)
         if not problems:
+            data.update(self.prior_step(line, number, fields[-2:], data["issue_date"]))
             self.builder.invoice(data, ref=self.ref(line), raw=raw)
         elif _TOTAL_ROW.match(number) and not any(row[i].strip() for i in self.date_at):
             # "Totaal" in the invoice number column; an invoice "Total-7" has dates
@@ -438,10 +442,10 @@ class FileReader:
     ) -> dict[str, Any]:
         """The Invoice mapping of one row; what is wrong with it goes to ``problems``."""
         number, issued_text, due_text, total_text, open_text, currency_text, reference, url = map(
-            str.strip, fields[:-1]
+            str.strip, fields[:8]
         )
         values = self.values
-        direct_debit, collection_failed = self.direct_debit(fields[-1])
+        direct_debit, collection_failed = self.direct_debit(fields[8])
         issued = values.day(issued_text) if issued_text else None
         due = values.day(due_text) if due_text else None
         open_amount = values.amount(open_text, "open_amount") if open_text else None
@@ -487,6 +491,37 @@ class FileReader:
             "direct_debit": direct_debit,
             "direct_debit_failed": collection_failed,
         }
+
+    def prior_step(
+        self, line: int, number: str, cells: tuple[str, ...], issued: date
+    ) -> dict[str, Any]:
+        """The dunning step the export says was already taken (a level and its date; a date
+        alone is a reminder). A value that cannot be used is dropped with a located reject:
+        the invoice is kept, without the prior step."""
+        level_text, date_text = (cell.strip() for cell in cells)
+        if not level_text and not date_text:
+            return {}
+        try:
+            level = parse_level(level_text) if level_text else "reminder"
+        except ValueError as exc:
+            problem = self.problem("prior_level", str(exc))
+        else:
+            if level is None:
+                return {}
+            day = self.values.day(date_text) if date_text else None
+            if day is None:
+                problem = f"{self.column('prior_level')}: {level_text!r} has no date"
+            elif isinstance(day, str):
+                problem = self.problem("prior_date", day)
+            elif day > self.today:
+                problem = self.problem("prior_date", f"{date_text!r} lies in the future")
+            elif day < issued:
+                problem = self.problem("prior_date", f"{date_text!r} is before the invoice date")
+            else:
+                return {"prior_step": level, "prior_step_on": day}
+        reason = f"{problem}; the prior dunning step was dropped"
+        self.builder.reject("invoice", self.ref(line), reason, invoice_id=number, dropped=True)
+        return {}
 
     def report(self) -> None:
         """One summary line per file; ids only, never names or amounts."""
