@@ -276,14 +276,17 @@ def _reason(error: Exception) -> str:
 def _invisible(data: Mapping[str, Any]) -> list[str]:
     """The fields whose text loses control or bidi-control characters in the model (e-mail
     addresses and phone numbers are not cleaned but checked: such a value is dropped)."""
-    found = []
+    texts: dict[str, list[str]] = {}
     for key, value in data.items():
         if key in _SALVAGEABLE:
             continue
         values = value if isinstance(value, list | tuple) else (value,)
-        if any(isinstance(v, str) and has_invisible(v) for v in values):
-            found.append(key)
-    return found
+        texts[key] = [v for v in values if isinstance(v, str)]
+    # One search over all the record's text first: nearly every record is clean. A newline
+    # joins them because it is a line break, which has_invisible does not count.
+    if not has_invisible("\n".join(t for strings in texts.values() for t in strings)):
+        return []
+    return [key for key, strings in texts.items() if any(has_invisible(t) for t in strings)]
 
 
 _SALVAGEABLE = frozenset({"emails", "phones"})
