@@ -33,9 +33,7 @@ def upgrade() -> None:
             )
         )
         batch.add_column(
-            sa.Column(
-                "reminded_by_source", sa.Boolean(), nullable=False, server_default=sa.false()
-            )
+            sa.Column("reminded_by_source", sa.Boolean(), nullable=False, server_default=sa.false())
         )
     with op.batch_alter_table("debtors") as batch:
         batch.add_column(sa.Column("purged_at", sa.DateTime(timezone=True), nullable=True))
