@@ -2,9 +2,10 @@
 
 The file looks like a typical Dutch open-items export: ``;``-separated, decimal comma,
 ``dd-mm-yyyy`` dates, UTF-8 with BOM, CRLF line ends. Seeded, so every run writes the same
-bytes. Dates are relative to 2026-11-23, giving every aging bucket a share. Three rows are
-broken on purpose and one debtor has an unusable e-mail address; ``tests/test_csv.py``
-asserts exactly those rejects.
+bytes. Dates are relative to 2026-11-23, giving every aging bucket a share. Some older
+invoices were already dunned (``Aanmaningsniveau`` and ``Laatste aanmaning``, as Exact Online
+exports them). Three rows are broken on purpose and one debtor has an unusable e-mail address;
+``tests/test_csv.py`` asserts exactly those rejects.
 
     python examples/generate_open_items.py [OUTPUT]
 """
@@ -29,6 +30,7 @@ HEADER = (
     "Relatiecode", "Naam", "Soort", "E-mail", "Telefoon", "Adres", "Postcode", "Plaats",
     "KvK-nummer", "BTW-nummer", "IBAN", "Taal", "Factuurnummer", "Factuurdatum",
     "Vervaldatum", "Bedrag", "Openstaand", "Betalingskenmerk", "Betaalwijze",
+    "Aanmaningsniveau", "Laatste aanmaning",
 )  # fmt: skip
 
 # City, postcode range, area code.
@@ -251,9 +253,38 @@ def make_rows(rng: random.Random, debtors: list[Debtor], count: int) -> list[lis
                 dutch_amount(open_),
                 rf_reference(20260000 + n),
                 "Automatische incasso" if debtor.direct_debit else "Overboeking",
+                "",
+                "",
             ]
         )
     return rows
+
+
+def record_prior_steps(rng: random.Random, rows: list[list[str]]) -> None:
+    """The bookkeeper dunned some older invoices before debsync took over, as an Exact-style
+    export says with a level and the date of the last letter: a reminder (level 1) for four
+    in ten of those 30 to 60 days overdue, and for half of those older a reminder or (one in
+    five) an aanmaning (level 2). Never for credit notes or direct debits, nor after ``TODAY``."""
+    due, total, method, level, sent = (
+        HEADER.index("Vervaldatum"),
+        HEADER.index("Bedrag"),
+        HEADER.index("Betaalwijze"),
+        HEADER.index("Aanmaningsniveau"),
+        HEADER.index("Laatste aanmaning"),
+    )
+    for row in rows:
+        if row[total].startswith("-") or row[method] != "Overboeking":
+            continue
+        day = date(*map(int, reversed(row[due].split("-"))))
+        overdue, roll = (TODAY - day).days, rng.random()
+        if (30 <= overdue < 60 and roll < 0.4) or (overdue >= 60 and 0.2 <= roll < 0.5):
+            step, after = "1", rng.randrange(7, 22)
+        elif overdue >= 60 and roll < 0.2:
+            step, after = "2", rng.randrange(28, 50)
+        else:
+            continue
+        on = min(day + timedelta(days=after), TODAY)
+        row[level], row[sent] = step, on.strftime("%d-%m-%Y")
 
 
 def break_rows(rows: list[list[str]], debtors: list[Debtor]) -> None:
@@ -282,6 +313,7 @@ def main() -> None:
     rng = random.Random(SEED)
     debtors = make_debtors(rng)
     rows = make_rows(rng, debtors, 224)
+    record_prior_steps(random.Random(SEED + 1), rows)  # its own stream: the rest is unchanged
     break_rows(rows, debtors)
     with output.open("w", encoding="utf-8-sig", newline="") as handle:
         writer = csv.writer(handle, delimiter=";", lineterminator="\r\n")
