@@ -4,6 +4,7 @@ and date, recorded once as an event, and continued from on the ladder, as the la
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -19,10 +20,10 @@ from debsync.connectors.csv import CsvConnector, CsvSettings
 from debsync.decisions import Plan, Reason
 from debsync.dossier import load_dossier
 from debsync.formatting import short_date
-from debsync.model import Invoice
+from debsync.model import DebtorKind, Invoice
 from debsync.planning import load_snapshot
-from debsync.policy import default_policy
-from debsync.prior_steps import parse_level
+from debsync.policy import DEFAULT_STEPS, Policy, default_policy
+from debsync.prior_steps import parse_level, recorded_history
 from debsync.scheduler import plan
 from debsync.store import Store
 from debsync.store.schema import EventKind, events
@@ -32,6 +33,7 @@ from csv_helpers import write
 from fakes import INSTANCE, FakeConnector, debtor, invoice, snapshot
 
 TODAY = datetime(2026, 12, 2, 9, 0, tzinfo=UTC)
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "open-items.csv"
 HEADER = [
     "Relatiecode", "Naam", "Soort", "E-mail", "Factuurnummer", "Factuurdatum", "Vervaldatum",
     "Bedrag", "Openstaand", "Aanmaningsniveau", "Laatste aanmaning",
@@ -265,6 +267,35 @@ def test_after_a_recorded_aanmaning_a_consumer_gets_the_veertiendagenbrief_a_wee
     )
     steps = {(a.step, a.channel) for a in planned(store, at(date(2026, 11, 8))).actions}
     assert steps == {("veertiendagenbrief", "letter"), ("veertiendagenbrief", "email")}
+
+
+def test_the_policy_can_keep_its_courtesy_call_after_a_recorded_reminder(store: Store) -> None:
+    sync(store, prior("F1", "reminder", date(2026, 10, 20)), who=debtor(phones=[PHONE]))
+
+    result = planned(store, at(date(2026, 10, 27)), waive_courtesies_after_recorded=False)
+
+    assert [(a.step, a.channel) for a in result.actions] == [("call", "call")]  # 7 days on
+
+
+def test_a_final_notice_under_a_policy_without_veertiendagenbrief_is_its_last_letter() -> None:
+    steps = tuple(s for s in DEFAULT_STEPS if s.role is None)  # business only: no handoff
+    b2b = Policy(steps=steps, unknown_kind="business")
+    day = date(2026, 11, 1)
+
+    found = recorded_history(b2b, DebtorKind.BUSINESS, "veertiendagenbrief", day, "exact")
+
+    assert [(s.step, s.sent_on, s.elsewhere) for s in found] == [
+        ("reminder", day, "exact"),
+        ("aanmaning", day, "exact"),
+        ("final-call", day, "exact"),  # the courtesy after it, waived
+    ]
+
+
+def test_the_bundled_example_records_reminders_and_aanmaningen_without_a_reject() -> None:
+    found, rejects = read_export(EXAMPLE)
+    levels = Counter(i.prior_step for i in found.values() if i.prior_step)
+    assert set(levels) == {"reminder", "aanmaning"}
+    assert not [r for r in rejects if "prior dunning step" in r.reason]
 
 
 def test_without_the_policy_a_recorded_step_is_left_out(store: Store) -> None:

@@ -71,12 +71,13 @@ def _courtesy(step: Step) -> bool:
     return step.role is None and step.skip_when_unreachable
 
 
-def level_index(policy: Policy, level: PriorStep) -> int | None:
-    """The policy step a level stands for: the first written step (reminder), the first
-    written step after it that claims interest, else the next written one (aanmaning), the
-    veertiendagenbrief, else the last written step (final notice); None when there is none."""
+def level_index(policy: Policy, kind: DebtorKind, level: PriorStep) -> int | None:
+    """The policy step a level stands for, among the written steps for a ``kind`` debtor: the
+    first (reminder), the first after it that claims interest, else the next (aanmaning), the
+    veertiendagenbrief, else the last written step (final notice); None when there is none.
+    A business's final notice stands at the veertiendagenbrief it skips: past the aanmaning."""
     steps = policy.steps
-    written = [i for i, step in enumerate(steps) if _written(step)]
+    written = [i for i, step in enumerate(steps) if _written(step) and step.applies_to(kind)]
     if not written:
         return None
     if level == "reminder":
@@ -101,7 +102,7 @@ def recorded_history(
     step for the level."""
     steps = policy.steps
     kind = policy.kind_of(kind)
-    at = level_index(policy, level)
+    at = level_index(policy, kind, level)
     if at is None:
         return []
     wik = steps[at].role == "wik_notice"
