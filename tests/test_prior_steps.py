@@ -79,6 +79,11 @@ def read_export(path: Path) -> tuple[dict[str, Invoice], list[Any]]:
         ("14-dagenbrief", "veertiendagenbrief"),
         ("WIK-brief", "veertiendagenbrief"),
         ("Veertiendagenbrief", "veertiendagenbrief"),
+        ("1e herinnering", "reminder"),
+        ("Tweede herinnering", "reminder"),
+        ("2e aanmaning", "aanmaning"),
+        ("3e aanmaning", "aanmaning"),  # only a "laatste" one is final
+        ("Final reminder", "veertiendagenbrief"),
         ("0", None),
         ("Geen", None),
     ],

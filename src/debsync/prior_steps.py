@@ -16,6 +16,7 @@ Pure: no I/O.
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from typing import Final, get_args
 
@@ -30,9 +31,7 @@ _WORDS: Final[dict[str, PriorStep]] = {
     "herinnering": "reminder",
     "betalingsherinnering": "reminder",
     "reminder": "reminder",
-    "eersteaanmaning": "aanmaning",
     "aanmaning": "aanmaning",
-    "tweedeaanmaning": "aanmaning",
     "dunningletter": "aanmaning",
     "laatsteaanmaning": "veertiendagenbrief",
     "finaleaanmaning": "veertiendagenbrief",
@@ -45,19 +44,24 @@ _WORDS: Final[dict[str, PriorStep]] = {
     "finalreminder": "veertiendagenbrief",
 }
 _NONE: Final = frozenset({"", "0", "geen", "none", "nee", "no", "-"})
+_ORDINAL: Final = re.compile(
+    r"^(?:\d+(?:e|de|ste|st|nd|rd|th)|eerste|tweede|derde|vierde|first|second|third)"
+)
+"""``2e aanmaning``, ``Tweede herinnering``: a second aanmaning is still an aanmaning (only a
+*laatste* one is final), a second reminder still a reminder, the conservative reading."""
 _WRITTEN: Final = frozenset({"email", "letter", "sms"})
 
 
 def parse_level(text: str) -> PriorStep | None:
     """The level a source's cell names: a number (1 reminder, 2 aanmaning, 3 or more the final
-    notice) or a word in Dutch or English, case, accents, spaces and punctuation ignored;
+    notice) or a word in Dutch or English, case, spaces and punctuation ignored;
     ``None`` for an empty or "0" cell. Raises ``ValueError`` for anything else."""
     folded = "".join(ch for ch in text.casefold() if ch.isalnum())
     if folded in _NONE:
         return None
     if folded.isdigit():
         return LEVELS[min(int(folded), len(LEVELS)) - 1]
-    found = _WORDS.get(folded)
+    found = _WORDS.get(folded) or _WORDS.get(_ORDINAL.sub("", folded))
     if found is None:
         raise ValueError(f"{text!r} is not a reminder level (1-3, herinnering, aanmaning, …)")
     return found

@@ -103,9 +103,10 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "payment_url": ("Betaallink", "Betaal-URL", "Payment link", "Payment URL", "Pay link"),
     "payment_method": ("Betaalwijze", "Betaalmethode", "Betalingswijze", "Payment method"),
     "prior_level": (
-        "Aanmaningsniveau", "Herinneringsniveau", "Aanmaningniveau", "Niveau aanmaning",
-        "Aanmaning", "Herinnering", "Aanmaningen", "Herinneringen", "Dunning level",
-        "Reminder level", "Dunning letter", "Reminder count", "Number of reminders",
+        "Aanmaningsniveau", "Herinneringsniveau", "Aanmaningniveau", "Aanmaanniveau",
+        "Niveau aanmaning", "Aantal aanmaningen", "Aanmaning", "Herinnering", "Aanmaningen",
+        "Herinneringen", "Dunning level", "Reminder level", "Dunning letter", "Reminder count",
+        "Number of reminders",
     ),
     "prior_date": (
         "Laatste aanmaning", "Datum laatste aanmaning", "Laatste herinnering",
