@@ -28,6 +28,7 @@ PURE = (
     "facts",
     "decisions",
     "eligibility",
+    "prior_steps",
     "ladder",
     "pause_rules",
     "claims",

@@ -8,6 +8,7 @@ from collections import Counter
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -15,12 +16,14 @@ import sqlalchemy as sa
 from pydantic import ValidationError
 
 from debsync import law
+from debsync.config import Config
 from debsync.connectors.base import ConnectorContext, Page
 from debsync.connectors.csv import CsvConnector, CsvSettings
 from debsync.decisions import Plan, Reason
 from debsync.dossier import load_dossier
 from debsync.formatting import short_date
 from debsync.model import DebtorKind, Invoice
+from debsync.outbox.context import load_facts
 from debsync.planning import load_snapshot
 from debsync.policy import DEFAULT_STEPS, Policy, default_policy
 from debsync.prior_steps import parse_level, recorded_history
@@ -327,6 +330,29 @@ def test_a_consumers_recorded_veertiendagenbrief_counts_only_when_the_policy_vou
     assert handoff.step == "handoff"
     assert handoff.requires_approval
     assert handoff.costs == law.collection_costs(Decimal("121.00"))
+
+
+def test_the_outbox_rebuilds_a_handoff_with_the_recorded_steps_so_its_costs_stay(
+    store: Store, tmp_path: Path
+) -> None:
+    who = debtor(kind="consumer", address=ADDRESS, phones=[PHONE])
+    sync(store, prior("F1", "veertiendagenbrief", date(2026, 11, 1)), who=who)
+    trusting = default_policy().model_copy(update={"trust_recorded_wik": True})
+    config = Config(
+        path=tmp_path / "connectors.toml",
+        store_url="",
+        policies={"default": trusting},
+        connectors={"books": INSTANCE},
+    )
+    with store.engine.connect() as conn:
+        facts = load_facts(conn, [SimpleNamespace(instance="books", debtor_id="D1")], config)
+
+    # The same history planning gave the scheduler: the recorded letter and the steps below
+    # it, and the courtesy call after it waived; the claim's costs are gated on these.
+    history = facts.history[("books", "F1")]
+    steps = [s.step for s in history]
+    assert steps == ["reminder", "aanmaning", "veertiendagenbrief", "final-call"]
+    assert all(s.elsewhere for s in history)
 
 
 def test_a_business_after_a_recorded_final_notice_goes_to_handoff_with_its_compensation(

@@ -34,7 +34,7 @@ from debsync.decisions import PlannedAction
 from debsync.facts import DebtorFacts, InstanceFacts, InvoiceFacts, Pause, Snapshot, StepSent
 from debsync.model import Address, DebtorKind, Language, from_minor
 from debsync.pauses import load_active
-from debsync.planning import unreachable_channels
+from debsync.planning import add_recorded, unreachable_channels
 from debsync.store.schema import ActionState, EventKind, debtors, events, invoices, outbox
 
 Key = tuple[str, str]
@@ -118,8 +118,10 @@ class Facts:
         )
 
 
-def load_facts(conn: Connection, rows: Sequence[Row[Any]]) -> Facts:
-    """Everything about the debtors of ``rows``, in five queries however many rows."""
+def load_facts(conn: Connection, rows: Sequence[Row[Any]], config: Config) -> Facts:
+    """Everything about the debtors of ``rows``, in six queries however many rows. The
+    history holds the steps the source recorded as planning placed them, so the figures
+    rebuilt before sending gate costs exactly as the plan did."""
     pairs = sorted({(r.instance, r.debtor_id) for r in rows})
     if not pairs:
         return Facts({}, {}, {}, [], {})
@@ -155,6 +157,16 @@ def load_facts(conn: Connection, rows: Sequence[Row[Any]]) -> Facts:
                 stated_costs_minor=data.get("stated_costs_minor"),
             )
         )
+    placed = {
+        key: (
+            config.policy_for(*key) if key[0] in config.connectors else None,
+            DebtorKind(row.kind),
+        )
+        for key, row in debtor_rows.items()
+    }
+    add_recorded(
+        conn, [sa.tuple_(events.c.instance, events.c.debtor_id).in_(pairs)], placed, history
+    )
     letters: dict[Key, str] = {}
     for inst, invoice_ids, receipt in conn.execute(
         sa.select(outbox.c.instance, outbox.c.invoice_ids, outbox.c.receipt).where(

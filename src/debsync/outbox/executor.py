@@ -271,7 +271,7 @@ class Dispatcher:
 
     def _facts(self, rows: Sequence[Row[Any]]) -> Facts:
         with self.store.engine.connect() as conn:
-            return load_facts(conn, rows)
+            return load_facts(conn, rows, self.config)
 
     def actions(self) -> dict[str, Action[Any]]:
         """Every configured action instance, built once (for polling and callbacks)."""

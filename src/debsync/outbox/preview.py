@@ -81,7 +81,7 @@ def preview(dispatcher: Dispatcher, key_prefix: str, today: date) -> Preview:
     if row.payload is not None and row.state not in OPEN_STATES:
         return Preview(row, stored=True, text=action.preview(row.payload))
     with dispatcher.store.engine.connect() as conn:
-        facts = load_facts(conn, [row])
+        facts = load_facts(conn, [row], dispatcher.config)
     composed = dispatcher.compose(action, row, facts, today)
     if isinstance(composed, Ending):
         return Preview(row, stored=False, text=None, ending=composed)
