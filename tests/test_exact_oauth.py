@@ -17,8 +17,8 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
+from debsync.connectors import oauth as oauth_module
 from debsync.connectors.base import ConnectorContext
-from debsync.connectors.exact import oauth as oauth_module
 from debsync.connectors.exact.oauth import (
     PROACTIVE_AGE,
     ExactOAuth,
@@ -204,7 +204,7 @@ def test_a_401_from_the_api_is_answered_by_one_refresh_and_one_retry(
     assert stored is not None
     exact.vault.save(stored | {"expires_at": stored["issued_at"] + 3600})
     exact.later(620)
-    found = asyncio.run(exact.oauth().divisions())
+    found = asyncio.run(exact.oauth().administrations())
     assert found == [("3001", "Administratie 3001"), ("3002", "Administratie 3002")]
     unauthorized = [call for call in api.calls if call == (None, "GET /api/v1/current/Me")]
     assert len(unauthorized) == 2  # refused once, then answered

@@ -1,5 +1,6 @@
-"""debsync auth: authorise an instance whose OAuth tokens rotate (Exact Online), move a refresh
-token over, list what the credentials reach, or make a token key. docs/auth.md tells the ways.
+"""debsync auth: authorise an instance whose connector has an OAuth2 flow (Exact Online,
+Moneybird), move a refresh token over, list what the credentials reach, or make a token key.
+docs/auth.md tells the ways.
 
 On a laptop the command prints the authorisation URL and listens on the redirect URI (a
 localhost URL) for the browser to come back; on a headless server the browser's address
@@ -23,8 +24,7 @@ from rich.markup import escape
 from debsync.cli.common import EXIT_FAILED, app, err, fail, load, open_store_or_exit, out
 from debsync.clock import system_clock
 from debsync.connectors.base import Connector
-from debsync.connectors.exact.oauth import ExactOAuth
-from debsync.connectors.exact.settings import ExactSettings
+from debsync.connectors.oauth import OAuthFlow
 from debsync.errors import ConnectorError
 from debsync.secrets import NO_TOKEN_STORE
 from debsync.sync import build_connector
@@ -87,8 +87,9 @@ def auth(
     store = open_store_or_exit(config)
     try:
         connector = build_connector(configured, config, system_clock, store)
-        if not isinstance(connector.settings, ExactSettings):
-            if not list_administrations:
+        oauth = connector.oauth()
+        if oauth is None:
+            if grants or not list_administrations:
                 fail(
                     f"{instance} ({configured.type_name}) has no authorisation flow: its "
                     "credentials are in connectors.toml; --list-administrations shows what "
@@ -98,7 +99,6 @@ def auth(
             return
         if connector.context.tokens is None:
             fail(f"{instance}: {NO_TOKEN_STORE}")
-        oauth = ExactOAuth(instance, connector.settings, connector.context)
         if grants or not list_administrations:
             _authorise(oauth, code, redirect_url, refresh_token is not None, timeout)
             out.print(f"{escape(instance)}: authorised; the tokens are saved.")
@@ -120,7 +120,7 @@ def _print_new_key() -> None:
 
 
 def _authorise(
-    oauth: ExactOAuth, code: str | None, redirect_url: str | None, adopt: bool, timeout: int
+    oauth: OAuthFlow, code: str | None, redirect_url: str | None, adopt: bool, timeout: int
 ) -> None:
     """Obtain and save a token pair by whichever way the options chose."""
     if adopt:
@@ -137,9 +137,9 @@ def _authorise(
     asyncio.run(oauth.exchange_code(code))
 
 
-def _browser_flow(oauth: ExactOAuth, timeout: int) -> str:
+def _browser_flow(oauth: OAuthFlow, timeout: int) -> str:
     state = oauth.new_state()
-    instance, redirect = oauth.instance, urlsplit(oauth.settings.redirect_uri)
+    instance, redirect = oauth.instance, urlsplit(oauth.redirect_uri)
     headless = (
         f"On another machine than the browser? Copy the address the browser ends up on and "
         f"run: debsync auth {instance} --redirect-url 'ADDRESS'"
@@ -164,17 +164,17 @@ def _browser_flow(oauth: ExactOAuth, timeout: int) -> str:
     return _code_from(oauth, query, state=state)
 
 
-def _print_authorize_url(oauth: ExactOAuth, state: str) -> None:
-    out.print("Open this address in a browser, log in to Exact Online and allow access:")
+def _print_authorize_url(oauth: OAuthFlow, state: str) -> None:
+    out.print(f"Open this address in a browser, log in to {oauth.provider} and allow access:")
     sys.stdout.write(oauth.authorize_url(state) + "\n")  # whole, unwrapped: it is copied
     sys.stdout.flush()
 
 
-def _code_from(oauth: ExactOAuth, query: dict[str, str], *, state: str | None) -> str:
+def _code_from(oauth: OAuthFlow, query: dict[str, str], *, state: str | None) -> str:
     """The code of a redirect, once its state is ours (``state``, or one signed by us)."""
     if "error" in query:
         fail(
-            f"Exact Online did not authorise: {query['error']} "
+            f"{oauth.provider} did not authorise: {query['error']} "
             f"{query.get('error_description', '')}".rstrip(),
             EXIT_FAILED,
         )
@@ -254,14 +254,14 @@ def wait(listener: _Listener, timeout: float) -> dict[str, str] | None:
 
 
 async def _administrations(
-    connector: Connector[Any], oauth: ExactOAuth | None
+    connector: Connector[Any], oauth: OAuthFlow | None
 ) -> list[tuple[str, str]]:
     try:
         return await connector.list_administrations()
     except NotImplementedError as exc:
         if oauth is None:
             fail(str(exc))
-        return await oauth.divisions()
+        return await oauth.administrations()
 
 
 def _print_administrations(instance: str, found: list[tuple[str, str]]) -> None:

@@ -29,13 +29,16 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from debsync.clock import Clock, system_clock
 from debsync.connectors.http import HttpFactory
 from debsync.model import MAX_ID_LENGTH, Debtor, Invoice, Payment, clean_text, has_invisible
+
+if TYPE_CHECKING:
+    from debsync.connectors.oauth import OAuthFlow
 
 JSON = None | bool | int | float | str | list["JSON"] | dict[str, "JSON"]
 """A cursor is any JSON value; the engine stores it verbatim and hands it back."""
@@ -261,6 +264,11 @@ class Connector(ABC, Generic[SettingsT]):
         """The administrations (Exact: divisions) the credentials reach, as (id, name), for
         ``debsync auth INSTANCE --list-administrations``."""
         raise NotImplementedError(f"{self.type_name} does not list administrations")
+
+    def oauth(self) -> OAuthFlow | None:
+        """The instance's OAuth2 flow, for ``debsync auth INSTANCE`` (authorise, adopt a
+        refresh token); ``None``: the credentials are all in ``connectors.toml``."""
+        return None
 
 
 def _reason(error: Exception) -> str:

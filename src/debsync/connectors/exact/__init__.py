@@ -79,6 +79,9 @@ class ExactConnector(Connector[ExactSettings]):
             secrets=[self.settings.client_secret.get_secret_value()],
         )
 
+    def oauth(self) -> ExactOAuth:
+        return ExactOAuth(self.instance, self.settings, self.context)
+
     def _now(self) -> datetime:
         return self.context.http.clock()
 
