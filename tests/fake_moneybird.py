@@ -9,7 +9,11 @@ and POST (at most 100 ids, else 400); 150 calls per 5 minutes with ``RateLimit-*
 and ``Retry-After`` on 429. Writes: notes, pause (422 when already paused) and resume,
 mark_as_dubious, webhook registration (the secret shown once), the administrations the token
 reaches; and :meth:`FakeMoneybird.delivery` builds signed webhook deliveries as Moneybird
-sends them.
+sends them. OAuth2 (:class:`FakeMoneybirdOAuth`): ``POST /oauth/token`` with the
+authorization_code and refresh_token grants (form-encoded, client credentials checked), access
+tokens that do not expire and come without ``expires_in`` (as Moneybird documents), a refresh
+answer with a new access token and no new refresh token, and the standard ``invalid_grant``
+answer for a revoked grant; their bearer tokens are accepted next to the personal token.
 """
 
 from __future__ import annotations
@@ -25,13 +29,82 @@ from collections.abc import Callable
 from datetime import date
 from decimal import Decimal
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, unquote
 
 import httpx
 
 OPEN_STATES = ("open", "pending_payment", "reminded", "late")
 WINDOW = 300.0
 LIMIT = 150
+INVALID_GRANT = {
+    "error": "invalid_grant",
+    "error_description": "The provided authorization grant is invalid, expired, revoked, does not "
+    "match the redirection URI used in the authorization request, or was issued to another client.",
+}
+"""RFC 6749 5.2's answer as Doorkeeper (which Moneybird's /oauth endpoints are) words it."""
+
+
+class FakeMoneybirdOAuth:
+    """Moneybird's token endpoint: one external application's grants and tokens."""
+
+    def __init__(self, client_id: str = "mb-client", client_secret: str = "mb-secret") -> None:
+        self.client_id = client_id
+        self.client_secret = client_secret
+        self.codes: dict[str, str] = {}
+        """Unused authorisation codes and the redirect URI each was issued for."""
+        self.refresh_tokens: set[str] = set()
+        self.access_tokens: set[str] = set()
+        self.refreshes = 0
+        self.exchanges = 0
+
+    def code(self, redirect_uri: str) -> str:
+        """A code as Moneybird's consent page hands it out (with characters to escape)."""
+        code = f"{uuid.uuid4().hex}/+="
+        self.codes[code] = redirect_uri
+        return code
+
+    def expire_access(self) -> None:
+        """Moneybird stops accepting the access tokens issued so far (the grant lives)."""
+        self.access_tokens.clear()
+
+    def revoke(self) -> None:
+        """The user revokes the application: no token of it works any more."""
+        self.access_tokens.clear()
+        self.refresh_tokens.clear()
+
+    def valid(self, bearer: str) -> bool:
+        return bearer in self.access_tokens
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        if request.headers.get("Content-Type") != "application/x-www-form-urlencoded":
+            return httpx.Response(415, json={"error": "unsupported_media_type"})
+        form = {k: v[-1] for k, v in parse_qs(request.content.decode()).items()}
+        if (form.get("client_id"), form.get("client_secret")) != (
+            self.client_id,
+            self.client_secret,
+        ):
+            return httpx.Response(401, json={"error": "invalid_client"})
+        grant = form.get("grant_type")
+        if grant == "authorization_code":
+            code = unquote(form.get("code", ""))
+            if self.codes.pop(code, None) != form.get("redirect_uri"):
+                return httpx.Response(400, json=INVALID_GRANT)
+            self.exchanges += 1
+            refresh = uuid.uuid4().hex
+            self.refresh_tokens.add(refresh)
+            return self._issued(refresh_token=refresh)
+        if grant == "refresh_token":
+            if form.get("refresh_token") not in self.refresh_tokens:
+                return httpx.Response(400, json=INVALID_GRANT)
+            self.refreshes += 1
+            return self._issued()
+        return httpx.Response(400, json={"error": "unsupported_grant_type"})
+
+    def _issued(self, **extra: str) -> httpx.Response:
+        access = uuid.uuid4().hex
+        self.access_tokens.add(access)
+        body = {"access_token": access, "token_type": "bearer", "scope": "sales_invoices settings"}
+        return httpx.Response(200, json={**body, **extra, "created_at": int(time.time())})
 
 
 def _period(value: str, today: date) -> tuple[date, date]:
@@ -64,9 +137,11 @@ class FakeMoneybird:
         today: date = date(2026, 11, 23),
         clock: Callable[[], float] = time.time,
         limit: int = LIMIT,
+        oauth: FakeMoneybirdOAuth | None = None,
     ) -> None:
         self.administration_id = administration_id
         self.token = token
+        self.oauth = oauth or FakeMoneybirdOAuth()
         self.today = today
         self.clock = clock
         self.limit = limit
@@ -197,6 +272,8 @@ class FakeMoneybird:
     def __call__(self, request: httpx.Request) -> httpx.Response:
         path = request.url.path
         self.calls.append(f"{request.method} {path}")
+        if (request.method, path) == ("POST", "/oauth/token"):
+            return self.oauth.handle(request)
         now = self.clock()
         while self.starts and self.starts[0] <= now - WINDOW:
             self.starts.popleft()
@@ -210,7 +287,8 @@ class FakeMoneybird:
             assert status is not None
             extra = {"Retry-After": "7"} if status == 429 else {}
             return self._json(status, {"error": "failure on purpose"}, extra)
-        if self.revoked or request.headers.get("Authorization") != f"Bearer {self.token}":
+        bearer = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        if self.revoked or not (bearer == self.token or self.oauth.valid(bearer)):
             return self._json(401, {"error": "Authorization required"})
         if not self.subscription_active:
             return self._json(402, {"error": "Payment required"})

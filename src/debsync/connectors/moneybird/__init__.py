@@ -41,6 +41,7 @@ from debsync.connectors.moneybird.mapping import (
     invoice_data,
     workflow_reminds,
 )
+from debsync.connectors.moneybird.oauth import MoneybirdOAuth
 from debsync.connectors.moneybird.settings import MoneybirdSettings
 from debsync.model import Invoice
 
@@ -90,15 +91,24 @@ class MoneybirdConnector(Connector[MoneybirdSettings]):
                 margin=PACING_MARGIN,
             ),
         ]
+        self._oauth = MoneybirdOAuth(instance, settings, context) if settings.uses_oauth else None
+
+    def oauth(self) -> MoneybirdOAuth | None:
+        return self._oauth
 
     def _client(self) -> HttpClient:
-        token = self.settings.token.get_secret_value()
+        """A client with the personal token, or with the OAuth flow's bearer (a 401 gets one
+        refresh and one more try)."""
+        headers = {"Accept": "application/json"}
+        if self.settings.token is not None:
+            headers["Authorization"] = f"Bearer {self.settings.token.get_secret_value()}"
         return self.context.http.client(
             name=f"moneybird {self.instance}",
             base_url=f"{self.settings.base_url.rstrip('/')}/{self.settings.administration_id}/",
-            headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
+            headers=headers,
+            auth=self._oauth.auth() if self._oauth is not None else None,
             limiters=self.limiters,
-            secrets=[token],
+            secrets=[self.settings.token, self.settings.client_secret],
             error_detail=moneybird_error,
         )
 

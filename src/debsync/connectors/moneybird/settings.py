@@ -2,24 +2,51 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, Self
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 
 from debsync.connectors.base import ConnectorSettings
 
 DEFAULT_BASE_URL = "https://moneybird.com/api/v2"
+OOB = "urn:ietf:wg:oauth:2.0:oob"
+"""Moneybird's out-of-band redirect: its page shows the code to copy (its own example)."""
 
 
 class MoneybirdSettings(ConnectorSettings):
-    """One Moneybird administration reached with a personal API token."""
+    """One Moneybird administration, reached with a personal API token or through OAuth2
+    (an external application's client id and secret, authorised with ``debsync auth``)."""
 
     administration_id: str = Field(
         pattern=r"^[0-9]{1,20}$", description="The administration's id (digits, from its URL)."
     )
-    token: SecretStr = Field(
+    token: SecretStr | None = Field(
+        default=None,
         description='Personal API token; write token = { env = "MONEYBIRD_TOKEN" } or a keyring '
-        "reference, never the token itself."
+        "reference, never the token itself. Either this or client_id and client_secret.",
+    )
+    client_id: str | None = Field(
+        default=None,
+        min_length=1,
+        description="The external OAuth application's client id "
+        "(moneybird.com/user/applications/new); authorise it with debsync auth INSTANCE.",
+    )
+    client_secret: SecretStr | None = Field(
+        default=None,
+        description='The OAuth application\'s client secret; write { env = "..." } or a keyring '
+        "reference, never the secret itself.",
+    )
+    redirect_uri: str = Field(
+        default=OOB,
+        description="The redirect URI registered for the OAuth application. The default shows "
+        "the code on Moneybird's page for debsync auth --code; a localhost URL makes debsync "
+        "auth listen for the browser.",
+    )
+    scope: str = Field(
+        default="sales_invoices settings",
+        pattern=r"^[a-z_]+( [a-z_]+)*$",
+        description="OAuth scopes asked for: sales_invoices (invoices and contacts), settings "
+        "(webhooks).",
     )
     base_url: str = Field(
         default=DEFAULT_BASE_URL,
@@ -55,3 +82,19 @@ class MoneybirdSettings(ConnectorSettings):
         description='The signing secret debsync webhooks register printed; write { env = "..." } '
         "or a keyring reference, never the secret itself.",
     )
+
+    @model_validator(mode="after")
+    def _one_credential(self) -> Self:
+        oauth = self.client_id is not None or self.client_secret is not None
+        if self.token is not None and oauth:
+            raise ValueError("use either token or client_id and client_secret, not both")
+        if self.token is None and not (self.client_id and self.client_secret):
+            raise ValueError(
+                "set token (a personal API token), or client_id and client_secret (OAuth, "
+                "authorised with debsync auth)"
+            )
+        return self
+
+    @property
+    def uses_oauth(self) -> bool:
+        return self.token is None
