@@ -142,7 +142,8 @@ def _browser_flow(oauth: OAuthFlow, timeout: int) -> str:
     instance, redirect = oauth.instance, urlsplit(oauth.redirect_uri)
     headless = (
         f"On another machine than the browser? Copy the address the browser ends up on and "
-        f"run: debsync auth {instance} --redirect-url 'ADDRESS'"
+        f"run: debsync auth {instance} --redirect-url 'ADDRESS' (or, where the page shows a "
+        f"code, debsync auth {instance} --code 'CODE')"
     )
     bind = LOOPBACK.get(redirect.hostname or "")
     if redirect.scheme != "http" or bind is None:
