@@ -20,6 +20,7 @@ from debsync.cli.common import (
     fail,
     load,
     money,
+    now,
     open_store_or_exit,
     out,
     parse_date,
@@ -27,7 +28,6 @@ from debsync.cli.common import (
     short,
     who,
 )
-from debsync.clock import system_clock
 from debsync.outbox.calls import Outcome, complete, open_calls
 
 calls_app = typer.Typer(help="Call tasks: who to phone today, and what came of it.")
@@ -106,7 +106,7 @@ def calls_done(
             author=who(author),
             promise_date=promised,
             note=note,
-            clock=system_clock,
+            clock=now,
         ),
     )
     out.print(

@@ -14,6 +14,7 @@ from __future__ import annotations
 import getpass
 import json
 import logging
+import os
 import sys
 from collections import Counter
 from collections.abc import Iterable
@@ -29,7 +30,8 @@ from rich.logging import RichHandler
 from rich.markup import escape
 from rich.text import Text
 
-from debsync import __version__, formatting
+from debsync import __version__, formatting, logs
+from debsync.clock import Clock, parse_moment, starting_at, system_clock
 from debsync.config import Config, config_path, load_config
 from debsync.connectors.csv.values import Values
 from debsync.errors import ConfigError, StoreError
@@ -87,24 +89,53 @@ def _main(
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Show version.")
     ] = False,
+    log_format: Annotated[
+        logs.LogFormat,
+        typer.Option(
+            "--log-format",
+            envvar="DEBSYNC_LOG_FORMAT",
+            help="Log lines on stderr: human, or one JSON object per line.",
+        ),
+    ] = logs.LogFormat.HUMAN,
 ) -> None:
     level = (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
-    logging.basicConfig(
-        level=level,
-        format="%(name)s: %(message)s",
-        handlers=[
-            RichHandler(
-                console=err,
-                show_path=False,
-                show_time=verbose > 0,
-                omit_repeated_times=False,
-                log_time_format=_log_time,
-            )
-        ],
-        force=True,
-    )
+    handler: logging.Handler
+    if log_format is logs.LogFormat.JSON:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logs.JsonLines())
+    else:
+        handler = RichHandler(
+            console=err,
+            show_path=False,
+            show_time=verbose > 0,
+            omit_repeated_times=False,
+            log_time_format=_log_time,
+        )
+        handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+    handler.addFilter(logs.Scrub())
+    logging.basicConfig(level=level, handlers=[handler], force=True)
+    _set_clock()
     loaded = ctx.obj if isinstance(ctx.obj, Plugins) else None
     ctx.obj = _Options(config=config_path(config), verbose=verbose, plugins=loaded)
+
+
+_clock: Clock = system_clock
+
+
+def _set_clock() -> None:
+    """``DEBSYNC_NOW`` (a testing aid, docs/cli.md): the process's clock starts at that moment
+    and moves on with real time; every command reads the time through :func:`now`."""
+    global _clock
+    given = os.environ.get("DEBSYNC_NOW", "").strip()
+    try:
+        _clock = starting_at(parse_moment(given)) if given else system_clock
+    except ValueError as exc:
+        fail(f"DEBSYNC_NOW expects an ISO 8601 timestamp like 2026-12-15T10:00:00+01:00: {exc}")
+
+
+def now() -> datetime:
+    """The current moment for every command: the system clock, or ``DEBSYNC_NOW``'s."""
+    return _clock()
 
 
 def _log_time(moment: datetime) -> Text:

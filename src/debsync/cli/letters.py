@@ -16,6 +16,7 @@ from debsync.cli.common import (
     day,
     decide,
     load,
+    now,
     open_store_or_exit,
     out,
     parse_date,
@@ -24,7 +25,7 @@ from debsync.cli.common import (
     short,
     who,
 )
-from debsync.clock import local_date, system_clock
+from debsync.clock import local_date
 from debsync.outbox import review
 from debsync.outbox import table as queue
 from debsync.outbox.executor import receipt_rule
@@ -77,11 +78,11 @@ def letters_posted(
     """Record that a printed letter was posted: the step is taken, and a veertiendagenbrief's
     term counts from this date."""
     _, config = load(ctx)
-    posted_on = parse_date(on, "--date") if on else local_date(system_clock())
+    posted_on = parse_date(on, "--date") if on else local_date(now())
     rule = receipt_rule(config)
     row = decide(
         config,
-        lambda s: review.mark_posted(s, action_id, posted_on, who(author), system_clock(), rule),
+        lambda s: review.mark_posted(s, action_id, posted_on, who(author), now(), rule),
     )
     received = rule(row, posted_on)
     out.print(

@@ -16,6 +16,7 @@ from debsync.cli.common import (
     decide,
     fail,
     load,
+    now,
     open_store_or_exit,
     out,
     print_json,
@@ -23,7 +24,7 @@ from debsync.cli.common import (
     short,
     who,
 )
-from debsync.clock import local_date, system_clock
+from debsync.clock import local_date
 from debsync.outbox import review
 from debsync.outbox import table as queue
 from debsync.outbox.executor import Dispatcher, receipt_rule
@@ -39,7 +40,7 @@ app.add_typer(outbox_app, name="outbox")
 def approve(ctx: typer.Context, action_id: ActionId, author: AuthorOption = None) -> None:
     """Approve an action that waits for approval (a handoff, say); it is sent by `act`."""
     _, config = load(ctx)
-    row = decide(config, lambda s: review.approve(s, action_id, who(author), system_clock()))
+    row = decide(config, lambda s: review.approve(s, action_id, who(author), now()))
     out.print(f"action {short(row.key)} ({row.step} by {row.channel}) approved")
 
 
@@ -55,7 +56,7 @@ def reject(
     _, config = load(ctx)
     row = decide(
         config,
-        lambda s: review.reject(s, action_id, who(author), reason, system_clock()),
+        lambda s: review.reject(s, action_id, who(author), reason, now()),
     )
     out.print(f"action {short(row.key)} ({row.step} by {row.channel}) rejected")
 
@@ -66,8 +67,8 @@ def preview(ctx: typer.Context, action_id: ActionId) -> None:
     plugins, config = load(ctx)
     store = open_store_or_exit(config)
     try:
-        dispatcher = Dispatcher(config, store, plugins, clock=system_clock)
-        shown = preview_action(dispatcher, action_id, local_date(system_clock()))
+        dispatcher = Dispatcher(config, store, plugins, clock=now)
+        shown = preview_action(dispatcher, action_id, local_date(now()))
     except OutboxError as exc:  # an unknown or ambiguous id: usage
         fail(str(exc))
     finally:
@@ -142,7 +143,7 @@ def outbox_confirm(ctx: typer.Context, action_id: ActionId, author: AuthorOption
     rule = receipt_rule(config)
     row = decide(
         config,
-        lambda s: review.confirm(s, action_id, who(author), system_clock(), rule),
+        lambda s: review.confirm(s, action_id, who(author), now(), rule),
     )
     out.print(f"action {short(row.key)} recorded as sent")
 
@@ -151,7 +152,7 @@ def outbox_confirm(ctx: typer.Context, action_id: ActionId, author: AuthorOption
 def outbox_resend(ctx: typer.Context, action_id: ActionId, author: AuthorOption = None) -> None:
     """Send an in-doubt, dead or refused action again (after checking it did not arrive)."""
     _, config = load(ctx)
-    row = decide(config, lambda s: review.resend(s, action_id, who(author), system_clock()))
+    row = decide(config, lambda s: review.resend(s, action_id, who(author), now()))
     out.print(f"action {short(row.key)} will be sent again by the next `debsync act`")
 
 
@@ -166,6 +167,6 @@ def outbox_cancel(
     _, config = load(ctx)
     row = decide(
         config,
-        lambda s: review.cancel(s, action_id, who(author), reason, system_clock()),
+        lambda s: review.cancel(s, action_id, who(author), reason, now()),
     )
     out.print(f"action {short(row.key)} cancelled")

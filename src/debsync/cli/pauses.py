@@ -15,13 +15,14 @@ from debsync.cli.common import (
     day,
     fail,
     load,
+    now,
     open_store_or_exit,
     out,
     parse_amount,
     parse_date,
     print_json,
 )
-from debsync.clock import local_date, system_clock
+from debsync.clock import local_date
 from debsync.config import Config
 from debsync.facts import Instalment, PauseKind, PauseScope
 from debsync.model import from_minor, to_minor
@@ -91,6 +92,7 @@ def _record_pause(ctx: typer.Context, **kwargs: Any) -> None:
             scope=scope,
             target=target,
             author=kwargs.pop("author") or getpass.getuser(),
+            clock=now,
             **kwargs,
         )
     except PauseError as exc:
@@ -115,7 +117,7 @@ def pause(
 ) -> None:
     """Hold the ladder for an invoice, a debtor or a whole instance until a date."""
     last_day = parse_date(until, "--until")
-    if last_day < local_date(system_clock()):
+    if last_day < local_date(now()):
         fail(f"--until {day(last_day)} has passed: a hold ends today or later")
     _record_pause(
         ctx,
@@ -227,7 +229,9 @@ def resume(
     _, config = load(ctx)
     store = open_store_or_exit(config)
     try:
-        ended = end_pause(store, pause_id, reason=reason, author=author or getpass.getuser())
+        ended = end_pause(
+            store, pause_id, reason=reason, author=author or getpass.getuser(), clock=now
+        )
     except PauseError as exc:
         fail(str(exc))
     finally:

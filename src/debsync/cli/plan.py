@@ -17,13 +17,14 @@ from debsync.cli.common import (
     fail,
     load,
     money,
+    now,
     open_store_or_exit,
     out,
     parse_date,
     print_json,
     warn,
 )
-from debsync.clock import AMSTERDAM, local_date, system_clock
+from debsync.clock import AMSTERDAM, local_date
 from debsync.decisions import (
     Plan,
     PlannedAction,
@@ -53,14 +54,14 @@ def plan_command(
 ) -> None:
     """Which dunning step every open invoice is due for, without sending anything."""
     _, config = load(ctx)
-    now = system_clock()
+    moment = now()
     check_freshness = True
     if at:
         day = parse_date(at, "--at")
-        check_freshness = day <= local_date(now)
-        now = datetime.combine(day, time(9, 0), tzinfo=AMSTERDAM)
+        check_freshness = day <= local_date(moment)
+        moment = datetime.combine(day, time(9, 0), tzinfo=AMSTERDAM)
     store = open_store_or_exit(config)
-    result = plan_from_store(config, store, now, check_freshness=check_freshness)
+    result = plan_from_store(config, store, moment, check_freshness=check_freshness)
     unknown = unknown_kinds(store)
     store.dispose()
     if explain_number:

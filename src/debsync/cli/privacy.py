@@ -19,11 +19,11 @@ from debsync.cli.common import (
     err,
     fail,
     load,
+    now,
     open_store_or_exit,
     out,
     print_json,
 )
-from debsync.clock import system_clock
 from debsync.privacy import PrivacyError, PurgeReport, export_debtor
 from debsync.privacy import purge as purge_store
 
@@ -41,7 +41,7 @@ def purge(
     store = open_store_or_exit(config)
     try:
         report = purge_store(
-            store, config.privacy, now=system_clock(), base=config.directory, dry_run=dry_run
+            store, config.privacy, now=now(), base=config.directory, dry_run=dry_run
         )
     except PrivacyError as exc:
         fail(str(exc))
@@ -128,7 +128,7 @@ def export(
         instance = next(iter(config.connectors))
     store = open_store_or_exit(config)
     try:
-        found = export_debtor(store, instance, debtor, system_clock())
+        found = export_debtor(store, instance, debtor, now())
     except PrivacyError as exc:
         fail(str(exc), EXIT_FAILED)
     finally:

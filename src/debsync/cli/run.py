@@ -17,13 +17,13 @@ from debsync.cli.common import (
     day,
     err,
     load,
+    now,
     open_store_or_exit,
     out,
     plugins_of,
     short,
 )
 from debsync.cli.sync import SyncLine, print_sync_table
-from debsync.clock import system_clock
 from debsync.config import Config
 from debsync.daemon import CycleReport
 from debsync.outbox.executor import ActReport, Dispatcher
@@ -45,7 +45,7 @@ def act(
         if dry_run:
             _dry_run(config, store)
             return
-        report = asyncio.run(Dispatcher(config, store, plugins, clock=system_clock).act())
+        report = asyncio.run(Dispatcher(config, store, plugins, clock=now).act())
     finally:
         store.dispose()
     _print_report(report)
@@ -54,7 +54,7 @@ def act(
 
 
 def _dry_run(config: Config, store: Store) -> None:
-    would = dry_run(config, store, system_clock())
+    would = dry_run(config, store, now())
     table = Table(title="would queue", title_justify="left")
     for column in ("action", "debtor", "step", "channel", "invoices", "approval"):
         table.add_column(column)
@@ -119,6 +119,7 @@ def run(
         interval=timedelta(minutes=interval),
         on_cycle=report,
         progress=SyncLine,
+        clock=now,
     )
     if not ok and once:
         raise typer.Exit(EXIT_FAILED)
@@ -150,7 +151,7 @@ def serve(
     POST /inbound/<action instance>, and answer GET /healthz."""
     plugins, config = load(ctx)
     store = open_store_or_exit(config)
-    dispatcher = Dispatcher(config, store, plugins, clock=system_clock)
+    dispatcher = Dispatcher(config, store, plugins, clock=now)
     base = public_url or f"http://{host}:{port}"
     actions = dispatcher.actions()
     if print_urls:
@@ -158,7 +159,7 @@ def serve(
             out.print(f"{name}\t{base}{inbound.callback_path(name, action)}", highlight=False)
         store.dispose()
         return
-    server = inbound.InboundServer((host, port), store, actions, base)
+    server = inbound.InboundServer((host, port), store, actions, base, now)
     out.print(f"listening on {host}:{port}; providers call {base}/inbound/<action instance>")
     for name, action in actions.items():  # a URL secret is for the provider's portal only
         out.print(f"  {base}{inbound.loggable_path(inbound.callback_path(name, action))}")

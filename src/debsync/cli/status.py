@@ -21,13 +21,14 @@ from debsync.cli.common import (
     err,
     load,
     money,
+    now,
     open_store_or_exit,
     out,
     parse_date,
     print_json,
     warn,
 )
-from debsync.clock import AMSTERDAM, local_date, system_clock
+from debsync.clock import AMSTERDAM, local_date
 from debsync.decisions import needs_contact, needs_contact_lines
 from debsync.eligibility import held, held_lines
 from debsync.errors import scrub
@@ -53,7 +54,7 @@ def status(
 ) -> None:
     """Open and overdue amounts, aging, last sync and rejected records per instance."""
     plugins, config = load(ctx)
-    today = parse_date(at, "--at") if at else local_date(system_clock())
+    today = parse_date(at, "--at") if at else local_date(now())
     store = open_store_or_exit(config)
     rows = instance_status(store, {n: c.type_name for n, c in config.connectors.items()}, today)
     actions = outbox_status(store, config.routes().keys())

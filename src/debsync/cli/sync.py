@@ -17,10 +17,10 @@ from debsync.cli.common import (
     err,
     fail,
     load,
+    now,
     open_store_or_exit,
     out,
 )
-from debsync.clock import system_clock
 from debsync.connectors.base import SyncResult
 from debsync.sync.engine import AlreadySyncing, sync_instances
 
@@ -54,7 +54,7 @@ def sync(
                 store,
                 names,
                 plugins,
-                clock=system_clock,
+                clock=now,
                 allow_mass_close=allow_mass_close,
                 progress=line,
             )

@@ -15,8 +15,7 @@ import keyring
 import keyring.errors
 import typer
 
-from debsync.cli.common import EXIT_FAILED, app, fail, load, open_store_or_exit, out
-from debsync.clock import system_clock
+from debsync.cli.common import EXIT_FAILED, app, fail, load, now, open_store_or_exit, out
 from debsync.errors import ConnectorError
 from debsync.secrets import HEADLESS_ADVICE, keyring_available, split_keyring_reference
 from debsync.sync import build_connector
@@ -54,7 +53,7 @@ def register(
             fail(f"cannot use --keyring: {HEADLESS_ADVICE}")
     store = open_store_or_exit(config)
     try:
-        connector = build_connector(configured, config, system_clock, store)
+        connector = build_connector(configured, config, now, store)
         secret = asyncio.run(connector.register_webhook(url))
     except ConnectorError as exc:
         fail(f"registering the webhook failed: {exc}", EXIT_FAILED)
