@@ -3,13 +3,23 @@ value, or the same rejection (then the fast path declines and the full validator
 
 from __future__ import annotations
 
+import logging
+from datetime import UTC, date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
 import phonenumbers
 import pytest
+import sqlalchemy as sa
 from email_validator import EmailNotValidError, validate_email
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from debsync.connectors.base import Reject
 from debsync.model import _dutch_phone, _plain_email, normalise_email, normalise_phone
+from debsync.store import Store
+from debsync.store.schema import debtors, events, invoices, payments, sync_rejects, sync_runs
+from debsync.sync.rows import insert_many, insert_rejects
 
 
 def _full_email(value: str) -> str | None:
@@ -159,3 +169,152 @@ def test_plain_addresses_take_the_fast_path() -> None:
     assert _plain_email("J.Jansen@Bedrijf.NL") == "J.Jansen@bedrijf.nl"
     assert normalise_email("debiteur1@example.nl") == "debiteur1@example.nl"
     assert _plain_email("jan@münchen.de") is None  # IDN: the full validator
+
+
+# -- the bulk insert path ------------------------------------------------------------------
+
+_NOW = datetime(2026, 11, 22, 9, 30, 15, 123456, tzinfo=UTC)
+_AMSTERDAM = _NOW.astimezone(ZoneInfo("Europe/Amsterdam"))  # the same instant, stored as UTC
+
+
+def _rows(instance: str, run_id: int) -> dict[sa.Table, list[dict[str, Any]]]:
+    base = {"instance": instance, "created_at": _NOW, "updated_at": _AMSTERDAM}
+    return {
+        debtors: [
+            {
+                **base,
+                "external_id": f"D{n}",
+                "name": "Bakkerij Één",
+                "kind": "business",
+                "emails": ["jan@bakkerij.nl"] if n else [],
+                "phones": ["+31612345678"],
+                "language": "nl",
+                "address": {"lines": ["Dorpsstraat 1"], "postcode": "1234 AB"} if n else None,
+                "kvk": "12345678" if n else None,
+                "vat": None,
+                "iban": None,
+                "fingerprint": bytes(range(16)),
+                "raw_fingerprint": None if n else b"\x00" * 16,
+            }
+            for n in range(2)
+        ],
+        invoices: [
+            {
+                **base,
+                "external_id": f"F{n}",
+                "number": f"2026-{n}",
+                "debtor_id": "D1",
+                "issue_date": date(2026, 1, 31),
+                "due_date": date(2026, 3, 2 + n),
+                "currency": "EUR",
+                "total_minor": 10**12 + n,
+                "open_minor": -5,
+                "payment_reference": None,
+                "payment_url": "https://betaal.nl/x" if n else None,
+                "direct_debit": bool(n),
+                "has_document": False,
+                "direct_debit_failed": False,
+                "reminded_by_source": True,
+                "fingerprint": b"\xff" * 16,
+                "raw_fingerprint": None,
+                "state": "open",
+                "closed_at": None,
+            }
+            for n in range(2)
+        ],
+        payments: [
+            {
+                "instance": instance,
+                "external_id": None if n else f"P{n}",
+                "invoice_id": "F1",
+                "paid_on": date(2026, 2, 1),
+                "currency": "JPY",
+                "amount_minor": 700,
+                "source": "derived" if n else "connector",
+                "recorded_at": _AMSTERDAM,
+            }
+            for n in range(2)
+        ],
+        events: [
+            {
+                "at": _NOW,
+                "instance": instance,
+                "debtor_id": None,
+                "invoice_id": "F1",
+                "kind": "invoice.opened",
+                "run_id": 7,
+                "data": {"open": "12.50", "number": "2026-€1", "nested": [1, None, True]},
+            }
+        ],
+        sync_rejects: [
+            {
+                "run_id": run_id,
+                "kind": "debtor",
+                "ref": "r1",
+                "reason": "é",
+                "invoice_id": None,
+                "dropped": True,
+            }
+        ],
+    }
+
+
+def _stored(conn: sa.Connection, table: sa.Table, instance: str, run_id: int) -> list[Any]:
+    """The rows as the driver hands them back, typed, without the key that tells them apart."""
+    if "instance" in table.c:
+        where, key = table.c.instance == instance, {"instance"}
+    else:
+        where, key = table.c.run_id == run_id, {"run_id"}
+    query = sa.select(table).where(where).order_by(*table.primary_key.columns)
+    sql = str(query.compile(conn, compile_kwargs={"literal_binds": True}))
+    keep = [i for i, c in enumerate(table.columns) if c.key not in key | {"id"}]
+    return [[(type(row[i]), row[i]) for i in keep] for row in conn.exec_driver_sql(sql).all()]
+
+
+def test_bulk_insert_stores_what_core_stores(store: Store) -> None:
+    with store.engine.begin() as conn:
+        runs = [
+            conn.execute(
+                sa.insert(sync_runs).returning(sync_runs.c.id),
+                {
+                    "instance": "x",
+                    "started_at": _NOW,
+                    "status": "ok",
+                    "snapshot": True,
+                    "counts": {},
+                },
+            ).scalar_one()
+            for _ in range(2)
+        ]
+        core, bulk = _rows("core", runs[0]), _rows("bulk", runs[1])
+        for table, rows in core.items():
+            conn.execute(sa.insert(table), rows)
+            insert_many(conn, table, bulk[table])
+        for table in core:
+            assert _stored(conn, table, "bulk", runs[1]) == _stored(conn, table, "core", runs[0])
+            assert _stored(conn, table, "bulk", runs[1])
+
+
+def test_rejects_are_logged_once_per_kind_of_problem(
+    sqlite_store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="debsync.sync")
+    rejects = [
+        *(
+            Reject("debtor", f"D{n}", "emails.0 dropped: not an address", dropped=True)
+            for n in range(3)
+        ),
+        Reject("invoice", "F9", "due_date: not a date", invoice_id="F9"),
+    ]
+    with sqlite_store.engine.begin() as conn:
+        run = conn.execute(
+            sa.insert(sync_runs).returning(sync_runs.c.id),
+            {"instance": "x", "started_at": _NOW, "status": "ok", "snapshot": True, "counts": {}},
+        ).scalar_one()
+        insert_rejects(conn, "x", run, rejects)
+        stored = conn.execute(sa.select(sync_rejects.c.ref)).scalars().all()
+    assert sorted(stored) == ["D0", "D1", "D2", "F9"]
+    assert [r.getMessage() for r in caplog.records] == [
+        "sync x: repaired 3 debtor record(s), e.g. D0: emails.0 dropped: not an address",
+        "sync x: rejected 1 invoice record(s), e.g. F9: due_date: not a date",
+    ]

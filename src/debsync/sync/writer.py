@@ -8,7 +8,6 @@ it, again record by record, each refused one becoming a reject."""
 from __future__ import annotations
 
 import hashlib
-import logging
 from collections.abc import Callable, Iterable, Iterator
 from datetime import date, datetime
 from functools import partial
@@ -20,11 +19,10 @@ from sqlalchemy.engine import Connection
 from debsync.clock import Clock, local_date
 from debsync.connectors.base import Page, Previous, Reject, SyncCounts
 from debsync.errors import FatalConnectorError, scrub
-from debsync.model import MAX_ID_LENGTH, Debtor, Invoice, Payment, clean_text, from_minor, to_minor
-from debsync.store.schema import EventKind, debtors, events, invoices, payments, sync_rejects
+from debsync.model import Debtor, Invoice, Payment, from_minor, to_minor
+from debsync.store.schema import EventKind, debtors, events, invoices, payments
 from debsync.sync.history import prior_key, recorded_steps
-
-log = logging.getLogger("debsync.sync")
+from debsync.sync.rows import insert_many, insert_rejects
 
 MASS_CLOSE_MIN_OPEN = 20
 MASS_CLOSE_FRACTION = 0.5
@@ -91,19 +89,6 @@ def _debtor_row(debtor: Debtor) -> dict[str, Any]:
 
 def _amount(minor: int, currency: str) -> str:
     return str(from_minor(minor, currency))
-
-
-def _reject_row(run_id: int, reject: Reject) -> dict[str, Any]:
-    """A reject as its row, bounded to its columns whoever built it: it always stores."""
-    invoice_id = clean_text(reject.invoice_id) if reject.invoice_id else None
-    return {
-        "run_id": run_id,
-        "kind": reject.kind[:16],
-        "ref": clean_text(reject.ref)[:MAX_ID_LENGTH],
-        "reason": clean_text(scrub(reject.reason))[:2000],
-        "invoice_id": invoice_id if invoice_id and len(invoice_id) <= MAX_ID_LENGTH else None,
-        "dropped": reject.dropped,
-    }
 
 
 def _refusal(exc: Exception) -> str:
@@ -288,17 +273,12 @@ class PageWriter:
         if page.closed:
             self._close(conn, page.closed, "closed by the source", now, new_events, new_payments)
         if page.rejects:
-            rows = [_reject_row(self.run_id, r) for r in page.rejects]
-            conn.execute(sa.insert(sync_rejects), rows)
-            for r in rows:  # each one at -v; the run's summary counts them once
-                log.info(
-                    "sync %s: rejected %s %s: %s", self.instance, r["kind"], r["ref"], r["reason"]
-                )
+            insert_rejects(conn, self.instance, self.run_id, page.rejects)
             self._count("rejects", len(page.rejects))
         if new_payments:
-            conn.execute(sa.insert(payments), new_payments)
+            insert_many(conn, payments, new_payments)
         if new_events:
-            conn.execute(sa.insert(events), new_events)
+            insert_many(conn, events, new_events)
         self._count("invoices_seen", len(page.invoices))
 
     def _remember_raw(
@@ -346,7 +326,7 @@ class PageWriter:
                 self._count("debtors_changed")
             self._pending_debtors[ext] = fingerprint
         if inserts:
-            conn.execute(sa.insert(debtors), inserts)
+            insert_many(conn, debtors, inserts)
         if updates:
             conn.execute(_DEBTOR_UPDATE, updates)
         if stale:
@@ -410,7 +390,7 @@ class PageWriter:
         for data in recorded_steps(conn, self.instance, records, today):
             out.append(self._event(EventKind.STEP_RECORDED_ELSEWHERE, now, **data))
         if inserts:
-            conn.execute(sa.insert(invoices), inserts)
+            insert_many(conn, invoices, inserts)
         if updates:
             conn.execute(_INVOICE_UPDATE, updates)
         if stale:
@@ -596,5 +576,5 @@ class PageWriter:
         new_payments: list[dict[str, Any]] = []
         self._close(conn, absent, "left the open set", self.clock(), new_events, new_payments)
         if new_payments:
-            conn.execute(sa.insert(payments), new_payments)
-        conn.execute(sa.insert(events), new_events)
+            insert_many(conn, payments, new_payments)
+        insert_many(conn, events, new_events)
