@@ -22,18 +22,15 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, Literal
 
 import pluggy
-from pydantic import BaseModel
 
 from debsync import hookspecs
-from debsync.actions.base import Action
-from debsync.connectors.base import Connector
 from debsync.errors import PluginError
 
 if TYPE_CHECKING:
     import typer
 
-    from debsync.actions.base import ActionOutcome, MessageContext
-    from debsync.connectors.base import SyncResult
+    from debsync.actions.base import Action, ActionOutcome, MessageContext
+    from debsync.connectors.base import Connector, SyncResult
 
 log = logging.getLogger("debsync.plugins")
 
@@ -180,6 +177,9 @@ class Plugins:
         self, plugin: object
     ) -> tuple[list[type[Connector[Any]]], list[type[Action[Any]]]]:
         """Run one plugin's registration hooks; all its types register, or none do."""
+        from debsync.actions.base import Action  # the bases (pydantic) load with the plugins
+        from debsync.connectors.base import Connector
+
         connectors: list[type[Connector[Any]]] = []
         actions: list[type[Action[Any]]] = []
 
@@ -294,6 +294,8 @@ def _trace_result(
 
 
 def _check_class(cls: object, base: type, kind: str) -> None:
+    from pydantic import BaseModel
+
     if not (isinstance(cls, type) and issubclass(cls, base)):
         raise PluginError(f"register() got {cls!r}, which is not a {base.__name__} subclass")
     type_name = getattr(cls, "type_name", None)

@@ -15,7 +15,7 @@ import socket
 import sys
 import time
 from http.server import BaseHTTPRequestHandler, HTTPServer
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import parse_qs, urlsplit
 
 import typer
@@ -23,12 +23,11 @@ from rich.markup import escape
 
 from debsync.cli.common import EXIT_FAILED, app, err, fail, load, open_store_or_exit, out
 from debsync.clock import system_clock
-from debsync.connectors.base import Connector
-from debsync.connectors.oauth import OAuthFlow
 from debsync.errors import ConnectorError
-from debsync.secrets import NO_TOKEN_STORE
-from debsync.sync import build_connector
-from debsync.tokens import new_key
+
+if TYPE_CHECKING:
+    from debsync.connectors.base import Connector
+    from debsync.connectors.oauth import OAuthFlow
 
 LOOPBACK = {"localhost": "127.0.0.1", "127.0.0.1": "127.0.0.1", "::1": "::1"}
 """Redirect hosts the command can listen on, and the address it binds for each."""
@@ -79,6 +78,9 @@ def auth(
         fail("use one of --code, --redirect-url and --refresh-token")
     if refresh_token is not None and refresh_token != "-":
         fail("--refresh-token takes '-' and reads the token from standard input")
+    from debsync.secrets import NO_TOKEN_STORE
+    from debsync.sync import build_connector
+
     _, config = load(ctx)
     configured = config.connectors.get(instance)
     if configured is None:
@@ -110,6 +112,8 @@ def auth(
 
 
 def _print_new_key() -> None:
+    from debsync.tokens import new_key
+
     sys.stdout.write(new_key() + "\n")
     err.print(
         "Keep this key secret and keep it safe: without it the stored tokens cannot be read. "

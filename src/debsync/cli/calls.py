@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from debsync import formatting
+from debsync.call_outcomes import Outcome
 from debsync.cli.common import (
     JSON_VERSION,
     AuthorOption,
@@ -28,7 +28,6 @@ from debsync.cli.common import (
     short,
     who,
 )
-from debsync.outbox.calls import Outcome, complete, open_calls
 
 calls_app = typer.Typer(help="Call tasks: who to phone today, and what came of it.")
 app.add_typer(calls_app, name="calls")
@@ -39,6 +38,9 @@ def calls_list(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Open call tasks: debtor, phone, open invoices, total and last contacts."""
     if ctx.invoked_subcommand is not None:
         return
+    from debsync import formatting
+    from debsync.outbox.calls import open_calls
+
     _, config = load(ctx)
     store = open_store_or_exit(config)
     tasks = open_calls(store)
@@ -93,6 +95,8 @@ def calls_done(
     author: AuthorOption = None,
 ) -> None:
     """Record a call's outcome; a promise pauses until its date, a dispute until resolved."""
+    from debsync.outbox.calls import complete
+
     if outcome is Outcome.PROMISED and not promise_date:
         fail("--outcome promised needs --promise-date")
     _, config = load(ctx)

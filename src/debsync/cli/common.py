@@ -11,7 +11,9 @@ as the CSV reader: ``31-12-2026`` or ``2026-12-31``, ``20.000,00`` or ``20000.00
 
 from __future__ import annotations
 
+import functools
 import getpass
+import importlib.metadata
 import json
 import logging
 import os
@@ -22,7 +24,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -30,14 +32,15 @@ from rich.logging import RichHandler
 from rich.markup import escape
 from rich.text import Text
 
-from debsync import __version__, formatting, logs
+from debsync import __version__, logs
 from debsync.clock import Clock, parse_moment, starting_at, system_clock
-from debsync.config import Config, config_path, load_config
-from debsync.connectors.csv.values import Values
 from debsync.errors import ConfigError, StoreError
-from debsync.outbox.table import OutboxError
-from debsync.plugins import Plugins
-from debsync.store import Store, open_store
+
+if TYPE_CHECKING:  # the rest loads in the commands that use it: --version and --help stay fast
+    from debsync.config import Config
+    from debsync.connectors.csv.values import Values
+    from debsync.plugins import Plugins
+    from debsync.store import Store
 
 JSON_VERSION = 1
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -115,6 +118,9 @@ def _main(
     handler.addFilter(logs.Scrub())
     logging.basicConfig(level=level, handlers=[handler], force=True)
     _set_clock()
+    from debsync.config import config_path
+    from debsync.plugins import Plugins
+
     loaded = ctx.obj if isinstance(ctx.obj, Plugins) else None
     ctx.obj = _Options(config=config_path(config), verbose=verbose, plugins=loaded)
 
@@ -151,6 +157,8 @@ def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
 def plugins_of(ctx: typer.Context) -> Plugins:
     """The process's plugins, loaded once: by :func:`main` before the arguments are parsed
     (plugins may add commands), or here on first use when the app is invoked directly."""
+    from debsync.plugins import Plugins
+
     options: _Options = ctx.find_root().obj
     if options.plugins is None:
         options.plugins = Plugins()
@@ -158,6 +166,8 @@ def plugins_of(ctx: typer.Context) -> Plugins:
 
 
 def load(ctx: typer.Context) -> tuple[Plugins, Config]:
+    from debsync.config import load_config
+
     plugins = plugins_of(ctx)
     for info in plugins.broken():
         err.print(f"[yellow]warning:[/] plugin {info.name} is broken and skipped: {info.error}")
@@ -168,6 +178,8 @@ def load(ctx: typer.Context) -> tuple[Plugins, Config]:
 
 
 def open_store_or_exit(config: Config) -> Store:
+    from debsync.store import open_store
+
     try:
         return open_store(config.store_url)
     except StoreError as exc:
@@ -184,13 +196,17 @@ def _json_default(value: object) -> str:
     raise TypeError(f"cannot serialise {type(value).__name__}")
 
 
-_ARGUMENTS = Values(day_first=True, decimal={",": ",", ".": "."}, strict=False)
-"""The CSV reader's parsing of dates and amounts, for arguments: one parser for both."""
+@functools.cache
+def _arguments() -> Values:
+    """The CSV reader's parsing of dates and amounts, for arguments: one parser for both."""
+    from debsync.connectors.csv.values import Values
+
+    return Values(day_first=True, decimal={",": ",", ".": "."}, strict=False)
 
 
 def parse_date(text: str, option: str) -> date:
     """``2026-12-31``, ``31-12-2026``, ``31/12/2026`` or ``31.12.2026``."""
-    found = _ARGUMENTS.day(text.strip())
+    found = _arguments().day(text.strip())
     if isinstance(found, str):
         fail(f"{option} expects a date like 31-12-2026 or 2026-12-31, got {text!r}")
     return found
@@ -199,7 +215,7 @@ def parse_date(text: str, option: str) -> date:
 def parse_amount(text: str, option: str) -> Decimal:
     """``20000``, ``20000,00``, ``20.000,00``, ``20000.00`` or ``20,000.00``; a value that
     reads two ways (``20.000``) is refused rather than guessed."""
-    dutch, english = _ARGUMENTS.amount(text.strip(), ","), _ARGUMENTS.amount(text.strip(), ".")
+    dutch, english = _arguments().amount(text.strip(), ","), _arguments().amount(text.strip(), ".")
     if isinstance(dutch, str) or isinstance(english, str):
         fail(f"{option} expects an amount like 20.000,00 or 20000.00, got {text!r}")
     if dutch != english:
@@ -209,11 +225,15 @@ def parse_amount(text: str, option: str) -> Decimal:
 
 def money(amount: Decimal, currency: str) -> str:
     """An amount as the operator reads it: ``€ 968.249,55``."""
+    from debsync import formatting
+
     return formatting.money(amount, currency)
 
 
 def day(value: date) -> str:
     """A date as the operator reads it in a table: ``06-12-2026``."""
+    from debsync import formatting
+
     return formatting.short_date(value)
 
 
@@ -226,7 +246,14 @@ def warn(warnings: Iterable[str]) -> None:
 
 
 def main() -> None:
-    """Console-script entry point: plugins may add commands before arguments are parsed."""
+    """Console-script entry point. Installed plugins may add commands, so when any is
+    installed all plugins load before the arguments are parsed; the built-ins add none, so
+    without one they load on first use and ``--version`` and ``--help`` start fast."""
+    from debsync.plugins import ENTRY_POINT_GROUP, Plugins
+
+    if not importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        app()
+        return
     plugins = Plugins()
     plugins.register_commands(app)
     app(obj=plugins)
@@ -252,6 +279,8 @@ def short(key: str) -> str:
 
 
 def decide(config: Config, decision: Any) -> Any:
+    from debsync.outbox.table import OutboxError
+
     store = open_store_or_exit(config)
     try:
         return decision(store)

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import sqlalchemy as sa
 import typer
 
 from debsync.cli.common import EXIT_FAILED, config_app, fail, load, out
-from debsync.config import missing_files
 from debsync.errors import ConfigError
 
 
@@ -14,6 +12,10 @@ from debsync.errors import ConfigError
 def config_check(ctx: typer.Context) -> None:
     """Validate the configuration, resolve its secrets, check that the files it names exist,
     and report every problem at once."""
+    import sqlalchemy as sa
+
+    from debsync.config import missing_files
+
     plugins, config = load(ctx)
     missing = missing_files(config)
     if missing:

@@ -9,7 +9,6 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from debsync import formatting
 from debsync.cli.common import (
     JSON_VERSION,
     JsonOption,
@@ -22,7 +21,6 @@ from debsync.cli.common import (
     out,
     print_json,
 )
-from debsync.dossier import DossierError, load_dossier
 
 
 @app.command()
@@ -35,6 +33,9 @@ def dossier(
     as_json: JsonOption = False,
 ) -> None:
     """A debtor's full timeline: invoices, syncs, payments, actions, pauses, calls."""
+    from debsync import formatting
+    from debsync.dossier import DossierError, load_dossier
+
     _, config = load(ctx)
     if instance is None:
         if len(config.connectors) != 1:

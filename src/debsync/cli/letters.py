@@ -26,10 +26,6 @@ from debsync.cli.common import (
     who,
 )
 from debsync.clock import local_date
-from debsync.outbox import review
-from debsync.outbox import table as queue
-from debsync.outbox.executor import receipt_rule
-from debsync.store.schema import ActionState
 
 letters_app = typer.Typer(help="Printed letters waiting to be posted.")
 app.add_typer(letters_app, name="letters")
@@ -40,6 +36,9 @@ def letters_list(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Printed letters waiting to be posted."""
     if ctx.invoked_subcommand is not None:
         return
+    from debsync.outbox import table as queue
+    from debsync.store.schema import ActionState
+
     _, config = load(ctx)
     store = open_store_or_exit(config)
     found = [
@@ -77,6 +76,9 @@ def letters_posted(
 ) -> None:
     """Record that a printed letter was posted: the step is taken, and a veertiendagenbrief's
     term counts from this date."""
+    from debsync.outbox import review
+    from debsync.outbox.executor import receipt_rule
+
     _, config = load(ctx)
     posted_on = parse_date(on, "--date") if on else local_date(now())
     rule = receipt_rule(config)

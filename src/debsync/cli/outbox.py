@@ -25,12 +25,6 @@ from debsync.cli.common import (
     who,
 )
 from debsync.clock import local_date
-from debsync.outbox import review
-from debsync.outbox import table as queue
-from debsync.outbox.executor import Dispatcher, receipt_rule
-from debsync.outbox.preview import preview as preview_action
-from debsync.outbox.table import OutboxError
-from debsync.store.schema import ActionState
 
 outbox_app = typer.Typer(help="Review the outbox: actions in doubt, dead or waiting.")
 app.add_typer(outbox_app, name="outbox")
@@ -39,6 +33,8 @@ app.add_typer(outbox_app, name="outbox")
 @app.command()
 def approve(ctx: typer.Context, action_id: ActionId, author: AuthorOption = None) -> None:
     """Approve an action that waits for approval (a handoff, say); it is sent by `act`."""
+    from debsync.outbox import review
+
     _, config = load(ctx)
     row = decide(config, lambda s: review.approve(s, action_id, who(author), now()))
     out.print(f"action {short(row.key)} ({row.step} by {row.channel}) approved")
@@ -53,6 +49,8 @@ def reject(
 ) -> None:
     """Reject an action that waits for approval; its invoices are not planned for that step
     again until the action is approved after all."""
+    from debsync.outbox import review
+
     _, config = load(ctx)
     row = decide(
         config,
@@ -64,6 +62,10 @@ def reject(
 @app.command()
 def preview(ctx: typer.Context, action_id: ActionId) -> None:
     """Show the message an action sends (or sent), rendered with today's figures."""
+    from debsync.outbox.executor import Dispatcher
+    from debsync.outbox.preview import preview as preview_action
+    from debsync.outbox.table import OutboxError
+
     plugins, config = load(ctx)
     store = open_store_or_exit(config)
     try:
@@ -107,6 +109,8 @@ def _print_rows(title: str, rows: list[Any]) -> None:
 
 
 def _list(ctx: typer.Context, states: list[str], title: str, as_json: bool) -> None:
+    from debsync.outbox import table as queue
+
     _, config = load(ctx)
     store = open_store_or_exit(config)
     found = queue.rows(store, states=states)
@@ -133,12 +137,17 @@ def outbox_list(
 @outbox_app.command("review")
 def outbox_review(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Actions that need a person: in doubt (did it reach the debtor?) or dead."""
+    from debsync.store.schema import ActionState
+
     _list(ctx, [ActionState.IN_DOUBT, ActionState.DEAD], "needs review", as_json)
 
 
 @outbox_app.command("confirm")
 def outbox_confirm(ctx: typer.Context, action_id: ActionId, author: AuthorOption = None) -> None:
     """An in-doubt action did reach the debtor: record it as sent."""
+    from debsync.outbox import review
+    from debsync.outbox.executor import receipt_rule
+
     _, config = load(ctx)
     rule = receipt_rule(config)
     row = decide(
@@ -151,6 +160,8 @@ def outbox_confirm(ctx: typer.Context, action_id: ActionId, author: AuthorOption
 @outbox_app.command("resend")
 def outbox_resend(ctx: typer.Context, action_id: ActionId, author: AuthorOption = None) -> None:
     """Send an in-doubt, dead or refused action again (after checking it did not arrive)."""
+    from debsync.outbox import review
+
     _, config = load(ctx)
     row = decide(config, lambda s: review.resend(s, action_id, who(author), now()))
     out.print(f"action {short(row.key)} will be sent again by the next `debsync act`")
@@ -164,6 +175,8 @@ def outbox_cancel(
     author: AuthorOption = None,
 ) -> None:
     """Cancel an action that has not been sent."""
+    from debsync.outbox import review
+
     _, config = load(ctx)
     row = decide(
         config,

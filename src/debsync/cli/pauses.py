@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import getpass
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -23,11 +23,11 @@ from debsync.cli.common import (
     print_json,
 )
 from debsync.clock import local_date
-from debsync.config import Config
-from debsync.facts import Instalment, PauseKind, PauseScope
-from debsync.model import from_minor, to_minor
-from debsync.pauses import PauseError, active_pauses, end_pause, find_invoice, start_pause
-from debsync.store import Store
+
+if TYPE_CHECKING:
+    from debsync.config import Config
+    from debsync.facts import PauseScope
+    from debsync.store import Store
 
 # -- pauses ------------------------------------------------------------------------------
 
@@ -53,6 +53,8 @@ def _scope(
     whole_instance: bool | None,
 ) -> tuple[str, PauseScope, str]:
     """Resolve --invoice / --debtor / --all (``whole_instance`` None: --all not offered)."""
+    from debsync.pauses import PauseError, find_invoice
+
     chosen = [x for x in (invoice, debtor) if x] + (["all"] if whole_instance else [])
     if len(chosen) != 1:
         extra = ", or --all" if whole_instance is not None else ""
@@ -75,6 +77,8 @@ def _scope(
 
 
 def _record_pause(ctx: typer.Context, **kwargs: Any) -> None:
+    from debsync.pauses import PauseError, start_pause
+
     _, config = load(ctx)
     store = open_store_or_exit(config)
     instance, scope, target = _scope(
@@ -116,6 +120,8 @@ def pause(
     author: AuthorOption = None,
 ) -> None:
     """Hold the ladder for an invoice, a debtor or a whole instance until a date."""
+    from debsync.facts import PauseKind
+
     last_day = parse_date(until, "--until")
     if last_day < local_date(now()):
         fail(f"--until {day(last_day)} has passed: a hold ends today or later")
@@ -142,6 +148,8 @@ def dispute(
     author: AuthorOption = None,
 ) -> None:
     """Record a dispute: the ladder stops until `debsync resume`."""
+    from debsync.facts import PauseKind
+
     _record_pause(
         ctx,
         kind=PauseKind.DISPUTE,
@@ -166,6 +174,8 @@ def promise(
     author: AuthorOption = None,
 ) -> None:
     """Record a promise to pay: paused until that date plus grace; a broken one resumes."""
+    from debsync.facts import PauseKind
+
     _record_pause(
         ctx,
         kind=PauseKind.PROMISE,
@@ -196,6 +206,9 @@ def plan_payments(
     author: AuthorOption = None,
 ) -> None:
     """Agree a payment plan: paused while instalments arrive; a missed one resumes."""
+    from debsync.facts import Instalment, PauseKind
+    from debsync.model import from_minor, to_minor
+
     parsed = []
     for text in instalments:
         due, sep, amount = text.partition("=")
@@ -226,6 +239,8 @@ def resume(
     author: AuthorOption = None,
 ) -> None:
     """End a pause (a dispute resolved, a hold lifted, a plan cancelled)."""
+    from debsync.pauses import PauseError, end_pause
+
     _, config = load(ctx)
     store = open_store_or_exit(config)
     try:
@@ -245,6 +260,8 @@ def pauses(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Active pauses."""
+    from debsync.pauses import active_pauses
+
     _, config = load(ctx)
     store = open_store_or_exit(config)
     found = active_pauses(store)

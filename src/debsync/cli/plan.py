@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, time
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -25,17 +25,9 @@ from debsync.cli.common import (
     warn,
 )
 from debsync.clock import AMSTERDAM, local_date
-from debsync.decisions import (
-    Plan,
-    PlannedAction,
-    Reason,
-    explain,
-    needs_contact,
-    needs_contact_lines,
-)
-from debsync.eligibility import held, held_lines
-from debsync.planning import plan_from_store
-from debsync.store.reports import unknown_kind_lines, unknown_kinds
+
+if TYPE_CHECKING:
+    from debsync.decisions import Plan, PlannedAction
 
 
 @app.command("plan")
@@ -53,6 +45,11 @@ def plan_command(
     ] = None,
 ) -> None:
     """Which dunning step every open invoice is due for, without sending anything."""
+    from debsync.decisions import needs_contact, needs_contact_lines
+    from debsync.eligibility import held, held_lines
+    from debsync.planning import plan_from_store
+    from debsync.store.reports import unknown_kind_lines, unknown_kinds
+
     _, config = load(ctx)
     moment = now()
     check_freshness = True
@@ -97,6 +94,8 @@ def _action_summary(a: PlannedAction) -> str:
 
 
 def _plan_json(result: Plan) -> dict[str, Any]:
+    from debsync.decisions import Reason, explain
+
     return {
         "version": JSON_VERSION,
         "today": result.today.isoformat(),

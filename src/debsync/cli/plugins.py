@@ -19,13 +19,14 @@ from debsync.cli.common import (
     plugins_of,
     print_json,
 )
-from debsync.scaffold import ScaffoldError, generate
 
 new_app = typer.Typer(help="Start a plugin: a package that passes the conformance kit.")
 app.add_typer(new_app, name="new")
 
 
 def _new(kind: str, name: str, directory: Path) -> None:
+    from debsync.scaffold import ScaffoldError, generate
+
     try:
         target = generate(kind, name, directory)
     except ScaffoldError as exc:  # a bad name, a directory in the way: usage

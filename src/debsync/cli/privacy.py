@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 
-from debsync.actions.files import write_atomically
 from debsync.cli.common import (
     EXIT_FAILED,
     JSON_VERSION,
@@ -24,8 +23,9 @@ from debsync.cli.common import (
     out,
     print_json,
 )
-from debsync.privacy import PrivacyError, PurgeReport, export_debtor
-from debsync.privacy import purge as purge_store
+
+if TYPE_CHECKING:
+    from debsync.privacy import PurgeReport
 
 
 @app.command()
@@ -37,6 +37,9 @@ def purge(
     as_json: JsonOption = False,
 ) -> None:
     """Pseudonymise the personal data of debtors past [privacy] retention_days."""
+    from debsync.privacy import PrivacyError
+    from debsync.privacy import purge as purge_store
+
     _, config = load(ctx)
     store = open_store_or_exit(config)
     try:
@@ -121,6 +124,9 @@ def export(
     ] = None,
 ) -> None:
     """Everything debsync holds about one debtor, as JSON (a data subject's request)."""
+    from debsync.actions.files import write_atomically
+    from debsync.privacy import PrivacyError, export_debtor
+
     _, config = load(ctx)
     if instance is None:
         if len(config.connectors) != 1:

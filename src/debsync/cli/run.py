@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from debsync import daemon, inbound
 from debsync.cli.common import (
     EXIT_FAILED,
     app,
@@ -24,11 +23,12 @@ from debsync.cli.common import (
     short,
 )
 from debsync.cli.sync import SyncLine, print_sync_table
-from debsync.config import Config
-from debsync.daemon import CycleReport
-from debsync.outbox.executor import ActReport, Dispatcher
-from debsync.outbox.preview import dry_run
-from debsync.store import Store
+
+if TYPE_CHECKING:
+    from debsync.config import Config
+    from debsync.daemon import CycleReport
+    from debsync.outbox.executor import ActReport
+    from debsync.store import Store
 
 
 @app.command()
@@ -39,6 +39,8 @@ def act(
     ] = False,
 ) -> None:
     """Plan today's steps, queue them, and send every action that is due."""
+    from debsync.outbox.executor import Dispatcher
+
     plugins, config = load(ctx)
     store = open_store_or_exit(config)
     try:
@@ -54,6 +56,8 @@ def act(
 
 
 def _dry_run(config: Config, store: Store) -> None:
+    from debsync.outbox.preview import dry_run
+
     would = dry_run(config, store, now())
     table = Table(title="would queue", title_justify="left")
     for column in ("action", "debtor", "step", "channel", "invoices", "approval"):
@@ -100,6 +104,8 @@ def run(
     ] = 15,
 ) -> None:
     """Sync every connector, plan, and act; with --once one cycle, else until stopped."""
+    from debsync import daemon
+
     plugins = plugins_of(ctx)
 
     def load_cycle() -> tuple[Config, Store]:
@@ -149,6 +155,9 @@ def serve(
 ) -> None:
     """Receive providers' status callbacks (SMS delivery reports, agency case events) at
     POST /inbound/<action instance>, and answer GET /healthz."""
+    from debsync import inbound
+    from debsync.outbox.executor import Dispatcher
+
     plugins, config = load(ctx)
     store = open_store_or_exit(config)
     dispatcher = Dispatcher(config, store, plugins, clock=now)

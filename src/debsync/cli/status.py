@@ -6,13 +6,12 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from datetime import date, datetime, time
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from debsync import formatting, law
 from debsync.cli.common import (
     EXIT_FAILED,
     JSON_VERSION,
@@ -29,18 +28,11 @@ from debsync.cli.common import (
     warn,
 )
 from debsync.clock import AMSTERDAM, local_date
-from debsync.decisions import needs_contact, needs_contact_lines
-from debsync.eligibility import held, held_lines
 from debsync.errors import scrub
-from debsync.outbox.review import OutboxStatus, outbox_status
-from debsync.planning import plan_from_store
-from debsync.store.reports import (
-    AGING_BUCKETS,
-    InstanceStatus,
-    RejectRow,
-    instance_status,
-    unknown_kind_lines,
-)
+
+if TYPE_CHECKING:
+    from debsync.outbox.review import OutboxStatus
+    from debsync.store.reports import InstanceStatus, RejectRow
 
 
 @app.command()
@@ -53,6 +45,13 @@ def status(
     ] = None,
 ) -> None:
     """Open and overdue amounts, aging, last sync and rejected records per instance."""
+    from debsync import law
+    from debsync.decisions import needs_contact, needs_contact_lines
+    from debsync.eligibility import held, held_lines
+    from debsync.outbox.review import outbox_status
+    from debsync.planning import plan_from_store
+    from debsync.store.reports import instance_status, unknown_kind_lines
+
     plugins, config = load(ctx)
     today = parse_date(at, "--at") if at else local_date(now())
     store = open_store_or_exit(config)
@@ -134,6 +133,9 @@ def _status_json(s: InstanceStatus) -> dict[str, Any]:
 
 
 def _print_status(rows: list[InstanceStatus], today: date) -> None:
+    from debsync import formatting
+    from debsync.store.reports import AGING_BUCKETS
+
     """Per instance a summary line and, per currency, the aging table (fits 80 columns)."""
     if not rows:
         out.print("No connector instances configured or synced yet.")

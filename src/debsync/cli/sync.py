@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -21,8 +21,9 @@ from debsync.cli.common import (
     open_store_or_exit,
     out,
 )
-from debsync.connectors.base import SyncResult
-from debsync.sync.engine import AlreadySyncing, sync_instances
+
+if TYPE_CHECKING:
+    from debsync.connectors.base import SyncResult
 
 
 @app.command()
@@ -40,6 +41,8 @@ def sync(
     ] = False,
 ) -> None:
     """Fetch open invoices, debtors and payments from the configured sources."""
+    from debsync.sync.engine import sync_instances
+
     plugins, config = load(ctx)
     if instance is not None and instance not in config.connectors:
         known = ", ".join(config.connectors) or "(none configured)"
@@ -111,12 +114,16 @@ class SyncLine:
 
 
 def _outcome(result: SyncResult) -> str:
+    from debsync.sync.engine import AlreadySyncing
+
     if isinstance(result, AlreadySyncing):
         return "[yellow]already syncing[/]"
     return "[green]ok[/]" if result.ok else "[red]failed[/]"
 
 
 def print_sync_table(results: list[SyncResult]) -> None:
+    from debsync.sync.engine import AlreadySyncing
+
     table = Table(title="sync", title_justify="left")
     for column in ("instance", "result", "pages", "seen", "new", "changed", "paid", "closed"):
         table.add_column(column, justify="left" if column in ("instance", "result") else "right")

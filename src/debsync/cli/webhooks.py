@@ -11,14 +11,10 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated
 
-import keyring
-import keyring.errors
 import typer
 
 from debsync.cli.common import EXIT_FAILED, app, fail, load, now, open_store_or_exit, out
 from debsync.errors import ConnectorError
-from debsync.secrets import HEADLESS_ADVICE, keyring_available, split_keyring_reference
-from debsync.sync import build_connector
 
 webhooks_app = typer.Typer(help="Webhooks from bookkeeping sources.", no_args_is_help=True)
 app.add_typer(webhooks_app, name="webhooks")
@@ -39,6 +35,12 @@ def register(
     ] = None,
 ) -> None:
     """Subscribe URL to the instance's change events and keep the one-time signing secret."""
+    import keyring
+    import keyring.errors
+
+    from debsync.secrets import HEADLESS_ADVICE, keyring_available, split_keyring_reference
+    from debsync.sync import build_connector
+
     _, config = load(ctx)
     configured = config.connectors.get(instance)
     if configured is None:

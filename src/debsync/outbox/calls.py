@@ -9,25 +9,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
-from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Row
 
+from debsync.call_outcomes import Outcome
 from debsync.clock import Clock, system_clock
 from debsync.facts import Pause, PauseKind
 from debsync.outbox.table import OutboxError, event_row, find
 from debsync.pauses import start_pause
 from debsync.store import Store
 from debsync.store.schema import ActionState, EventKind, events, outbox
-
-
-class Outcome(StrEnum):
-    REACHED = "reached"
-    NO_ANSWER = "no-answer"
-    PROMISED = "promised"
-    DISPUTED = "disputed"
 
 
 @dataclass(frozen=True)
