@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from datetime import date
 from functools import lru_cache
 from typing import Any, NamedTuple
 
@@ -39,7 +38,8 @@ class _Insert(NamedTuple):
     """The row keys in the statement's parameter order."""
     positional: bool
     processors: tuple[tuple[int, _Processor, bool], ...]
-    """(index into ``keys``, bind processor, whether its results are worth remembering)."""
+    """(index into ``keys``, bind processor, whether its values are scalars, converted once
+    each: booleans, dates, timestamps; not JSON documents)."""
 
 
 @lru_cache(maxsize=64)
@@ -58,7 +58,7 @@ def _compiled(dialect: Dialect, table: sa.Table, keys: tuple[str, ...]) -> _Inse
         type_ = table.c[key].type
         process = type_.dialect_impl(dialect).bind_processor(dialect)
         if process is not None:
-            processors.append((index, process, issubclass(type_.python_type, date)))
+            processors.append((index, process, not isinstance(type_, sa.JSON)))
     return _Insert(compiled.string, order, compiled.positiontup is not None, tuple(processors))
 
 
