@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
@@ -30,6 +30,7 @@ from debsync.actions.base import (
     RenderError,
     RetryableActionError,
 )
+from debsync.actions.email import mime
 from debsync.clock import AMSTERDAM
 from debsync.model import Language, clean_text
 
@@ -166,43 +167,16 @@ class MessageAction(Action[MessageSettingsT]):
         boundaries derived from the key so the same inputs give the same bytes."""
         if not _KEY.match(idempotency_key):
             raise PermanentActionError(f"action key {idempotency_key!r} cannot name a message")
-        sender = payload["from"]
-        message = EmailMessage(policy=SMTP_POLICY)
-        try:
-            message["From"] = Address(sender["name"], addr_spec=sender["address"])
-            message["To"] = [Address(payload["to_name"], addr_spec=a) for a in payload["to"]]
-            if payload["reply_to"]:
-                message["Reply-To"] = payload["reply_to"]
-            message["Subject"] = payload["subject"]
-        except (ValueError, TypeError) as exc:  # a line break in a header: nothing was sent
-            raise PermanentActionError(
-                f"the message headers cannot be built ({type(exc).__name__})"
-            ) from None
-        message["Date"] = format_datetime(self.env.clock().astimezone(AMSTERDAM))
-        message["Message-ID"] = payload["message_id"]
-        message["Auto-Submitted"] = "auto-generated"  # RFC 3834: no auto-replies
-        message["X-Auto-Response-Suppress"] = "OOF, AutoReply"  # the same for Exchange
-        message.set_content(payload["text"])
-        message.add_alternative(payload["html"], subtype="html")
+        documents = []
         for attachment in payload["attachments"]:
             document = await self._document(attachment)
             if document is not None:
-                message.add_attachment(
-                    document,
-                    maintype="application",
-                    subtype="pdf",
-                    filename=attachment["filename"],
-                )
-        # Set last: making the message multipart moves Content-* headers into the first part.
-        message["Content-Language"] = payload["language"]
-        multiparts = [part for part in message.walk() if part.is_multipart()]
-        for number, part in enumerate(multiparts):
-            # "=_" cannot occur in base64 or quoted-printable content.
-            part.set_boundary(f"=_ds.{idempotency_key}.{number}")
-        for part in message.walk():
-            if part is not message:
-                del part["MIME-Version"]  # EmailMessage adds one to every part it creates
-        return message.as_bytes()
+                documents.append((attachment["filename"], document))
+        date = format_datetime(self.env.clock().astimezone(AMSTERDAM))
+        direct = mime.compose(payload, date, documents, idempotency_key)
+        if direct is not None:
+            return direct
+        return email_message_bytes(payload, date, documents, idempotency_key)
 
     async def _document(self, attachment: Mapping[str, str]) -> bytes | None:
         invoice_id = attachment["invoice_id"]
@@ -215,3 +189,40 @@ class MessageAction(Action[MessageSettingsT]):
         if document is None:
             self.env.logger.info("invoice %s: no document to attach", invoice_id)
         return document
+
+
+def email_message_bytes(
+    payload: Payload, date: str, documents: Sequence[tuple[str, bytes]], key: str
+) -> bytes:
+    """The message built with ``EmailMessage``: every case :func:`mime.compose` leaves to it
+    (non-ASCII or folded headers), and the reference its bytes are tested against."""
+    sender = payload["from"]
+    message = EmailMessage(policy=SMTP_POLICY)
+    try:
+        message["From"] = Address(sender["name"], addr_spec=sender["address"])
+        message["To"] = [Address(payload["to_name"], addr_spec=a) for a in payload["to"]]
+        if payload["reply_to"]:
+            message["Reply-To"] = payload["reply_to"]
+        message["Subject"] = payload["subject"]
+    except (ValueError, TypeError) as exc:  # a line break in a header: nothing was sent
+        raise PermanentActionError(
+            f"the message headers cannot be built ({type(exc).__name__})"
+        ) from None
+    message["Date"] = date
+    message["Message-ID"] = payload["message_id"]
+    message["Auto-Submitted"] = "auto-generated"  # RFC 3834: no auto-replies
+    message["X-Auto-Response-Suppress"] = "OOF, AutoReply"  # the same for Exchange
+    message.set_content(payload["text"])
+    message.add_alternative(payload["html"], subtype="html")
+    for filename, document in documents:
+        message.add_attachment(document, maintype="application", subtype="pdf", filename=filename)
+    # Set last: making the message multipart moves Content-* headers into the first part.
+    message["Content-Language"] = payload["language"]
+    multiparts = [part for part in message.walk() if part.is_multipart()]
+    for number, part in enumerate(multiparts):
+        # "=_" cannot occur in base64 or quoted-printable content.
+        part.set_boundary(f"=_ds.{key}.{number}")
+    for part in message.walk():
+        if part is not message:
+            del part["MIME-Version"]  # EmailMessage adds one to every part it creates
+    return message.as_bytes()
