@@ -284,17 +284,28 @@ def _reason(error: Exception) -> str:
 def _invisible(data: Mapping[str, Any]) -> list[str]:
     """The fields whose text loses control or bidi-control characters in the model (e-mail
     addresses and phone numbers are not cleaned but checked: such a value is dropped)."""
-    texts: dict[str, list[str]] = {}
+    everything: list[str] = []
     for key, value in data.items():
         if key in _SALVAGEABLE:
             continue
-        values = value if isinstance(value, list | tuple) else (value,)
-        texts[key] = [v for v in values if isinstance(v, str)]
+        if isinstance(value, str):  # the common case, without a list of its own
+            everything.append(value)
+        elif isinstance(value, list | tuple):
+            everything.extend(_strings(value))
     # One search over all the record's text first: nearly every record is clean. A newline
     # joins them because it is a line break, which has_invisible does not count.
-    if not has_invisible("\n".join(t for strings in texts.values() for t in strings)):
+    if not has_invisible("\n".join(everything)):
         return []
-    return [key for key, strings in texts.items() if any(has_invisible(t) for t in strings)]
+    return [
+        key
+        for key, value in data.items()
+        if key not in _SALVAGEABLE and any(has_invisible(t) for t in _strings(value))
+    ]
+
+
+def _strings(value: Any) -> list[str]:
+    values = value if isinstance(value, list | tuple) else (value,)
+    return [v for v in values if isinstance(v, str)]
 
 
 _SALVAGEABLE = frozenset({"emails", "phones"})
