@@ -10,7 +10,9 @@ re-check, render, mark sending, send, record) with
 
     python bench/act.py [--actions 5000] [--emails 2000] [--only noop|email]
 
-Targets (issue 4): >= 2,000 no-op actions/s on SQLite; >= 200 emails/s with connection reuse.
+Targets (issue 4): >= 2,000 no-op actions/s on SQLite; >= 200 emails/s with connection reuse;
+(issue 16) e-mail within 2x of the floor: ``../shared/bench/smtp_limit.py``'s one-connection
+loop (bare smtplib and ``EmailMessage``), run against the same server in this run.
 Each phase runs in a fresh process so its figures are its own.
 """
 
@@ -204,12 +206,39 @@ def smtp_sink() -> Any:
     class FreePort(Controller):
         def _trigger_server(self) -> None:
             # Bound to port 0: learn the real port before aiosmtpd's start-up probe connects.
+            assert isinstance(self.server, asyncio.Server)
             self.port = self.server.sockets[0].getsockname()[1]
-            super()._trigger_server()
+            super()._trigger_server()  # type: ignore[no-untyped-call]
 
     controller = FreePort(Count(), hostname="127.0.0.1", port=0)
     controller.start()
     return controller, Count
+
+
+def floor(port: int, count: int) -> dict[str, float]:
+    """``smtp_limit.py``'s one-connection figure: bare smtplib, one message re-sent with a new
+    Message-ID, no outbox, no rendering."""
+    import smtplib
+    from email.message import EmailMessage
+
+    msg = EmailMessage()
+    msg["From"] = "debiteuren@example.nl"
+    msg["To"] = "klant@example.nl"
+    msg["Subject"] = "Herinnering factuur F2026-0101"
+    msg.set_content(
+        "Geachte heer/mevrouw,\n\nVolgens onze administratie staat factuur F2026-0101 van "
+        "€ 1.234,56 nog open.\n" * 5
+    )
+    msg.add_alternative(
+        "<p>Geachte heer/mevrouw,</p><p>Volgens onze administratie ...</p>" * 5, subtype="html"
+    )
+    started = time.perf_counter()
+    with smtplib.SMTP("127.0.0.1", port) as smtp:
+        for i in range(count):
+            del msg["Message-ID"]
+            msg["Message-ID"] = f"<{i}@debsync.example>"
+            smtp.send_message(msg)
+    return {"sent": count, "send_seconds": time.perf_counter() - started}
 
 
 def report(label: str, figures: dict[str, float]) -> None:
@@ -231,6 +260,9 @@ def main() -> None:
     parser.add_argument("--count", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.phase == "floor":
+        print(json.dumps(floor(args.port, args.count)))
+        return
     if args.phase:
         print(json.dumps(phase(args.phase, args.work, args.count, args.port)))
         return
@@ -240,10 +272,18 @@ def main() -> None:
         controller, counter = smtp_sink()
         try:
             figures = run_phase("email", args.emails, controller.port)
+            received = counter.messages
+            limit = run_phase("floor", args.emails, controller.port)
         finally:
             controller.stop()
         report("email to aiosmtpd, SQLite", figures)
-        print(f"{'':>26}  the server received {counter.messages:,} messages")
+        print(f"{'':>26}  the server received {received:,} messages")
+        rate = figures["sent"] / figures["send_seconds"]
+        limit_rate = limit["sent"] / limit["send_seconds"]
+        print(
+            f"{'':>26}  floor (smtp_limit.py, one connection): {limit_rate:,.0f} msgs/s; "
+            f"ratio to floor: {limit_rate / rate:.1f}x"
+        )
 
 
 if __name__ == "__main__":
