@@ -9,14 +9,10 @@ localhost URL) for the browser to come back; on a headless server the browser's 
 
 from __future__ import annotations
 
-import asyncio
 import getpass
-import socket
 import sys
-import time
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import TYPE_CHECKING, Annotated, Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 import typer
 from rich.markup import escape
@@ -78,6 +74,8 @@ def auth(
         fail("use one of --code, --redirect-url and --refresh-token")
     if refresh_token is not None and refresh_token != "-":
         fail("--refresh-token takes '-' and reads the token from standard input")
+    import asyncio
+
     from debsync.secrets import NO_TOKEN_STORE
     from debsync.sync import build_connector
 
@@ -127,6 +125,10 @@ def _authorise(
     oauth: OAuthFlow, code: str | None, redirect_url: str | None, adopt: bool, timeout: int
 ) -> None:
     """Obtain and save a token pair by whichever way the options chose."""
+    import asyncio
+
+    from debsync.cli.redirect import parse_query
+
     if adopt:
         tty = sys.stdin.isatty()
         token = (getpass.getpass("Refresh token: ") if tty else sys.stdin.readline()).strip()
@@ -135,13 +137,15 @@ def _authorise(
         asyncio.run(oauth.adopt_refresh_token(token))
         return
     if redirect_url is not None:
-        code = _code_from(oauth, _query(urlsplit(redirect_url).query), state=None)
+        code = _code_from(oauth, parse_query(urlsplit(redirect_url).query), state=None)
     if code is None:
         code = _browser_flow(oauth, timeout)
     asyncio.run(oauth.exchange_code(code))
 
 
 def _browser_flow(oauth: OAuthFlow, timeout: int) -> str:
+    from debsync.cli.redirect import listen, wait
+
     state = oauth.new_state()
     instance, redirect = oauth.instance, urlsplit(oauth.redirect_uri)
     headless = (
@@ -193,69 +197,6 @@ def _code_from(oauth: OAuthFlow, query: dict[str, str], *, state: str | None) ->
     if not code:
         fail("the address carries no code")
     return code
-
-
-def _query(text: str) -> dict[str, str]:
-    return {key: values[-1] for key, values in parse_qs(text).items()}
-
-
-class _Listener(HTTPServer):
-    path: str
-    state: str
-    query: dict[str, str] | None
-
-
-class _Listener6(_Listener):
-    address_family = socket.AF_INET6
-
-
-class _Redirect(BaseHTTPRequestHandler):
-    """Answers the browser's one visit: the redirect with our state ends the wait; anything
-    else (a favicon, a stale or forged redirect) is turned away and the wait goes on."""
-
-    server: _Listener
-
-    def do_GET(self) -> None:
-        url = urlsplit(self.path)
-        query = _query(url.query)
-        if url.path != self.server.path:
-            self._page(404, "Not found.")
-        elif query.get("state") != self.server.state:
-            self._page(400, "This is not the authorisation debsync is waiting for.")
-        else:
-            self.server.query = query
-            if "error" in query:
-                self._page(200, "Access was not granted; see the terminal.")
-            else:
-                self._page(200, "debsync has the authorisation. You can close this tab.")
-
-    def _page(self, status: int, text: str) -> None:
-        body = f"<!doctype html><title>debsync</title><p>{text}</p>\n".encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "text/html; charset=utf-8")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Silent: the query holds the code."""
-
-
-def listen(host: str, port: int, path: str, state: str) -> _Listener:
-    """A listener bound to ``host:port`` for the browser's return to ``path`` with
-    ``state``; bound before the address is printed, so a port in use is said at once."""
-    listener = (_Listener6 if ":" in host else _Listener)((host, port), _Redirect)
-    listener.path, listener.state, listener.query = path, state, None
-    listener.timeout = 0.5  # each handle_request() returns this often to check the time
-    return listener
-
-
-def wait(listener: _Listener, timeout: float) -> dict[str, str] | None:
-    """The query the browser came back with, or ``None`` after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while listener.query is None and time.monotonic() < deadline:
-        listener.handle_request()
-    return listener.query
 
 
 async def _administrations(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
 from typing import TYPE_CHECKING, Annotated
 
@@ -39,6 +38,8 @@ def act(
     ] = False,
 ) -> None:
     """Plan today's steps, queue them, and send every action that is due."""
+    import asyncio
+
     from debsync.outbox.executor import Dispatcher
 
     plugins, config = load(ctx)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -41,6 +40,8 @@ def sync(
     ] = False,
 ) -> None:
     """Fetch open invoices, debtors and payments from the configured sources."""
+    import asyncio
+
     from debsync.sync.engine import sync_instances
 
     plugins, config = load(ctx)

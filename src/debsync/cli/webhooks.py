@@ -8,7 +8,6 @@ an environment variable. It never goes into ``connectors.toml`` in clear.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated
 
 import typer
@@ -35,6 +34,8 @@ def register(
     ] = None,
 ) -> None:
     """Subscribe URL to the instance's change events and keep the one-time signing secret."""
+    import asyncio
+
     import keyring
     import keyring.errors
 
