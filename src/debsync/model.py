@@ -190,17 +190,19 @@ class Money(BaseModel):
 
 
 @cache
-def _exponent_of(code: str) -> int | None:
+def _minor_unit_of(code: str) -> tuple[int, Decimal] | None:
+    """A currency code as a source spells it: its exponent and its minor unit."""
     try:
-        return currency_exponent(_check_currency(code))
+        checked = _check_currency(code)
     except ValueError:
         return None  # Money says what is wrong
+    return currency_exponent(checked), _quantum(checked)
 
 
 def _exact(value: Any) -> Any:
     """A source's amount as it is: more decimals than its currency has, or an implausible
     size, is an error in the record, never rounded away (``Money`` itself rounds, for sums)."""
-    if not isinstance(value, Mapping):
+    if not isinstance(value, dict | Mapping):  # a dict, nearly always: the cheap check first
         return value
     amount = value.get("amount")
     if not isinstance(amount, str | int | Decimal):
@@ -213,16 +215,10 @@ def _exact(value: Any) -> Any:
         return value
     if abs(exact) >= MAX_AMOUNT:
         raise ValueError("the amount is implausibly large")
-    digits = exact.as_tuple().exponent
     code = str(value.get("currency", DEFAULT_CURRENCY))
-    exponent = _exponent_of(code)
-    if (
-        exponent is not None
-        and isinstance(digits, int)
-        and -digits > exponent
-        and exact != exact.quantize(Decimal(1).scaleb(-exponent))  # 1.500 is exact
-    ):
-        raise ValueError(f"{code.strip().upper()} amounts have at most {exponent} decimals")
+    unit = _minor_unit_of(code)
+    if unit is not None and exact != exact.quantize(unit[1]):  # 1.500 is exact in EUR
+        raise ValueError(f"{code.strip().upper()} amounts have at most {unit[0]} decimals")
     return value
 
 
