@@ -216,8 +216,8 @@ def _text_part(subtype: str, text: str) -> bytes:
             data = _base64(_joined(lines, NL))
         else:
             cte = "quoted-printable"
-            if len(lines) > 10:
-                qp = quoprimime.body_encode(_joined(lines, "\n").decode("latin-1"), MAX_LINE)
+            if len(lines) > 10:  # the encoder works line by line: encode only the rest
+                qp += quoprimime.body_encode(_joined(lines[10:], "\n").decode("latin-1"), MAX_LINE)
             data = qp.replace("\n", NL).encode("ascii")
     head = (
         f'Content-Type: text/{subtype}; charset="utf-8"{NL}Content-Transfer-Encoding: {cte}{NL}{NL}'
