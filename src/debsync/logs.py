@@ -50,6 +50,19 @@ class Scrub(logging.Filter):
         return True
 
 
+class Libraries(logging.Filter):
+    """Other libraries' records from ``level`` up: ``-vv`` is debsync's own debug lines, not
+    the thousands a font subsetter writes for every letter."""
+
+    def __init__(self, level: int) -> None:
+        super().__init__()
+        self.level = level
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        ours = record.name == "debsync" or record.name.startswith("debsync.")
+        return ours or record.levelno >= self.level
+
+
 class JsonLines(logging.Formatter):
     """One JSON object per line: ``ts`` (ISO 8601 with offset), ``level``, ``logger``,
     ``msg``, the ``extra=`` fields, and ``exc`` for a traceback."""

@@ -87,7 +87,13 @@ def _main(
         ),
     ] = None,
     verbose: Annotated[
-        int, typer.Option("--verbose", "-v", count=True, help="More log output (-vv: debug).")
+        int,
+        typer.Option(
+            "--verbose",
+            "-v",
+            count=True,
+            help="More log output (-vv: debug; -vvv: libraries' too).",
+        ),
     ] = 0,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Show version.")
@@ -115,6 +121,7 @@ def _main(
             log_time_format=_log_time,
         )
         handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+    handler.addFilter(logs.Libraries(logging.DEBUG if verbose > 2 else logging.WARNING))
     handler.addFilter(logs.Scrub())
     logging.basicConfig(level=level, handlers=[handler], force=True)
     _set_clock()
