@@ -33,6 +33,9 @@ HEAVY = (
     "keyring",
     "pydantic",
     "openpyxl",
+    "pluggy",
+    "asyncio",
+    "http.server",
     "debsync.model",
     "debsync.config",
     "debsync.store",
@@ -41,7 +44,7 @@ HEAVY = (
     "debsync.connectors",
     "debsync.actions",
 )
-"""Libraries and debsync packages only some commands need."""
+"""Libraries and debsync packages only some commands need (pluggy: the plugin host)."""
 
 _PROBE = """
 import json, sys

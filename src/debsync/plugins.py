@@ -21,12 +21,10 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any, Literal
 
-import pluggy
-
-from debsync import hookspecs
 from debsync.errors import PluginError
 
 if TYPE_CHECKING:
+    import pluggy
     import typer
 
     from debsync.actions.base import Action, ActionOutcome, MessageContext
@@ -106,6 +104,10 @@ class Plugins:
         extra: Iterable[tuple[str, object]] = (),
         disabled: Iterable[str] | None = None,
     ) -> None:
+        import pluggy  # here, not at the top: the command line's --version needs no plugin host
+
+        from debsync import hookspecs
+
         self._pm = pluggy.PluginManager(PROJECT)
         self._pm.add_hookspecs(hookspecs)
         if os.environ.get(TRACE_ENV) == "1":
