@@ -17,8 +17,7 @@ from urllib.parse import urlsplit
 import typer
 from rich.markup import escape
 
-from debsync.cli.common import EXIT_FAILED, app, err, fail, load, open_store_or_exit, out
-from debsync.clock import system_clock
+from debsync.cli.common import EXIT_FAILED, app, err, fail, load, now, open_store_or_exit, out
 from debsync.errors import ConnectorError
 
 if TYPE_CHECKING:
@@ -86,7 +85,7 @@ def auth(
         fail(f"no connector instance {instance!r} in {config.path}; configured: {known}")
     store = open_store_or_exit(config)
     try:
-        connector = build_connector(configured, config, system_clock, store)
+        connector = build_connector(configured, config, now, store)
         oauth = connector.oauth()
         if oauth is None:
             if grants or not list_administrations:
