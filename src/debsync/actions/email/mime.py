@@ -3,16 +3,18 @@
 Building the message with the ``email`` package costs about 2 ms, most of it parsing and
 refolding header objects; debsync's messages always have one shape (address headers, a
 subject, ``multipart/alternative`` text and HTML, PDFs in ``multipart/mixed``). For the common
-case, ASCII header values that fit a line, :func:`compose` writes that shape directly with the
-stdlib's own body encoders and its decisions between 7bit, 8bit, quoted-printable and base64;
-for anything else it returns ``None`` and the caller builds an ``EmailMessage``.
+case (header values in ASCII or in the encoded words the stdlib writes, lines that fit or fold
+the one way it folds them) :func:`compose` writes that shape directly with the stdlib's own
+encoders (``email._encoded_words`` for RFC 2047 words, ``quoprimime``, ``binascii``) and its
+decisions between 7bit, 8bit, quoted-printable and base64; for anything else it returns
+``None`` and the caller builds an ``EmailMessage``.
 ``tests/test_mime.py`` holds the two byte-identical on a generated corpus.
 """
 
 from __future__ import annotations
 
 import binascii
-import email._encoded_words as _encoded_words  # type: ignore[import-not-found]  # the folder's encoder
+import email._encoded_words as _encoded_words  # type: ignore[import-not-found]
 import re
 from collections.abc import Sequence
 from email import quoprimime
@@ -102,7 +104,7 @@ def _encoded(value: str) -> str | None:
         return None
     words: list[str] = []
     run: list[str] = []
-    for word in [*value.split(" "), ""]:
+    for word in value.split(" "):
         if not word.isascii():
             run.append(word)
             continue
@@ -110,14 +112,16 @@ def _encoded(value: str) -> str | None:
             words.append(_encoded_words.encode(" ".join(run), charset="utf-8"))
             run = []
         words.append(word)
-    return " ".join(words[:-1])
+    if run:
+        words.append(_encoded_words.encode(" ".join(run), charset="utf-8"))
+    return " ".join(words)
 
 
 def _clean(value: str | None) -> bool:
     """Printable ASCII without leading, trailing or doubled spaces, as the folder keeps it."""
     return (
-        bool(value)
-        and value is not None
+        value is not None
+        and value != ""
         and _PLAIN.fullmatch(value) is not None
         and value == value.strip(" ")
         and "  " not in value
