@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import typer
 
+from debsync import __version__
 from debsync.plugins import Plugins
 
 HEAVY = (
@@ -60,10 +61,10 @@ sys.stderr.write("\\nLOADED " + json.dumps(loaded) + "\\n")
 """
 
 
-def _loaded(args: list[str], cwd: Path) -> tuple[list[str], str]:
-    """The heavy modules ``debsync ARGS`` imported, and what it printed on stdout."""
+def _loaded(args: list[str], cwd: Path, heavy: tuple[str, ...] = HEAVY) -> tuple[list[str], str]:
+    """The ``heavy`` modules ``debsync ARGS`` imported, and what it printed on stdout."""
     done = subprocess.run(
-        [sys.executable, "-c", _PROBE, json.dumps(args), json.dumps(HEAVY)],
+        [sys.executable, "-c", _PROBE, json.dumps(args), json.dumps(heavy)],
         capture_output=True,
         text=True,
         cwd=cwd,
@@ -76,7 +77,7 @@ def _loaded(args: list[str], cwd: Path) -> tuple[list[str], str]:
 
 @pytest.mark.parametrize(
     ("args", "shown"),
-    [(["--version"], "debsync 0.1.0"), (["--help"], "plan-payments"), ([], "Usage")],
+    [(["--version"], f"debsync {__version__}"), (["--help"], "plan-payments"), ([], "Usage")],
 )
 def test_version_and_help_import_no_heavy_module(
     args: list[str], shown: str, tmp_path: Path
@@ -84,6 +85,13 @@ def test_version_and_help_import_no_heavy_module(
     loaded, stdout = _loaded(args, tmp_path)
     assert shown in stdout
     assert loaded == []
+
+
+def test_version_alone_is_answered_before_typer_and_the_commands(tmp_path: Path) -> None:
+    loaded, stdout = _loaded(["--version"], tmp_path, ("typer", "rich", "debsync.cli.common"))
+    assert (stdout, loaded) == (f"debsync {__version__}\n", [])
+    through_typer, stdout = _loaded(["-v", "--version"], tmp_path, ("typer",))
+    assert (stdout, through_typer != []) == (f"debsync {__version__}\n", True)
 
 
 def test_the_probe_sees_a_command_that_loads_the_plugins(tmp_path: Path) -> None:
