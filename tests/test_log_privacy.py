@@ -165,6 +165,7 @@ def test_a_full_run_at_debug_level_logs_no_personal_data_and_no_password(
     objects = [json.loads(line) for line in written["json"] if line.startswith("{")]
     assert objects and all({"ts", "level", "logger", "msg"} <= set(o) for o in objects)
     assert {"debsync.sync", "debsync.plugins"} <= {o["logger"] for o in objects}
+    assert any(o.get("instance") == "example" and o.get("run_id") for o in objects)  # extra=
     assert any("debsync.action: action" in line for line in written["human"])
 
     secrets = personal_data() | {PASSWORD}

@@ -240,7 +240,9 @@ class Dispatcher:
         report = report or ActReport(today=local_date(now))
         for key in sweep(self.store, now):
             report.outcomes[ActionState.IN_DOUBT] += 1
-            log.warning("action %s: the previous worker stopped while sending", key)
+            log.warning(
+                "action %s: the previous worker stopped while sending", key, extra={"key": key}
+            )
         settings = self.config.outbox
         routes = {
             route: action
@@ -463,7 +465,9 @@ class Dispatcher:
                     "next_attempt_at": now + timedelta(seconds=wait),
                 }
                 event = {"error": a.error}
-                log.warning("action %s: %s: %s", a.row.key, a.state, a.error)
+                log.warning(
+                    "action %s: %s: %s", a.row.key, a.state, a.error, extra={"key": a.row.key}
+                )
             by_state.setdefault(ActionState(a.state), []).append(Transition(a.row, values, event))
         taken = []
         for state, transitions in by_state.items():
@@ -567,7 +571,8 @@ class Dispatcher:
         except RenderError as exc:
             return Ending(ActionState.DEAD, f"cannot render: {scrub(str(exc))}")
         except Exception as exc:  # a plugin's or template's bug fails this action, not the run
-            log.exception("action %s: unexpected error while rendering", row.key)
+            trace = scrub(traceback.format_exc())  # a frame's text may hold the debtor's data
+            log.error("action %s: unexpected error while rendering\n%s", row.key, trace)
             error = f"cannot render: unexpected {type(exc).__name__}: {scrub(str(exc))}"
             return Ending(ActionState.DEAD, error)
         return Composed(payload, [line.invoice_id for line in rebuilt.lines], dropped)

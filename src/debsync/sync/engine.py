@@ -350,9 +350,16 @@ class SyncEngine:
                 result.pages,
                 result.counts.writes,
                 result.counts.rejects,
+                extra={"instance": result.instance, "run_id": result.run_id},
             )
         else:
-            log.warning("sync %s: %s: %s", result.instance, status, result.error)
+            log.warning(
+                "sync %s: %s: %s",
+                result.instance,
+                status,
+                result.error,
+                extra={"instance": result.instance, "run_id": result.run_id},
+            )
 
 
 def _screen_purged(
