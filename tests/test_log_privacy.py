@@ -29,6 +29,7 @@ import pytest
 from typer.testing import CliRunner
 
 from debsync.cli import app
+from debsync.connectors.csv.reader import FileReader
 from debsync.formatting import iban
 from debsync.logs import JsonLines, Scrub
 from debsync.plugins import TRACE_ENV
@@ -208,3 +209,26 @@ def test_the_handler_scrubs_message_fields_and_traceback_and_writes_json_lines()
     assert (first["instance"], first["run_id"], first["to"]) == ("example", 7, "[phone]")
     assert datetime.fromisoformat(first["ts"]).tzinfo is not None
     assert "ValueError: IBAN [IBAN] is blocked" in second["exc"] and "NL91" not in second["exc"]
+
+
+def test_a_bug_on_a_row_is_logged_by_where_it_failed_not_by_what_the_row_holds(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug's message may quote the cells it choked on: the log keeps the frames and the
+    exception's type, and the row is rejected by its reference."""
+
+    def choke(self: FileReader, line: int, row: list[str], number: str) -> None:
+        raise ValueError(f"cannot handle {row[1]!r} at {row[5]!r}")
+
+    monkeypatch.setattr(FileReader, "invoice_row", choke)
+    records = Records()
+    logging.getLogger("debsync").addHandler(records)
+    try:
+        result = CliRunner().invoke(app, ["-vv", "sync"], env={"DEBSYNC_NOW": NOW})
+    finally:
+        logging.getLogger("debsync").removeHandler(records)
+    assert result.exit_code == 0, result.output
+    errors = [line for line in records.lines if line.startswith("ERROR ")]
+    assert errors and all("unexpected ValueError" in line and "choke" in line for line in errors)
+    secrets = personal_data()
+    assert not [s for s in secrets for line in errors if s in line]

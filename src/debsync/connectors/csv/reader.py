@@ -6,6 +6,7 @@ import csv
 import hashlib
 import io
 import re
+import traceback
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -225,7 +226,15 @@ class FileReader:
             else:
                 self.other_row(line, row, number)
         except Exception as exc:  # a bug must cost one row, not the sync
-            self.log.exception("csv %s: %s: unexpected error", self.instance, self.ref(line))
+            # Where it failed, not what it said: the message of a bug may quote the row's cells.
+            frames = "".join(traceback.format_tb(exc.__traceback__))
+            self.log.error(
+                "csv %s: %s: unexpected %s\n%s",
+                self.instance,
+                self.ref(line),
+                type(exc).__name__,
+                frames,
+            )
             reason = f"the row cannot be read ({type(exc).__name__})"
             builder.reject("row", self.ref(line), reason, invoice_id=number or None)
         return len(builder.invoices) >= self.settings.page_size
