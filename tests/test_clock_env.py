@@ -51,13 +51,11 @@ def on_today(timestamp: str) -> bool:
 
 
 def test_every_command_that_reads_the_time_reads_debsync_now(project: Path) -> None:
-    debsync("sync")
+    debsync("run", "--once")  # sync, plan and act
     status = as_json("status")
     assert status["today"] == TODAY.isoformat()
     assert on_today(status["instances"][0]["last_sync"])
     assert as_json("plan")["today"] == TODAY.isoformat()
-
-    debsync("run", "--once")
     actions = as_json("outbox")["actions"]
     assert actions and {a["planned_on"] for a in actions} == {TODAY.isoformat()}
     assert {a["dispatched_on"] for a in actions if a["channel"] == "email"} == {TODAY.isoformat()}
