@@ -161,6 +161,16 @@ def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
     raise typer.Exit(code)
 
 
+def instance_or_only(config: Config, instance: str | None) -> str:
+    """The ``--instance`` given, or the only configured one; several without a choice is
+    usage."""
+    if instance is not None:
+        return instance
+    if len(config.connectors) != 1:
+        fail("several connector instances are configured; name one with --instance")
+    return next(iter(config.connectors))
+
+
 def plugins_of(ctx: typer.Context) -> Plugins:
     """The process's plugins, loaded once: by :func:`main` before the arguments are parsed
     (plugins may add commands), or here on first use when the app is invoked directly."""

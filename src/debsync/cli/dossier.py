@@ -15,6 +15,7 @@ from debsync.cli.common import (
     app,
     day,
     fail,
+    instance_or_only,
     load,
     money,
     open_store_or_exit,
@@ -37,10 +38,7 @@ def dossier(
     from debsync.dossier import DossierError, load_dossier
 
     _, config = load(ctx)
-    if instance is None:
-        if len(config.connectors) != 1:
-            fail("several connector instances are configured; name one with --instance")
-        instance = next(iter(config.connectors))
+    instance = instance_or_only(config, instance)
     store = open_store_or_exit(config)
     try:
         found = load_dossier(store, instance, debtor)

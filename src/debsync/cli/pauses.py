@@ -14,6 +14,7 @@ from debsync.cli.common import (
     app,
     day,
     fail,
+    instance_or_only,
     load,
     now,
     open_store_or_exit,
@@ -67,10 +68,7 @@ def _scope(
         except PauseError as exc:
             fail(str(exc))
         return inst, "invoice", ext
-    if instance is None:
-        if len(config.connectors) != 1:
-            fail("several connector instances are configured; name one with --instance")
-        instance = next(iter(config.connectors))
+    instance = instance_or_only(config, instance)
     if debtor:
         return instance, "debtor", debtor
     return instance, "instance", instance

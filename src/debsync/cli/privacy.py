@@ -17,6 +17,7 @@ from debsync.cli.common import (
     app,
     err,
     fail,
+    instance_or_only,
     load,
     now,
     open_store_or_exit,
@@ -128,10 +129,7 @@ def export(
     from debsync.privacy import PrivacyError, export_debtor
 
     _, config = load(ctx)
-    if instance is None:
-        if len(config.connectors) != 1:
-            fail("several connector instances are configured; name one with --instance")
-        instance = next(iter(config.connectors))
+    instance = instance_or_only(config, instance)
     store = open_store_or_exit(config)
     try:
         found = export_debtor(store, instance, debtor, now())

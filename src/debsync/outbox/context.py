@@ -30,7 +30,7 @@ from debsync.actions.base import (
     WikProof,
 )
 from debsync.config import Config
-from debsync.decisions import PlannedAction
+from debsync.decisions import ClaimLine, PlannedAction
 from debsync.facts import DebtorFacts, InstanceFacts, InvoiceFacts, Pause, Snapshot, StepSent
 from debsync.model import Address, DebtorKind, Language, from_minor
 from debsync.pauses import load_active
@@ -216,37 +216,20 @@ def message_context(
     for line in action.lines:
         row = facts.invoices[(instance, line.invoice_id)]
         lines.append(
-            InvoiceLine(
-                external_id=line.invoice_id,
-                number=line.number,
-                issue_date=row.issue_date,
-                due_date=line.due_date,
-                days_overdue=line.days_overdue,
-                total=from_minor(row.total_minor, row.currency),
-                open_amount=line.principal,
+            _invoice_line(
+                line,
+                row,
                 interest=line.interest,
-                payment_reference=row.payment_reference,
                 payment_url=row.payment_url,
                 has_document=row.has_document,
                 stage=line.step if line.step and line.step != action.step else None,
                 direct_debit_failed=row.direct_debit_failed,
             )
         )
-    credits = []
-    for credit in action.credits:
-        row = facts.invoices[(instance, credit.invoice_id)]
-        credits.append(
-            InvoiceLine(
-                external_id=credit.invoice_id,
-                number=credit.number,
-                issue_date=row.issue_date,
-                due_date=credit.due_date,
-                days_overdue=credit.days_overdue,
-                total=from_minor(row.total_minor, row.currency),
-                open_amount=credit.principal,
-                payment_reference=row.payment_reference,
-            )
-        )
+    credits = [
+        _invoice_line(credit, facts.invoices[(instance, credit.invoice_id)])
+        for credit in action.credits
+    ]
     single = lines[0] if len(lines) == 1 else None
     return MessageContext(
         key=action.key,
@@ -295,6 +278,22 @@ def message_context(
         wik=_wik_proof(facts, instance, [line.external_id for line in lines], policy.delivery_days),
         interest_claim=_interest_claim(action, today),
         credits=tuple(credits),
+    )
+
+
+def _invoice_line(line: ClaimLine, row: Row[Any], **more: Any) -> InvoiceLine:
+    """An invoice (or credit note) of a claim as a message shows it: the scheduler's figures
+    beside what the store knows of it."""
+    return InvoiceLine(
+        external_id=line.invoice_id,
+        number=line.number,
+        issue_date=row.issue_date,
+        due_date=line.due_date,
+        days_overdue=line.days_overdue,
+        total=from_minor(row.total_minor, row.currency),
+        open_amount=line.principal,
+        payment_reference=row.payment_reference,
+        **more,
     )
 
 
