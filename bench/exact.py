@@ -25,8 +25,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import math
-import re
-import subprocess
 import sys
 import tempfile
 import time
@@ -46,13 +44,12 @@ from debsync.connectors.base import ConnectorContext
 from debsync.connectors.exact import ExactConnector, ExactSettings
 from debsync.store import open_store
 from debsync.sync import SyncEngine
-from sync_csv import generate
+from sync_csv import first_sync_floor
 
 from fake_exact import FakeExact, MemoryVault
 from fake_http import FakeServer
 
 DIVISIONS = [101, 102, 103, 104, 105]
-FLOOR = Path("/work/shared/bench/sync_limit.py")
 
 
 class Served:
@@ -130,18 +127,6 @@ def sync(fake: FakeExact, url: str, vault: MemoryVault, store_url: str) -> tuple
     return elapsed, result
 
 
-def floor(work: Path, invoices: int, accounts: int) -> float:
-    """Rows per second of the first-sync floor on this machine, now."""
-    path = work / "floor.csv"
-    generate(path, invoices, accounts)
-    output = subprocess.run(
-        [sys.executable, str(FLOOR), str(path)], check=True, capture_output=True, text=True
-    ).stdout
-    match = re.search(r"first sync limit ([\d,]+) rows/s", output)
-    assert match, output
-    return float(match.group(1).replace(",", ""))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--invoices", type=int, default=100_000)
@@ -194,7 +179,7 @@ def main() -> None:
                 line += f" in {elapsed:.2f} s; {result.counts.writes:,} writes"
             print(line)
         print(f"highest calls in one minute per division: {max(fake.max_per_minute.values())}")
-        limit = floor(Path(tmp), args.invoices, args.accounts)
+        limit = first_sync_floor(Path(tmp), args.invoices, args.accounts)
         print(
             f"floor (sync_limit.py, same run): {limit:,.0f} rows/s; full load at "
             f"{rate / limit:.1%} of it"

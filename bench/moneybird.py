@@ -28,8 +28,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import math
-import re
-import subprocess
 import sys
 import tempfile
 import threading
@@ -50,12 +48,10 @@ from debsync.connectors.http import HttpFactory  # noqa: E402
 from debsync.connectors.moneybird import MoneybirdConnector, MoneybirdSettings  # noqa: E402
 from debsync.store import open_store  # noqa: E402
 from debsync.sync import SyncEngine  # noqa: E402
-from sync_csv import generate  # noqa: E402
+from sync_csv import first_sync_floor  # noqa: E402
 
 from fake_http import FakeServer  # noqa: E402
 from fake_moneybird import FakeMoneybird  # noqa: E402
-
-FLOOR = Path("/work/shared/bench/sync_limit.py")
 
 
 class Timed:
@@ -153,18 +149,6 @@ def sync(
     return elapsed, result
 
 
-def floor(work: Path, invoices: int, contacts: int) -> float:
-    """Rows per second of the first-sync floor on this machine, now."""
-    path = work / "floor.csv"
-    generate(path, invoices, contacts)
-    output = subprocess.run(
-        [sys.executable, str(FLOOR), str(path)], check=True, capture_output=True, text=True
-    ).stdout
-    match = re.search(r"first sync limit ([\d,]+) rows/s", output)
-    assert match, output
-    return float(match.group(1).replace(",", ""))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--invoices", type=int, default=50_000)
@@ -212,7 +196,7 @@ def main() -> None:
                 )
             print(line)
         print(f"highest calls in any 5 minutes: {fake.max_in_window} (limit 150)")
-        limit = floor(Path(tmp), args.invoices, args.contacts)
+        limit = first_sync_floor(Path(tmp), args.invoices, args.contacts)
         print(
             f"floor (sync_limit.py, same run): {limit:,.0f} rows/s; full load at "
             f"{rate / limit:.1%} of it"

@@ -15,6 +15,7 @@ import argparse
 import asyncio
 import json
 import random
+import re
 import resource
 import subprocess
 import sys
@@ -35,6 +36,23 @@ def _dutch(amount_cents: int) -> str:
     euros, cents = divmod(abs(amount_cents), 100)
     grouped = f"{euros:,}".replace(",", ".")
     return f"{'-' if amount_cents < 0 else ''}{grouped},{cents:02d}"
+
+
+FLOOR = Path("/work/shared/bench/sync_limit.py")
+"""The first-sync floor the platform benchmarks divide by (../shared/bench/README.md)."""
+
+
+def first_sync_floor(work: Path, invoices: int, debtors: int) -> float:
+    """Rows per second of ``sync_limit.py``'s first sync on this machine, now, on an export
+    of the same size the benchmark syncs."""
+    path = work / "floor.csv"
+    generate(path, invoices, debtors)
+    output = subprocess.run(
+        [sys.executable, str(FLOOR), str(path)], check=True, capture_output=True, text=True
+    ).stdout
+    match = re.search(r"first sync limit ([\d,]+) rows/s", output)
+    assert match, output
+    return float(match.group(1).replace(",", ""))
 
 
 def generate(path: Path, invoices: int, debtors: int, seed: int = 2026) -> None:
