@@ -1,6 +1,7 @@
 """Migrations are atomic: a process SIGKILLed while creating or upgrading the schema leaves a
-store that the next start opens and brings to head. Also the store's privacy settings: errors
-carry no parameters, the SQLite file is its owner's only."""
+store that the next start opens and brings to head; processes starting together wait for each
+other. Also the store's privacy settings: errors carry no parameters, the SQLite file is its
+owner's only."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ import os
 import random
 import shutil
 import signal
+import sqlite3
 import stat
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -102,6 +105,26 @@ def test_sigkill_during_fresh_starts_and_upgrades_leaves_a_store_that_opens(
         killed = _open(url, rng.randint(1, statements[start]), rng.choice(["before", "after"]))
         assert killed.returncode == -signal.SIGKILL, killed.stderr
         _assert_at_head(url)
+
+
+def test_a_start_while_another_process_writes_a_fresh_file_waits_instead_of_failing(
+    tmp_path: Path,
+) -> None:
+    """Switching a fresh file to WAL while another connection holds its write lock made
+    SQLite answer "database is locked" at once, busy timeout or not (CI saw one of three
+    concurrent first syncs exit 1); the start now waits for the writer."""
+    path = tmp_path / "debsync.db"
+    writer = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    writer.execute("BEGIN IMMEDIATE")  # the write lock, as a migrating process holds it
+    releaser = threading.Timer(0.3, writer.execute, ["COMMIT"])
+    releaser.start()
+    try:
+        store = open_store(f"sqlite:///{path}")
+    finally:
+        releaser.join()
+        writer.close()
+    store.dispose()
+    _assert_at_head(f"sqlite:///{path}")
 
 
 def test_store_errors_carry_no_parameters(store: Store) -> None:

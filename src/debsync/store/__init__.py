@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import sqlite3
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,11 +38,33 @@ class Store:
         self.engine.dispose()
 
 
+BUSY_TIMEOUT = 10.0  # seconds a connection waits for another process's lock
+
+
+def _wal(cursor: Any) -> None:
+    """Put the file in WAL mode (persistent: later connections find it set). Switching needs
+    an exclusive lock, and SQLite answers "database is locked" at once, without its busy
+    handler, when that would deadlock with a process starting on the same fresh file; so
+    this waits and tries again, as long as a busy connection would."""
+    deadline = time.monotonic() + BUSY_TIMEOUT
+    delay = 0.005
+    while True:
+        try:
+            if cursor.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 0.2)
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=10000")
-    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT * 1000)}")
+    _wal(cursor)
     cursor.execute("PRAGMA synchronous=NORMAL")  # durable under WAL against process crashes
     cursor.close()
 
