@@ -166,6 +166,10 @@ connector_state = Table(
     Column("last_success_at", UTCDateTime, nullable=True),
     Column("last_error", Text, nullable=True),
     Column("last_run_id", Id, nullable=True),
+    # The daemon's schedule, shared by all workers: when this instance is next due, and how
+    # many syncs in a row failed (its backoff).
+    Column("next_sync_at", UTCDateTime, nullable=True),
+    Column("failures", Integer, nullable=False, server_default="0"),
 )
 
 sync_runs = Table(
@@ -341,4 +345,45 @@ tokens = Table(
     Column("ciphertext", LargeBinary, nullable=False),
     Column("generation", Integer, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+)
+
+workers = Table(
+    "workers",
+    metadata,
+    # Every running daemon process, on any machine; a worker whose heartbeat is older than its
+    # lease is dead, and what it held (its advisory locks and outbox leases) is free again.
+    Column("id", String(128), primary_key=True),  # host:pid:random
+    Column("host", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("version", String(32), nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("heartbeat_at", UTCDateTime, nullable=False),
+    Column("holding", JSON, nullable=False),  # {"syncing": [...], "sending": n}
+    Column("stopping", Boolean, nullable=False),
+)
+
+users = Table(
+    "users",
+    metadata,
+    # Web console users: an argon2 hash, never the password; failed logins throttle the name.
+    Column("name", String(64), primary_key=True),
+    Column("password_hash", Text, nullable=False),
+    Column("role", String(16), nullable=False),  # viewer | operator | approver | admin
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("disabled_at", UTCDateTime, nullable=True),
+    Column("failed_logins", Integer, nullable=False),
+    Column("locked_until", UTCDateTime, nullable=True),
+)
+
+web_sessions = Table(
+    "web_sessions",
+    metadata,
+    # The cookie holds a random token; the store keeps only its SHA-256, so a copy of the
+    # database logs nobody in.
+    Column("token_sha256", String(64), primary_key=True),
+    Column("user", String(64), ForeignKey("users.name", ondelete="CASCADE"), nullable=False),
+    Column("csrf", String(64), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Index(None, "user"),
 )
