@@ -13,6 +13,7 @@ import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -25,6 +26,7 @@ from debsync.model import Address, Email, Phone, normalise_iban
 from debsync.plugins import Plugins
 from debsync.policy import DEFAULT_POLICY, Policy, default_policy
 from debsync.secrets import is_secret_reference, resolve
+from debsync.service_config import DaemonSettings, HttpSettings, WebSettings, parse_duration
 from debsync.templates import Templates
 
 CONFIG_ENV = "DEBSYNC_CONFIG"
@@ -40,11 +42,14 @@ _TOP_LEVEL = (
     "law",
     "outbox",
     "privacy",
+    "daemon",
+    "http",
+    "web",
     "policies",
     "connectors",
     "actions",
 )
-_CORE_CONNECTOR_KEYS = ("type", "policy", "debtor_policies", "actions")
+_CORE_CONNECTOR_KEYS = ("type", "policy", "debtor_policies", "actions", "sync_every")
 """Keys of ``[connectors.<name>]`` the core reads; everything else belongs to the type."""
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -180,6 +185,8 @@ class ConnectorInstance:
     debtor_policies: dict[str, str] = field(default_factory=dict)
     actions: dict[str, str] = field(default_factory=dict)
     """Channel → ``[actions]`` instance, where more than one instance serves a channel."""
+    sync_every: timedelta | None = None
+    """This instance's own interval; None: ``[daemon] sync_every``."""
 
 
 @dataclass(frozen=True)
@@ -207,6 +214,9 @@ class Config:
     actions: dict[str, ActionInstance] = field(default_factory=dict)
     outbox: OutboxSettings = field(default_factory=OutboxSettings)
     privacy: PrivacySettings = field(default_factory=PrivacySettings)
+    daemon: DaemonSettings = field(default_factory=DaemonSettings)
+    http: HttpSettings = field(default_factory=HttpSettings)
+    web: WebSettings = field(default_factory=WebSettings)
     token_key: dict[str, str] | None = None
     """``[store] token_key``, unresolved (a ``file`` made absolute): read by
     :mod:`debsync.tokens` only where tokens are kept, so a missing key stops only those."""
@@ -233,6 +243,9 @@ class Config:
                 if action is not None:
                     found[(name, channel)] = action
         return found
+
+    def sync_every(self, instance: str) -> timedelta:
+        return self.connectors[instance].sync_every or self.daemon.sync_every
 
     def policy_for(self, instance: str, debtor_id: str) -> Policy:
         connector = self.connectors[instance]
@@ -294,6 +307,9 @@ def load_config(path: Path, plugins: Plugins) -> Config:
         if not templates.is_dir():
             problems.add(("outbox", "templates"), f"{templates} is not a directory")
     privacy = _validate(PrivacySettings, raw.get("privacy", {}), ("privacy",), problems)
+    daemon = _validate(DaemonSettings, raw.get("daemon", {}), ("daemon",), problems)
+    http = _validate(HttpSettings, raw.get("http", {}), ("http",), problems)
+    web = _validate(WebSettings, raw.get("web", {}), ("web",), problems)
     policies = _policies(raw.get("policies", {}), problems)
     connectors = {
         name: ConnectorInstance(name, type_name, cls, settings, **core)
@@ -342,6 +358,9 @@ def load_config(path: Path, plugins: Plugins) -> Config:
         actions=actions,
         outbox=outbox or OutboxSettings(),
         privacy=privacy or PrivacySettings(),
+        daemon=daemon or DaemonSettings(),
+        http=http or HttpSettings(),
+        web=web or WebSettings(),
         token_key=_token_key(store.token_key if store else None, path.parent),
     )
 
@@ -483,7 +502,7 @@ def _instances(
     return found
 
 
-def _valid_core(core: Mapping[str, Any], where: tuple[str | int, ...], problems: _Problems) -> bool:
+def _valid_core(core: dict[str, Any], where: tuple[str | int, ...], problems: _Problems) -> bool:
     ok = True
     if "policy" in core and not isinstance(core["policy"], str):
         problems.add((*where, "policy"), "must be a policy name")
@@ -497,6 +516,12 @@ def _valid_core(core: Mapping[str, Any], where: tuple[str | int, ...], problems:
             isinstance(v, str) for v in mapping.values()
         ):
             problems.add((*where, key), f"must map {what}")
+            ok = False
+    if "sync_every" in core:
+        try:
+            core["sync_every"] = parse_duration(core["sync_every"])
+        except ValueError as exc:
+            problems.add((*where, "sync_every"), str(exc))
             ok = False
     return ok
 
