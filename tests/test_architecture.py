@@ -33,6 +33,7 @@ PURE = (
     "pause_rules",
     "claims",
     "scheduler",
+    "send_window",
 )
 """Modules that decide without I/O: same input, same output."""
 IO = (
