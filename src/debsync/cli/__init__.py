@@ -39,6 +39,7 @@ def _registered() -> typer.Typer:
         status,
         sync,
         webhooks,
+        workers,
     )
     from debsync.cli.common import app
 
