@@ -33,6 +33,7 @@ from debsync.config import Config
 from debsync.decisions import ClaimLine, PlannedAction
 from debsync.facts import DebtorFacts, InstanceFacts, InvoiceFacts, Pause, Snapshot, StepSent
 from debsync.model import Address, DebtorKind, Language, from_minor
+from debsync.outbox.table import pairs_in
 from debsync.pauses import load_active
 from debsync.planning import add_recorded, unreachable_channels
 from debsync.store.schema import ActionState, EventKind, debtors, events, invoices, outbox
@@ -42,7 +43,9 @@ Key = tuple[str, str]
 
 @dataclass
 class Facts:
-    """What the store says about a batch of actions, keyed by (instance, external id)."""
+    """What the store says about a batch of actions, keyed by (instance, external id). The
+    facts built from the rows are kept: a batch asks for the same debtor and invoices again
+    for each of its actions (the figures, the credits, the context)."""
 
     debtors: dict[Key, Row[Any]]
     invoices: dict[Key, Row[Any]]
@@ -50,16 +53,25 @@ class Facts:
     pauses: list[Pause]
     letters: dict[Key, str]  # sha256 of the posted veertiendagenbrief covering an invoice
     by_debtor: dict[Key, list[Key]] = field(default_factory=dict)
+    _invoice_facts: dict[Key, InvoiceFacts] = field(default_factory=dict, repr=False)
+    _debtor_facts: dict[Key, DebtorFacts] = field(default_factory=dict, repr=False)
+    _debtor_contexts: dict[Key, DebtorContext] = field(default_factory=dict, repr=False)
+    _credits: dict[tuple[str, str, str], list[InvoiceFacts]] = field(
+        default_factory=dict, repr=False
+    )
 
     def __post_init__(self) -> None:
         for key, row in self.invoices.items():
             self.by_debtor.setdefault((row.instance, row.debtor_id), []).append(key)
 
     def invoice_facts(self, key: Key) -> InvoiceFacts | None:
+        found = self._invoice_facts.get(key)
+        if found is not None:
+            return found
         row = self.invoices.get(key)
         if row is None:
             return None
-        return InvoiceFacts(
+        found = self._invoice_facts[key] = InvoiceFacts(
             row.instance,
             row.external_id,
             row.number,
@@ -72,24 +84,31 @@ class Facts:
             row.direct_debit_failed,
             row.reminded_by_source,
         )
+        return found
 
     def credits(self, instance: str, debtor_id: str, currency: str) -> list[InvoiceFacts]:
         """The debtor's open credit notes in ``currency``: offset against every message."""
-        return [
-            facts
-            for key in self.by_debtor.get((instance, debtor_id), ())
-            for facts in [self.invoice_facts(key)]
-            if facts is not None
-            and not facts.closed
-            and facts.open_minor < 0
-            and facts.currency == currency
-        ]
+        found = self._credits.get((instance, debtor_id, currency))
+        if found is None:
+            found = self._credits[(instance, debtor_id, currency)] = [
+                facts
+                for key in self.by_debtor.get((instance, debtor_id), ())
+                for facts in [self.invoice_facts(key)]
+                if facts is not None
+                and not facts.closed
+                and facts.open_minor < 0
+                and facts.currency == currency
+            ]
+        return list(found)
 
     def debtor_facts(self, instance: str, debtor_id: str) -> DebtorFacts:
+        found = self._debtor_facts.get((instance, debtor_id))
+        if found is not None:
+            return found
         row = self.debtors.get((instance, debtor_id))
         if row is None:
             return DebtorFacts(instance, debtor_id)
-        return DebtorFacts(
+        found = self._debtor_facts[(instance, debtor_id)] = DebtorFacts(
             instance,
             debtor_id,
             DebtorKind(row.kind),
@@ -97,6 +116,28 @@ class Facts:
             None,
             unreachable_channels(row.emails, row.phones, row.address),
         )
+        return found
+
+    def debtor_context(self, instance: str, debtor_id: str) -> DebtorContext:
+        """The debtor as a message shows it."""
+        found = self._debtor_contexts.get((instance, debtor_id))
+        if found is not None:
+            return found
+        debtor = self.debtors.get((instance, debtor_id))
+        if debtor is None:
+            raise RenderError(f"debtor {debtor_id} is not in the store")
+        found = self._debtor_contexts[(instance, debtor_id)] = DebtorContext(
+            external_id=debtor.external_id,
+            name=debtor.name,
+            kind=DebtorKind(debtor.kind),
+            language=Language(debtor.language),
+            emails=tuple(debtor.emails),
+            phones=tuple(debtor.phones),
+            address=Address.model_validate(debtor.address) if debtor.address else None,
+            kvk=debtor.kvk,
+            vat=debtor.vat,
+        )
+        return found
 
     def snapshot(self, config: Config, instance: str, debtor_id: str) -> Snapshot:
         """The scheduler's view of one debtor, for the pause rules."""
@@ -125,23 +166,21 @@ def load_facts(conn: Connection, rows: Sequence[Row[Any]], config: Config) -> Fa
     pairs = sorted({(r.instance, r.debtor_id) for r in rows})
     if not pairs:
         return Facts({}, {}, {}, [], {})
-    by_debtor = sa.tuple_(debtors.c.instance, debtors.c.external_id).in_(pairs)
+    by_debtor = pairs_in(debtors.c.instance, debtors.c.external_id, pairs)
     debtor_rows = {
         (r.instance, r.external_id): r for r in conn.execute(sa.select(debtors).where(by_debtor))
     }
     invoice_rows = {
         (r.instance, r.external_id): r
         for r in conn.execute(
-            sa.select(invoices).where(
-                sa.tuple_(invoices.c.instance, invoices.c.debtor_id).in_(pairs)
-            )
+            sa.select(invoices).where(pairs_in(invoices.c.instance, invoices.c.debtor_id, pairs))
         )
     }
     history: dict[Key, list[StepSent]] = defaultdict(list)
     for inst, invoice_id, data in conn.execute(
         sa.select(events.c.instance, events.c.invoice_id, events.c.data)
         .where(
-            sa.tuple_(events.c.instance, events.c.debtor_id).in_(pairs),
+            pairs_in(events.c.instance, events.c.debtor_id, pairs),
             events.c.kind == EventKind.STEP_SENT,
         )
         .order_by(events.c.id)
@@ -164,13 +203,11 @@ def load_facts(conn: Connection, rows: Sequence[Row[Any]], config: Config) -> Fa
         )
         for key, row in debtor_rows.items()
     }
-    add_recorded(
-        conn, [sa.tuple_(events.c.instance, events.c.debtor_id).in_(pairs)], placed, history
-    )
+    add_recorded(conn, [pairs_in(events.c.instance, events.c.debtor_id, pairs)], placed, history)
     letters: dict[Key, str] = {}
     for inst, invoice_ids, receipt in conn.execute(
         sa.select(outbox.c.instance, outbox.c.invoice_ids, outbox.c.receipt).where(
-            sa.tuple_(outbox.c.instance, outbox.c.debtor_id).in_(pairs),
+            pairs_in(outbox.c.instance, outbox.c.debtor_id, pairs),
             outbox.c.role == "wik_notice",
             outbox.c.legal_copy.is_(True),
             outbox.c.state == ActionState.SENT,
@@ -206,9 +243,7 @@ def message_context(
 ) -> MessageContext:
     """The context for one action, with the figures the scheduler just (re)computed."""
     instance = action.instance
-    debtor = facts.debtors.get((instance, action.debtor_id))
-    if debtor is None:
-        raise RenderError(f"debtor {action.debtor_id} is not in the store")
+    debtor = facts.debtor_context(instance, action.debtor_id)
     creditor = creditor_context(config)
     policy = config.policies[action.policy]
     business = action.kind is DebtorKind.BUSINESS
@@ -241,17 +276,7 @@ def message_context(
         language=action.language,
         today=today,
         creditor=creditor,
-        debtor=DebtorContext(
-            external_id=debtor.external_id,
-            name=debtor.name,
-            kind=DebtorKind(debtor.kind),
-            language=Language(debtor.language),
-            emails=tuple(debtor.emails),
-            phones=tuple(debtor.phones),
-            address=Address.model_validate(debtor.address) if debtor.address else None,
-            kvk=debtor.kvk,
-            vat=debtor.vat,
-        ),
+        debtor=debtor,
         invoices=tuple(lines),
         currency=action.currency,
         principal=action.principal,

@@ -78,6 +78,19 @@ def plan_to_json(action: PlannedAction) -> dict[str, Any]:
     }
 
 
+# -- batched lookups ----------------------------------------------------------------------------
+
+
+def pairs_in(first: Any, second: Any, pairs: Iterable[tuple[str, str]]) -> Any:
+    """``(first, second) IN pairs`` as one ``first = ? AND second IN (...)`` per distinct
+    first value: SQLite answers a row-value ``IN`` with a scan of the whole table, but this
+    form with the ``(instance, ...)`` indexes."""
+    grouped: dict[str, list[str]] = {}
+    for a, b in pairs:
+        grouped.setdefault(a, []).append(b)
+    return sa.or_(sa.false(), *(sa.and_(first == a, second.in_(bs)) for a, bs in grouped.items()))
+
+
 # -- events -------------------------------------------------------------------------------------
 
 
@@ -398,14 +411,6 @@ class StepTaken(NamedTuple):
     stated_costs_minor: int | None
 
 
-_STEPS_TAKEN = sa.select(events.c.instance, events.c.invoice_id, events.c.data).where(
-    sa.tuple_(events.c.instance, events.c.invoice_id).in_(
-        sa.bindparam("s_invoices", expanding=True)
-    ),
-    events.c.kind == EventKind.STEP_SENT,
-)
-
-
 def record_steps(conn: Connection, taken: Sequence[StepTaken], now: datetime) -> int:
     """Write ``step.sent`` for each invoice that has none yet for its own step: a step is
     taken once, by the first channel that delivers it (for a veertiendagenbrief, only by its
@@ -418,7 +423,12 @@ def record_steps(conn: Connection, taken: Sequence[StepTaken], now: datetime) ->
         return 0
     already = {
         (instance, invoice_id, data.get("step"))
-        for instance, invoice_id, data in conn.execute(_STEPS_TAKEN, {"s_invoices": wanted})
+        for instance, invoice_id, data in conn.execute(
+            sa.select(events.c.instance, events.c.invoice_id, events.c.data).where(
+                pairs_in(events.c.instance, events.c.invoice_id, wanted),
+                events.c.kind == EventKind.STEP_SENT,
+            )
+        )
     }
     fresh = []
     for t in taken:
