@@ -38,6 +38,8 @@ def _registered() -> typer.Typer:
         run,
         status,
         sync,
+        users,
+        web,
         webhooks,
         workers,
     )
