@@ -33,6 +33,8 @@ PURE = (
     "pause_rules",
     "claims",
     "scheduler",
+    "columnar",
+    "columnar_plan",
     "send_window",
 )
 """Modules that decide without I/O: same input, same output."""

@@ -8,7 +8,7 @@ decisions with :func:`explain`.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -113,7 +113,7 @@ class PlannedAction:
 class Plan:
     today: date
     actions: list[PlannedAction]
-    decisions: list[Decision]
+    decisions: Sequence[Decision]  # a list, or built when first read (debsync.columnar)
     warnings: list[str]
 
     def explain(self, number: str) -> list[str]:

@@ -68,6 +68,9 @@ class _Group:
     invoices: list[tuple[InvoiceFacts, int, str, bool]] = field(default_factory=list)
 
 
+Groups = dict[tuple[str, str, str, str], _Group]
+
+
 class _DebtorView(NamedTuple):
     debtor: DebtorFacts
     ladder: Ladder | None
@@ -115,11 +118,28 @@ def _plan(
     check_freshness: bool,
 ) -> Plan:
     today = local_date(now)
+    decisions, groups = _decide(snapshot, policies, now, check_freshness=check_freshness)
+    warnings: list[str] = []
+    credits = _open_credits(snapshot.invoices, groups) if groups else {}
+    actions, decided = act_on(groups, credits, snapshot.history, today, rates, warnings)
+    decisions.extend(decided)
+    return Plan(today=today, actions=actions, decisions=decisions, warnings=sorted(set(warnings)))
+
+
+def _decide(
+    snapshot: Snapshot,
+    policies: Mapping[str, Policy],
+    now: datetime,
+    *,
+    check_freshness: bool,
+) -> tuple[list[Decision], Groups]:
+    """The decision on every invoice that is not acted on today, and the due steps of the
+    rest, grouped into messages (decided by :func:`act_on`)."""
+    today = local_date(now)
     today_ord = today.toordinal()
     decisions: list[Decision] = []
     add = decisions.append
-    warnings: list[str] = []
-    groups: dict[tuple[str, str, str, str], _Group] = {}
+    groups: Groups = {}
     stale = _freshness(snapshot.instances, policies, now) if check_freshness else {}
     pauses = pauses_in_force(snapshot, policies, today)
     invoice_pauses = {(i, t): p for (scope, i, t), p in pauses.items() if scope == "invoice"}
@@ -313,9 +333,21 @@ def _plan(
                 group = groups[gkey] = _Group(inst, view.debtor, policy, channel, inv.currency)
             # the invoice is decided once, by its step's first channel
             group.invoices.append((inv, rung.position, why, channel == rung.channels[0]))
+    return decisions, groups
 
-    credits = _open_credits(snapshot.invoices, groups) if groups else {}
+
+def act_on(
+    groups: Groups,
+    credits: Mapping[tuple[str, str, str], Sequence[InvoiceFacts]],
+    history: Mapping[tuple[str, str], Sequence[StepSent]],
+    today: date,
+    rates: law.RateTable | None,
+    warnings: list[str],
+) -> tuple[list[PlannedAction], list[Decision]]:
+    """The actions for the grouped due steps, in a stable order, and the decisions on the
+    invoices they decide."""
     actions = []
+    decisions: list[Decision] = []
     for group in sorted(groups.values(), key=_group_order):
         for step_index, members in combine(group.policy, group.invoices):
             action, outcome = _act(
@@ -324,7 +356,7 @@ def _plan(
             if action is not None:
                 actions.append(action)
             decisions.extend(outcome)
-    return Plan(today=today, actions=actions, decisions=decisions, warnings=sorted(set(warnings)))
+    return actions, decisions
 
 
 Member = tuple[InvoiceFacts, int, str, bool]
