@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Sequence
@@ -25,9 +24,11 @@ from debsync.actions.base import (
     StatusReport,
 )
 from debsync.dossier import load_dossier
+from debsync.server import ServerState, build_app
 from debsync.store import Store
 from debsync.store.schema import ActionState
 from debsync.store.schema import outbox as outbox_table
+from served import Running
 
 from books import Book
 from fakes import RecordingAction
@@ -139,15 +140,18 @@ def test_polling_asks_until_the_report_is_final(book: Book) -> None:
 
 @pytest.fixture
 def server(book: Book) -> Iterator[str]:
-    actions = {"mail": book.dispatcher().action(book.config.actions["mail"])}
-    httpd = inbound.InboundServer(
-        ("127.0.0.1", 0), book.store, actions, "https://debsync.example.nl", book.clock
+    """The daemon's HTTP server, taking the callbacks of the instance ``mail``."""
+    app = build_app(
+        book.config,
+        book.store,
+        book.plugins,
+        clock=book.clock,
+        state=ServerState(),
+        public_url="https://debsync.example.nl",
     )
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    running = Running(app)
+    yield running.url
+    running.close()
 
 
 def post(url: str, body: bytes, signature: str = "valid") -> tuple[int, str]:

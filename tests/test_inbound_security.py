@@ -9,7 +9,6 @@ import json
 import logging
 import select
 import socket
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -26,8 +25,10 @@ from debsync.actions.base import Action, ActionEnvironment
 from debsync.actions.signing import sign
 from debsync.actions.sms import SmsAction, SmsSettings
 from debsync.dossier import load_dossier
+from debsync.server import ServerState, build_app
 from debsync.store.schema import outbox, received_events
 from debsync.templates import Templates
+from served import Running
 
 from books import Book
 from fakes import RecordingAction, invoice
@@ -73,12 +74,13 @@ def actions(book: Book, tmp_path: Path) -> dict[str, Action[Any]]:
 
 
 class Served:
-    def __init__(self, httpd: inbound.InboundServer) -> None:
-        self.httpd = httpd
-        self.port = httpd.server_address[1]
+    def __init__(self, running: Running, actions: dict[str, Action[Any]]) -> None:
+        self.running = running
+        self.port = running.port
+        self.actions = actions
 
     def path(self, name: str) -> str:
-        return inbound.callback_path(name, self.httpd.actions[name])
+        return inbound.callback_path(name, self.actions[name])
 
     def send(self, data: bytes, timeout: float = 10.0) -> bytes:
         """Send raw bytes, read the answer until the server closes."""
@@ -104,21 +106,21 @@ def status(answer: bytes) -> int:
 
 
 def serve(book: Book, tmp_path: Path, **limits: Any) -> Iterator[Served]:
-    httpd = inbound.InboundServer(
-        ("127.0.0.1", 0),
+    found = actions(book, tmp_path)
+    app = build_app(
+        book.config,
         book.store,
-        actions(book, tmp_path),
-        "https://debsync.example.nl",
-        book.clock,
-        **limits,
+        book.plugins,
+        clock=book.clock,
+        state=ServerState(),
+        actions=found,
+        public_url="https://debsync.example.nl",
     )
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
+    running = Running(app, **limits)
     try:
-        yield Served(httpd)
+        yield Served(running, found)
     finally:
-        httpd.shutdown()
-        httpd.server_close()
+        running.close()
 
 
 @pytest.fixture
@@ -213,7 +215,8 @@ def raw_post(path: str, length: str, body: bytes = b"{}") -> bytes:
 
 @pytest.mark.parametrize(
     ("length", "expected"),
-    [("abc", 400), ("-1", 400), ("1e3", 400), (str(10**12), 413), ("9" * 5000, 413)],
+    # h11 refuses the malformed ones, and the 5,000 digits Python will not make an int of
+    [("abc", 400), ("-1", 400), ("1e3", 400), (str(10**12), 413), ("9" * 5000, 400)],
 )
 def test_a_malformed_or_huge_content_length_is_refused_unread(
     server: Served, length: str, expected: int
@@ -250,11 +253,14 @@ def test_a_garbage_request_line_is_answered(server: Served, garbage: bytes) -> N
     assert answer == b"" or b"400" in answer
 
 
-def test_an_incomplete_body_is_refused(server: Served) -> None:
+def test_an_incomplete_body_is_dropped(book: Book, server: Served) -> None:
+    """The client ends its side with the body short: there is nobody left to answer (uvicorn
+    closes the connection), and nothing is recorded."""
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
-        sock.sendall(raw_post("/inbound/mail", "100", b"{}"))
+        sock.sendall(raw_post(server.path("cm"), "100", cm_body(cm_report("x"))[:50]))
         sock.shutdown(socket.SHUT_WR)
-        assert status(read_all(sock)) == 400
+        assert read_all(sock) == b""
+    assert received(book) == 0
 
 
 # -- slow clients and many of them --------------------------------------------------------------
@@ -310,8 +316,8 @@ def test_connections_beyond_the_limit_are_answered_busy(book: Book, tmp_path: Pa
 def test_the_url_secret_stays_out_of_the_log(
     book: Book, server: Served, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="debsync.inbound")
-    secret = inbound.callback_secret(server.httpd.actions["cm"])
+    caplog.set_level(logging.INFO)
+    secret = inbound.callback_secret(server.actions["cm"])
     assert secret is not None and len(secret) == 32
     server.post(server.path("cm"), cm_body(cm_report("nothing")))
     server.send(b"GET /inbound/cm/" + secret.encode() + b" HTTP/9\r\n\r\n")

@@ -1,32 +1,28 @@
 """What providers say after an action was sent: SMS delivery reports, agency case events.
 
-Reports arrive by callback (``debsync serve``: ``POST /inbound/<action instance>``, or
-``POST /inbound/<action instance>/<secret>`` for a provider that does not sign its callbacks)
-or by polling (``debsync run`` asks each action with a ``poll_window_days`` about what it sent
-recently). Providers report at least once and in any order, so each report is recorded once,
-by its ``(action instance, event id)`` in ``received_events``, and filed in the dossier of the
-action's debtor as an event ``<channel>.<status>`` (``sms.delivered``,
-``agency.payment_received``). A report is matched only to actions its own instance sent: the
-keys it may echo are visible to debtors (in every ``Message-ID``), so a key alone proves
-nothing. A final report ends polling for that action.
+Reports arrive by callback (the HTTP server of ``debsync run`` and ``debsync serve``: ``POST
+/inbound/<action instance>``, or ``POST /inbound/<action instance>/<secret>`` for a provider
+that does not sign its callbacks) or by polling (``debsync run`` asks each action with a
+``poll_window_days`` about what it sent recently). Providers report at least once and in any
+order, so each report is recorded once, by its ``(action instance, event id)`` in
+``received_events``, and filed in the dossier of the action's debtor as an event
+``<channel>.<status>`` (``sms.delivered``, ``agency.payment_received``). A report is matched
+only to actions its own instance sent: the keys it may echo are visible to debtors (in every
+``Message-ID``), so a key alone proves nothing. A final report ends polling for that action.
 
 The checks on a callback (:func:`callback_target`, :func:`body_length`,
-:func:`handle_callback`) are plain functions, so another HTTP server can reuse them.
+:func:`handle_callback`) are plain functions; :mod:`debsync.server` mounts them.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hmac
 import logging
 import re
-import socket
-import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol, runtime_checkable
 
 import sqlalchemy as sa
@@ -178,12 +174,6 @@ MAX_BODY_BYTES = 256 * 1024
 (413) before a byte of it is read."""
 MAX_REPORTS = 100
 """Reports one callback may carry; more are refused (413) and nothing is recorded."""
-READ_TIMEOUT_SECONDS = 10.0
-"""How long one read from (or write to) a client may block."""
-REQUEST_DEADLINE_SECONDS = 30.0
-"""How long a client may take to send its whole request, however slowly it trickles."""
-MAX_CONNECTIONS = 16
-"""Requests handled at once; one more is answered 503 and closed."""
 
 _DIGITS = re.compile(r"[0-9]+")
 
@@ -296,143 +286,3 @@ def handle_callback(
         log.error("callback for %s not recorded: %s", name, type(exc).__name__)
         return HTTPStatus.SERVICE_UNAVAILABLE, "try again later"
     return HTTPStatus.OK, f"recorded {recorded.new}"
-
-
-# -- the HTTP endpoint --------------------------------------------------------------------------
-
-_BUSY = (
-    b"HTTP/1.0 503 Service Unavailable\r\nRetry-After: 5\r\nContent-Type: text/plain\r\n"
-    b"Content-Length: 5\r\nConnection: close\r\n\r\nbusy\n"
-)
-
-
-class InboundServer(ThreadingHTTPServer):
-    """``POST /inbound/<action instance>[/<secret>]`` for providers' callbacks,
-    ``GET /healthz``. One request per connection, at most ``max_connections`` at once, each
-    with read timeouts and a deadline.
-
-    :param public_url: the base URL providers call (behind a reverse proxy, the URL they sign
-        is not the one this server sees), e.g. ``https://debsync.example.nl``.
-    """
-
-    daemon_threads = True
-
-    def __init__(
-        self,
-        address: tuple[str, int],
-        store: Store,
-        actions: dict[str, Action[Any]],
-        public_url: str,
-        clock: Clock = system_clock,
-        *,
-        max_connections: int = MAX_CONNECTIONS,
-        read_timeout: float = READ_TIMEOUT_SECONDS,
-        deadline: float = REQUEST_DEADLINE_SECONDS,
-        max_body: int = MAX_BODY_BYTES,
-    ) -> None:
-        super().__init__(address, _Handler)
-        self.store = store
-        self.actions = actions
-        self.public_url = public_url.rstrip("/")
-        self.clock = clock
-        self.read_timeout = read_timeout
-        self.deadline = deadline
-        self.max_body = max_body
-        self._slots = threading.BoundedSemaphore(max_connections)
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        """A thread per request while a slot is free; else 503 at once, from this thread."""
-        if not self._slots.acquire(blocking=False):
-            with contextlib.suppress(OSError):
-                request.settimeout(1.0)
-                request.sendall(_BUSY)
-            self.shutdown_request(request)
-            return
-        try:
-            super().process_request(request, client_address)
-        except BaseException:
-            self._slots.release()
-            raise
-
-    def process_request_thread(self, request: Any, client_address: Any) -> None:
-        try:
-            super().process_request_thread(request, client_address)
-        finally:
-            self._slots.release()
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """A connection that broke (the deadline passed, the client left): no traceback,
-        which could quote the request."""
-        log.info("connection from %s ended with an error", client_address[0])
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: InboundServer
-    server_version = "debsync"
-
-    def setup(self) -> None:
-        super().setup()
-        self.connection.settimeout(self.server.read_timeout)
-        # a client trickling a byte per read_timeout is cut off at the deadline
-        self._deadline = threading.Timer(self.server.deadline, self._expire)
-        self._deadline.daemon = True
-        self._deadline.start()
-
-    def _expire(self) -> None:
-        with contextlib.suppress(OSError):
-            self.connection.shutdown(socket.SHUT_RDWR)
-
-    def finish(self) -> None:
-        self._deadline.cancel()
-        with contextlib.suppress(OSError):
-            super().finish()
-
-    def do_GET(self) -> None:
-        if self.path == "/healthz":
-            self._answer(HTTPStatus.OK, "ok")
-        else:
-            self._answer(HTTPStatus.NOT_FOUND, "not found")
-
-    def do_POST(self) -> None:
-        try:
-            name, action = callback_target(self.path, self.server.actions)
-            length = body_length(
-                self.headers.get("Content-Length"),
-                self.headers.get("Transfer-Encoding"),
-                self.server.max_body,
-            )
-        except CallbackRefused as refused:
-            self._answer(refused.status, refused.text)
-            return
-        body = self.rfile.read(length)
-        self._deadline.cancel()  # the whole request is in: what is left is ours to do
-        if len(body) < length:
-            self._answer(HTTPStatus.BAD_REQUEST, "incomplete body")
-            return
-        request = InboundRequest(
-            method="POST",
-            url=self.server.public_url + self.path,
-            headers=dict(self.headers.items()),
-            body=body,
-        )
-        status, text = handle_callback(
-            self.server.store, name, action, request, self.server.clock()
-        )
-        self._answer(status, text)
-
-    def _answer(self, status: HTTPStatus, text: str) -> None:
-        body = (text + "\n").encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "text/plain; charset=utf-8")
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Connection", "close")
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        command = getattr(self, "command", None) or "-"
-        log.info("%s %s %s", command, loggable_path(getattr(self, "path", "")), code)
-
-    def log_error(self, format: str, *args: Any) -> None:
-        """Malformed requests and timeouts, without the request's text."""
-        log.info("request from %s refused or timed out", self.client_address[0])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -14,18 +13,17 @@ from debsync.cli.common import (
     app,
     day,
     err,
+    fail,
     load,
     now,
     open_store_or_exit,
     out,
-    plugins_of,
     short,
 )
 from debsync.cli.sync import SyncLine, print_sync_table
 
 if TYPE_CHECKING:
     from debsync.config import Config
-    from debsync.daemon import CycleReport
     from debsync.outbox.executor import ActReport
     from debsync.store import Store
 
@@ -99,84 +97,132 @@ def _print_report(report: ActReport) -> None:
 @app.command()
 def run(
     ctx: typer.Context,
-    once: Annotated[bool, typer.Option("--once", help="One cycle, then exit.")] = False,
-    interval: Annotated[
-        int, typer.Option("--interval", min=1, help="Minutes between cycles.")
-    ] = 15,
+    once: Annotated[
+        bool, typer.Option("--once", help="One cycle of everything, whatever the windows.")
+    ] = False,
+    concurrency: Annotated[
+        int, typer.Option("--concurrency", min=1, help="Instances this worker syncs at once.")
+    ] = 4,
 ) -> None:
-    """Sync every connector, plan, and act; with --once one cycle, else until stopped."""
+    """Sync, plan and act until SIGTERM: each instance on its own schedule ([daemon]
+    sync_every), sending only inside the send windows; with --once one cycle, then exit."""
+    import asyncio
+
     from debsync import daemon
+    from debsync.config import load_config
 
-    plugins = plugins_of(ctx)
-
-    def load_cycle() -> tuple[Config, Store]:
-        _, config = load(ctx)
-        return config, open_store_or_exit(config)
-
-    def report(cycle: CycleReport) -> None:
+    plugins, config = load(ctx)
+    store = open_store_or_exit(config)
+    if once:
+        try:
+            cycle = asyncio.run(
+                daemon.cycle(config, store, plugins, clock=now, progress=SyncLine())
+            )
+        finally:
+            store.dispose()
         print_sync_table(cycle.synced)
         _print_report(cycle.acted)
         if cycle.heard.new:
             out.print(f"{cycle.heard.new} status report(s) from providers filed in the dossiers")
-
-    ok = daemon.run(
-        load_cycle,
+        if not cycle.ok:
+            raise typer.Exit(EXIT_FAILED)
+        return
+    path = ctx.find_root().obj.config
+    worker = daemon.Daemon(
+        config,
+        store,
         plugins,
-        once=once,
-        interval=timedelta(minutes=interval),
-        on_cycle=report,
-        progress=SyncLine,
+        reload=lambda: load_config(path, plugins),
         clock=now,
+        concurrency=concurrency,
+        on_sync=lambda result: print_sync_table([result]),
+        on_act=_print_report,
     )
-    if not ok and once:
-        raise typer.Exit(EXIT_FAILED)
+    try:
+        with daemon.exclusive(store):
+            asyncio.run(worker.run())
+    except daemon.DaemonRunning as exc:
+        fail(str(exc), EXIT_FAILED)
+    finally:
+        store.dispose()
 
 
 @app.command()
 def serve(
     ctx: typer.Context,
-    host: Annotated[str, typer.Option("--host", help="Interface to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8710,
+    host: Annotated[
+        str | None,
+        typer.Option("--host", help="Interface to listen on [default: [http] host, 127.0.0.1]."),
+    ] = None,
+    port: Annotated[
+        int | None,
+        typer.Option("--port", help="Port to listen on [default: [http] port, 8710]."),
+    ] = None,
     public_url: Annotated[
         str | None,
         typer.Option(
             "--public-url",
             help="The base URL providers call, as they sign it (behind a reverse proxy) "
-            "[default: http://HOST:PORT].",
+            "[default: [http] public_url, else http://HOST:PORT].",
         ),
     ] = None,
     print_urls: Annotated[
         bool,
         typer.Option(
             "--print-urls",
-            help="Print each instance's callback URL, URL secret included, to enter at the "
-            "provider; then exit.",
+            help="Print each action instance's callback URL, URL secret included, and each "
+            "webhook-capable connector's webhook URL, to enter at the provider; then exit.",
         ),
     ] = False,
 ) -> None:
-    """Receive providers' status callbacks (SMS delivery reports, agency case events) at
-    POST /inbound/<action instance>, and answer GET /healthz."""
+    """Serve the HTTP endpoints without the daemon's loop: providers' status callbacks
+    (POST /inbound/<action instance>), sources' webhooks (POST /webhooks/<connector
+    instance>), GET /healthz, /readyz and /metrics."""
+    import asyncio
+    import signal
+
     from debsync import inbound
     from debsync.outbox.executor import Dispatcher
+    from debsync.server import ServerState, build_app
+    from debsync.server import serve as run_server
 
     plugins, config = load(ctx)
+    host = host or config.http.host
+    port = port or config.http.port
+    base = (public_url or config.http.public_url or f"http://{host}:{port}").rstrip("/")
     store = open_store_or_exit(config)
-    dispatcher = Dispatcher(config, store, plugins, clock=now)
-    base = public_url or f"http://{host}:{port}"
-    actions = dispatcher.actions()
+    actions = Dispatcher(config, store, plugins, clock=now).actions()
+    hooks = [n for n, c in config.connectors.items() if "webhooks" in c.cls.capabilities]
     if print_urls:
         for name, action in actions.items():
             out.print(f"{name}\t{base}{inbound.callback_path(name, action)}", highlight=False)
+        for name in hooks:
+            out.print(f"{name}\t{base}/webhooks/{name}", highlight=False)
         store.dispose()
         return
-    server = inbound.InboundServer((host, port), store, actions, base, now)
-    out.print(f"listening on {host}:{port}; providers call {base}/inbound/<action instance>")
-    for name, action in actions.items():  # a URL secret is for the provider's portal only
-        out.print(f"  {base}{inbound.loggable_path(inbound.callback_path(name, action))}")
+    app = build_app(
+        config, store, plugins, clock=now, state=ServerState(), actions=actions, public_url=base
+    )
+
+    def listening(bound: int) -> None:
+        out.print(f"listening on {host}:{bound}; providers call {base}", highlight=False)
+        for name, action in actions.items():  # a URL secret is for the provider's portal only
+            path = inbound.loggable_path(inbound.callback_path(name, action))
+            out.print(f"  {base}{path}", highlight=False)
+        for name in hooks:
+            out.print(f"  {base}/webhooks/{name}", highlight=False)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        await run_server(app, host, port, stop=stop, listening=listening)
+
     try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
+        asyncio.run(main())
+    except OSError as exc:
+        err.print(f"[red]cannot listen on {host}:{port}:[/] {escape(str(exc))}", highlight=False)
+        raise typer.Exit(EXIT_FAILED) from None
     finally:
-        server.server_close()
         store.dispose()

@@ -15,6 +15,7 @@ from pydantic import SecretStr
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type
 from tenacity.wait import wait_exponential_jitter
 
+from debsync import metrics
 from debsync.clock import Clock, system_clock
 from debsync.connectors.http.errors import FATAL_HINTS, FatalHttpError, RetryableHttpError
 from debsync.connectors.http.limits import RateLimiter
@@ -233,6 +234,7 @@ class HttpClient:
     async def _attempt(self, request: httpx.Request, safe: bool) -> httpx.Response:
         await self._pace(request)
         self.stats.calls += 1
+        metrics.API_CALLS.labels(metrics.platform(self.name)).inc()
         try:
             response = await self._client.send(request)
         except httpx.RequestError as exc:
@@ -265,6 +267,7 @@ class HttpClient:
             self._log.info("%s: rate limit: waiting %.1f s", self.name, wait)
             self.stats.rate_limit_waits += 1
             self.stats.rate_limit_seconds += wait
+            metrics.rate_limited(self.name, wait)
             await factory.sleep(wait)
         now = factory.clock()
         for limiter in self.limiters:
@@ -342,6 +345,7 @@ class HttpClient:
         elif wait > 0:
             self.stats.rate_limit_waits += 1
             self.stats.rate_limit_seconds += wait
+            metrics.rate_limited(self.name, wait)
         request: httpx.Request = state.args[0]
         self._log.warning(
             "%s: %s: %s; attempt %d of %d failed, next in %.1f s",
