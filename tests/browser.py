@@ -58,13 +58,30 @@ def serving(app: Any) -> Iterator[str]:
         sock.close()
 
 
-Serve = Callable[..., str]
+class Served:
+    """A console being served: its base URL, and signing in as one of its users."""
+
+    password = PASSWORD
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def log_in(self, page: Any, name: str, password: str = PASSWORD) -> None:
+        """Sign in through the login form, as a person would, and land on the dashboard."""
+        page.goto(f"{self.url}/login")
+        page.get_by_label("Gebruikersnaam").fill(name)
+        page.get_by_label("Wachtwoord").fill(password)
+        page.get_by_role("button", name="Inloggen").click()
+        page.wait_for_url(f"{self.url}/")
+
+
+Serve = Callable[..., Served]
 
 
 @pytest.fixture
 def web_console() -> Iterator[Serve]:
     """``web_console(config, store, clock, users={"anna": "admin"})``: the console over that
-    store on a free port, with those users (password :data:`PASSWORD`); returns its URL."""
+    store on a free port, with those users (password :data:`PASSWORD`)."""
     with _Servers() as servers:
         yield servers.start
 
@@ -80,14 +97,14 @@ class _Servers:
         clock: Clock,
         users: dict[str, str] | None = None,
         plugins: Plugins | None = None,
-    ) -> str:
+    ) -> Served:
         for name, role in (users or {}).items():
             add_user(store, name, PASSWORD, role, clock())
         app = build_web_app(config, store, plugins or Plugins(entry_points=False), clock=clock)
         served = serving(app)
         url = served.__enter__()
         self._running.append(served)
-        return url
+        return Served(url)
 
     def __enter__(self) -> _Servers:
         return self
@@ -115,12 +132,3 @@ def browser_page() -> Iterator[Any]:
         yield page
         browser.close()
     assert errors == [], errors
-
-
-def log_in(page: Any, url: str, name: str, password: str = PASSWORD) -> None:
-    """Sign in through the login form, as a person would."""
-    page.goto(f"{url}/login")
-    page.get_by_label("Gebruikersnaam").fill(name)
-    page.get_by_label("Wachtwoord").fill(password)
-    page.get_by_role("button", name="Inloggen").click()
-    page.wait_for_url(f"{url}/")

@@ -12,7 +12,6 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from browser import PASSWORD, log_in
 from debsync.config import Config, ConnectorInstance
 from debsync.connectors.csv import CsvConnector, CsvSettings
 from debsync.facts import PauseKind
@@ -212,11 +211,11 @@ def _config(tmp_path: Path) -> Config:
 
 def test_the_page_in_dutch(sqlite_store: Store, tmp_path: Path, web_console, clock) -> None:
     seed(sqlite_store, clock)
-    url = web_console(_config(tmp_path), sqlite_store, clock, users={"kim": "viewer"})
-    with httpx.Client(base_url=url) as client:
+    served = web_console(_config(tmp_path), sqlite_store, clock, users={"kim": "viewer"})
+    with httpx.Client(base_url=served.url) as client:
         login = client.get("/login")
         token = login.text.split('name="csrf" value="')[1].split('"')[0]
-        client.post("/login", data={"csrf": token, "name": "kim", "password": PASSWORD})
+        client.post("/login", data={"csrf": token, "name": "kim", "password": served.password})
         page = client.get("/")
     assert page.status_code == 200
     html = page.text.replace("\xa0", " ")  # babel puts a no-break space after the €
@@ -235,8 +234,8 @@ def test_a_browser_logs_in_and_sees_the_dashboard(
     sqlite_store: Store, tmp_path: Path, web_console, browser_page, clock
 ) -> None:
     seed(sqlite_store, clock)
-    url = web_console(_config(tmp_path), sqlite_store, clock, users={"kim": "viewer"})
-    log_in(browser_page, url, "kim")
+    served = web_console(_config(tmp_path), sqlite_store, clock, users={"kim": "viewer"})
+    served.log_in(browser_page, "kim")
     assert browser_page.locator("#open-amount").inner_text() == "€\xa01.973,45"
     assert browser_page.get_by_role("img", name="Ouderdom op 22-11-2026").is_visible()
     browser_page.get_by_role("link", name="English").click()
