@@ -159,21 +159,46 @@ class Facts:
         )
 
 
+_DEBTOR_COLUMNS = [
+    c
+    for c in debtors.c
+    if c.name
+    not in ("iban", "fingerprint", "raw_fingerprint", "created_at", "updated_at", "purged_at")
+]
+"""What a message shows of a debtor: no fingerprints, no bookkeeping times."""
+
+_INVOICE_COLUMNS = [
+    c
+    for c in invoices.c
+    if c.name not in ("fingerprint", "raw_fingerprint", "closed_at", "created_at", "updated_at")
+]
+
+
 def load_facts(conn: Connection, rows: Sequence[Row[Any]], config: Config) -> Facts:
-    """Everything about the debtors of ``rows``, in six queries however many rows. The
-    history holds the steps the source recorded as planning placed them, so the figures
-    rebuilt before sending gate costs exactly as the plan did."""
+    """Everything about the debtors of ``rows`` (their open invoices and those the actions
+    name), in six queries however many rows. The history holds the steps the source recorded
+    as planning placed them, so the figures rebuilt before sending gate costs exactly as the
+    plan did."""
     pairs = sorted({(r.instance, r.debtor_id) for r in rows})
     if not pairs:
         return Facts({}, {}, {}, [], {})
     by_debtor = pairs_in(debtors.c.instance, debtors.c.external_id, pairs)
     debtor_rows = {
-        (r.instance, r.external_id): r for r in conn.execute(sa.select(debtors).where(by_debtor))
+        (r.instance, r.external_id): r
+        for r in conn.execute(sa.select(*_DEBTOR_COLUMNS).where(by_debtor))
     }
+    named = [(r.instance, i) for r in rows for i in r.invoice_ids]
     invoice_rows = {
         (r.instance, r.external_id): r
         for r in conn.execute(
-            sa.select(invoices).where(pairs_in(invoices.c.instance, invoices.c.debtor_id, pairs))
+            sa.select(*_INVOICE_COLUMNS).where(
+                pairs_in(invoices.c.instance, invoices.c.debtor_id, pairs),
+                # a debtor's paid invoices matter only where an action names them
+                sa.or_(
+                    invoices.c.state == "open",
+                    pairs_in(invoices.c.instance, invoices.c.external_id, named),
+                ),
+            )
         )
     }
     history: dict[Key, list[StepSent]] = defaultdict(list)
@@ -205,19 +230,25 @@ def load_facts(conn: Connection, rows: Sequence[Row[Any]], config: Config) -> Fa
     }
     add_recorded(conn, [pairs_in(events.c.instance, events.c.debtor_id, pairs)], placed, history)
     letters: dict[Key, str] = {}
-    for inst, invoice_ids, receipt in conn.execute(
-        sa.select(outbox.c.instance, outbox.c.invoice_ids, outbox.c.receipt).where(
-            pairs_in(outbox.c.instance, outbox.c.debtor_id, pairs),
-            outbox.c.role == "wik_notice",
-            outbox.c.legal_copy.is_(True),
-            outbox.c.state == ActionState.SENT,
-            outbox.c.dispatched_on.is_not(None),
-        )
-    ):
-        digest = (receipt or {}).get("content_sha256")
-        for invoice_id in invoice_ids:
-            if digest:
-                letters[(inst, invoice_id)] = digest
+    noticed = {  # only a message about a veertiendagenbrief's invoices cites the letter
+        (key[0], invoice_rows[key].debtor_id)
+        for key, steps in history.items()
+        if key in invoice_rows and any(sent.role == "wik_notice" for sent in steps)
+    }
+    if noticed:
+        for inst, invoice_ids, receipt in conn.execute(
+            sa.select(outbox.c.instance, outbox.c.invoice_ids, outbox.c.receipt).where(
+                pairs_in(outbox.c.instance, outbox.c.debtor_id, noticed),
+                outbox.c.role == "wik_notice",
+                outbox.c.legal_copy.is_(True),
+                outbox.c.state == ActionState.SENT,
+                outbox.c.dispatched_on.is_not(None),
+            )
+        ):
+            digest = (receipt or {}).get("content_sha256")
+            for invoice_id in invoice_ids:
+                if digest:
+                    letters[(inst, invoice_id)] = digest
     return Facts(debtor_rows, invoice_rows, dict(history), load_active(conn), letters)
 
 

@@ -88,7 +88,16 @@ def pairs_in(first: Any, second: Any, pairs: Iterable[tuple[str, str]]) -> Any:
     grouped: dict[str, list[str]] = {}
     for a, b in pairs:
         grouped.setdefault(a, []).append(b)
-    return sa.or_(sa.false(), *(sa.and_(first == a, second.in_(bs)) for a, bs in grouped.items()))
+    return sa.or_(
+        sa.false(),
+        *(
+            sa.and_(
+                first == sa.bindparam(None, a, type_=first.type),
+                second.in_(sa.bindparam(None, bs, type_=second.type, expanding=True)),
+            )
+            for a, bs in grouped.items()
+        ),
+    )
 
 
 # -- events -------------------------------------------------------------------------------------
@@ -254,9 +263,30 @@ def claim(
             sa.update(outbox)
             .where(outbox.c.id.in_(pick.scalar_subquery()))
             .values(lease_owner=owner, lease_until=now + lease)
-            .returning(*outbox.c)
+            .returning(*_CLAIMED)
         ).all()
     return sorted(claimed, key=lambda r: r.id)
+
+
+_CLAIMED = [
+    c
+    for c in outbox.c
+    if c.name
+    not in (
+        "payload",
+        "payload_sha256",
+        "receipt",
+        "provider_id",
+        "dispatched_on",
+        "cancel_code",
+        "last_error",
+        "next_attempt_at",
+        "created_at",
+        "updated_at",
+    )
+]
+"""What sending a claimed row reads of it: not the outcome of an earlier attempt (its payload
+is rendered again, its outcome written anew), nor the row's bookkeeping times."""
 
 
 def release(store: Store, row_ids: Iterable[int], owner: str) -> None:
