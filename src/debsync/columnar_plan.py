@@ -110,7 +110,7 @@ class _Pass:
         settle(book.direct_debit & ~book.direct_debit_failed, _CODE[Reason.DIRECT_DEBIT])
         self._ladder(np.nonzero(undecided)[0])
         # a debtor is planned whole, by one path
-        routed = np.zeros(len(book.debtors), np.bool_)
+        routed = route
         routed[book.debtor[code == _ROUTED]] = True
         code[routed[book.debtor]] = _ROUTED
         self.routed_debtors = routed
@@ -127,10 +127,15 @@ class _Pass:
         counts = np.bincount(book.ev_invoice, minlength=n)
         self.ends = np.cumsum(counts)
         self.starts = self.ends - counts
-        self.last_ev = np.where(counts > 0, order[np.maximum(self.ends - 1, 0)], -1)
-        has = self.last_ev >= 0
-        self.last_role = np.where(has, book.ev_role[self.last_ev], -1)
-        self.last_step = np.where(has, book.ev_step[self.last_ev], len(book.step_names))
+        has = counts > 0
+        self.last_ev = np.full(n, -1, np.int64)
+        self.last_ev[has] = last = order[self.ends[has] - 1]
+        self.last_role = np.full(n, -1, np.int64)
+        self.last_role[has] = book.ev_role[last]
+        self.last_step = np.full(n, len(book.step_names), np.int64)  # none sent: the extra code
+        self.last_step[has] = book.ev_step[last]
+        self.last_sent = np.zeros(n, np.int64)
+        self.last_sent[has] = book.ev_sent[last]
         self.wik_ev = np.full(n, -1, np.int64)
         wik = np.nonzero(book.ev_role[order] == self.role_code("wik_notice"))[0]
         if len(wik):
@@ -232,7 +237,7 @@ class _Pass:
         rows, lad, slot = rows[keep], lad[keep], slot[keep]
         due = book.due[rows]
         has = self.last_ev[rows] >= 0
-        sent = np.where(has, book.ev_sent[self.last_ev[rows]], due)
+        sent = np.where(has, self.last_sent[rows], due)
         by_due = due + tables.after_due[lad, slot]
         by_due = np.where(has, np.maximum(by_due, sent + tables.spacing[lad, slot]), by_due)
         step_ord = np.where(
