@@ -20,13 +20,14 @@ from typing import Any
 
 import pytest
 import uvicorn
+from argon2 import PasswordHasher
 
 from debsync.clock import Clock
 from debsync.config import Config
 from debsync.plugins import Plugins
 from debsync.store import Store
+from debsync.web import auth
 from debsync.web.app import build_web_app
-from debsync.web.auth import add_user
 
 CHROMIUM = Path("/usr/bin/chromium")
 STARTUP = 10.0  # seconds the server may take to listen
@@ -63,8 +64,8 @@ class Served:
 
     password = PASSWORD
 
-    def __init__(self, url: str) -> None:
-        self.url = url
+    def __init__(self, url: str, app: Any) -> None:
+        self.url, self.app = url, app
 
     def log_in(self, page: Any, name: str, password: str = PASSWORD) -> None:
         """Sign in through the login form, as a person would, and land on the dashboard."""
@@ -79,9 +80,11 @@ Serve = Callable[..., Served]
 
 
 @pytest.fixture
-def web_console() -> Iterator[Serve]:
+def web_console(monkeypatch: pytest.MonkeyPatch) -> Iterator[Serve]:
     """``web_console(config, store, clock, users={"anna": "admin"})``: the console over that
-    store on a free port, with those users (password :data:`PASSWORD`)."""
+    store on a free port, with those users (password :data:`PASSWORD`). Passwords are hashed
+    with argon2 at its lowest cost: the real cost is for attackers, not for the suite."""
+    monkeypatch.setattr(auth, "_hasher", PasswordHasher(time_cost=1, memory_cost=64, parallelism=1))
     with _Servers() as servers:
         yield servers.start
 
@@ -99,12 +102,12 @@ class _Servers:
         plugins: Plugins | None = None,
     ) -> Served:
         for name, role in (users or {}).items():
-            add_user(store, name, PASSWORD, role, clock())
+            auth.add_user(store, name, PASSWORD, role, clock())
         app = build_web_app(config, store, plugins or Plugins(entry_points=False), clock=clock)
         served = serving(app)
         url = served.__enter__()
         self._running.append(served)
-        return Served(url)
+        return Served(url, app)
 
     def __enter__(self) -> _Servers:
         return self

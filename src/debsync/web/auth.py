@@ -49,7 +49,7 @@ MIN_PASSWORD = 10
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
 
 _hasher = PasswordHasher()
-_DUMMY_HASH = _hasher.hash("not a password of anyone")
+_dummies: dict[PasswordHasher, str] = {}
 
 
 class UserError(DebsyncError):
@@ -123,7 +123,7 @@ def authenticate(store: Store, name: str, password: str, now: datetime) -> User 
     with store.engine.begin() as conn:
         row = conn.execute(sa.select(users).where(users.c.name == name)).first()
         if row is None or row.disabled_at is not None:
-            _verify(_DUMMY_HASH, password)
+            _verify(_dummy(), password)
             return None
         if row.locked_until is not None and row.locked_until > now:
             return None
@@ -141,6 +141,13 @@ def authenticate(store: Store, name: str, password: str, now: datetime) -> User 
             values["password_hash"] = _hasher.hash(password)
         conn.execute(sa.update(users).where(users.c.name == name).values(**values))
     return User(row.name, row.role, row.created_at)
+
+
+def _dummy() -> str:
+    """A hash of nobody's password with the hasher's own cost, made once."""
+    if _hasher not in _dummies:
+        _dummies[_hasher] = _hasher.hash(secrets.token_urlsafe(16))
+    return _dummies[_hasher]
 
 
 def _verify(hashed: str, password: str) -> bool:

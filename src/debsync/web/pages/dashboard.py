@@ -26,24 +26,24 @@ def dashboard(request: Request) -> Response:
     statuses = instance_status(
         parts.store, {n: c.type_name for n, c in config.connectors.items()}, day
     )
+    warnings: list[tuple[str, dict[str, object]]] = []
+    rate_warnings = law.rate_table_warnings(day, config.law.interest_rates)
+    if rate_warnings:
+        warnings.append(("dashboard.warn.rates", {"detail": " ".join(rate_warnings)}))
+    for info in parts.plugins.broken():
+        warnings.append(("dashboard.warn.plugin", {"name": info.name}))
     if not statuses:
-        return render(request, "dashboard.html", {"status": None, "instances": []})
+        return render(request, "dashboard.html", {"status": None, "warnings": warnings})
     names = [s.instance for s in statuses]
     chosen = request.query_params.get("instance")
     status = statuses[names.index(chosen)] if chosen in names else statuses[0]
     found = figures(parts.store, status, day)
     totals = status.totals.get(main_currency(status), CurrencyTotals())
     aging = [totals.aging.get(b, Decimal(0)) for b in AGING_BUCKETS]
-    warnings: list[tuple[str, dict[str, object]]] = []
-    rate_warnings = law.rate_table_warnings(day, config.law.interest_rates)
-    if rate_warnings:
-        warnings.append(("dashboard.warn.rates", {"detail": " ".join(rate_warnings)}))
     if status.unknown_kind:
         warnings.append(("dashboard.warn.unknown_kind", {"count": len(status.unknown_kind)}))
     if found.without_contact:
         warnings.append(("dashboard.warn.no_contact", {"count": found.without_contact}))
-    for info in parts.plugins.broken():
-        warnings.append(("dashboard.warn.plugin", {"name": info.name}))
     return render(
         request,
         "dashboard.html",
