@@ -89,7 +89,8 @@ class Served:
             return read_all(sock)
 
     def post(self, path: str, body: bytes, headers: dict[str, str] | None = None) -> bytes:
-        lines = [f"POST {path} HTTP/1.1", "Host: x", f"Content-Length: {len(body)}"]
+        lines = [f"POST {path} HTTP/1.1", "Host: x", "Connection: close"]
+        lines.append(f"Content-Length: {len(body)}")
         lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
         return self.send(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
 
