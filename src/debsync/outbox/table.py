@@ -441,6 +441,14 @@ class StepTaken(NamedTuple):
     stated_costs_minor: int | None
 
 
+_STEPS_TAKEN = sa.select(events.c.invoice_id, events.c.data).where(
+    events.c.instance == sa.bindparam("s_instance"),
+    events.c.invoice_id.in_(sa.bindparam("s_invoices", expanding=True)),
+    events.c.kind == EventKind.STEP_SENT,
+)
+"""Built once: every batch the outbox records runs it (per instance, by the index)."""
+
+
 def record_steps(conn: Connection, taken: Sequence[StepTaken], now: datetime) -> int:
     """Write ``step.sent`` for each invoice that has none yet for its own step: a step is
     taken once, by the first channel that delivers it (for a veertiendagenbrief, only by its
@@ -451,13 +459,14 @@ def record_steps(conn: Connection, taken: Sequence[StepTaken], now: datetime) ->
     wanted = [(t.row.instance, i) for t in taken for i in t.invoice_ids]
     if not wanted:
         return 0
+    per_instance: dict[str, list[str]] = {}
+    for instance, invoice_id in wanted:
+        per_instance.setdefault(instance, []).append(invoice_id)
     already = {
         (instance, invoice_id, data.get("step"))
-        for instance, invoice_id, data in conn.execute(
-            sa.select(events.c.instance, events.c.invoice_id, events.c.data).where(
-                pairs_in(events.c.instance, events.c.invoice_id, wanted),
-                events.c.kind == EventKind.STEP_SENT,
-            )
+        for instance, invoices in per_instance.items()
+        for invoice_id, data in conn.execute(
+            _STEPS_TAKEN, {"s_instance": instance, "s_invoices": invoices}
         )
     }
     fresh = []
