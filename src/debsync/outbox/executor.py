@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Row
 from tenacity import RetryCallState, Retrying, wait_exponential
 
-from debsync import law
+from debsync import law, metrics
 from debsync.actions.base import (
     Action,
     ActionEnvironment,
@@ -494,6 +494,7 @@ class Dispatcher:
 
     def _tell_observers(self, attempt: _Attempt, configured: ActionInstance) -> None:
         row = attempt.row
+        metrics.ACTIONS.labels(row.channel, str(attempt.state)).inc()
         self.plugins.action_finished(
             ActionOutcome(
                 key=row.key,
