@@ -14,6 +14,11 @@ from types import ModuleType
 PAGE_MODULES = (
     "login",
     "dashboard",
+    "plan",
+    "calls",
+    "outbox",
+    "dossier",
+    "messages",
     "settings",
 )
 
