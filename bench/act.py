@@ -11,8 +11,10 @@ re-check, render, mark sending, send, record) with
     python bench/act.py [--actions 5000] [--emails 2000] [--only noop|email]
 
 Targets (issue 4): >= 2,000 no-op actions/s on SQLite; >= 200 emails/s with connection reuse;
-(issue 16) e-mail within 2x of the floor: ``../shared/bench/smtp_limit.py``'s one-connection
-loop (bare smtplib and ``EmailMessage``), run against the same server in this run.
+(issue 16) >= 3,000 no-op actions/s, and e-mail within 2x of the floor:
+``../shared/bench/smtp_limit.py``'s one-connection loop (bare smtplib and ``EmailMessage``), run
+against the same server in this run. Pin it to one core (``taskset -c 1``); on a busy machine
+the per-CPU-second figure printed beside actions/s shows how much of the gap is the machine.
 Each phase runs in a fresh process so its figures are its own.
 """
 
@@ -31,6 +33,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+NOOP_TARGET = 3000
 DUE = date(2026, 11, 20)
 
 
@@ -169,8 +172,10 @@ def phase(kind: str, work: Path, count: int, port: int | None) -> dict[str, floa
     started = time.perf_counter()
     queued = enqueue(store, plan_from_store(config, store, NOW).actions, NOW)
     planned = time.perf_counter()
+    cpu = time.process_time()
     report = asyncio.run(dispatcher.execute())
     done = time.perf_counter()
+    cpu = time.process_time() - cpu
     sent = report.outcomes[ActionState.SENT]
     if sent != count or len(queued.new) != count:
         outcomes = dict(report.outcomes)
@@ -178,6 +183,7 @@ def phase(kind: str, work: Path, count: int, port: int | None) -> dict[str, floa
     return {
         "plan_seconds": planned - started,
         "send_seconds": done - planned,
+        "send_cpu_seconds": cpu,
         "sent": sent,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
@@ -243,10 +249,13 @@ def floor(port: int, count: int) -> dict[str, float]:
 
 def report(label: str, figures: dict[str, float]) -> None:
     sent, plan, send = figures["sent"], figures["plan_seconds"], figures["send_seconds"]
+    cpu = figures["send_cpu_seconds"]
     print(
         f"{label}: {sent:,.0f} actions through the outbox (claim, re-check, render, send, "
-        f"record) in {send:.2f} s = {sent / send:,.0f} actions/s; planning and queueing them "
-        f"took {plan:.2f} s ({sent / plan:,.0f}/s); peak RSS {figures['peak_rss_mb']:.0f} MB"
+        f"record) in {send:.2f} s = {sent / send:,.0f} actions/s ({sent / cpu:,.0f} per second "
+        f"of this process's CPU time, less sensitive to a busy machine); planning and queueing "
+        f"them took {plan:.2f} s ({sent / plan:,.0f}/s); peak RSS "
+        f"{figures['peak_rss_mb']:.0f} MB"
     )
 
 
@@ -267,7 +276,11 @@ def main() -> None:
         print(json.dumps(phase(args.phase, args.work, args.count, args.port)))
         return
     if args.only in (None, "noop"):
-        report("no-op action, SQLite", run_phase("noop", args.actions))
+        figures = run_phase("noop", args.actions)
+        report("no-op action, SQLite", figures)
+        rate = figures["sent"] / figures["send_seconds"]
+        verdict = "met" if rate >= NOOP_TARGET else "not met"
+        print(f"{'':>20}  target (issue 16): >= {NOOP_TARGET:,} no-op actions/s: {verdict}")
     if args.only in (None, "email"):
         controller, counter = smtp_sink()
         try:
