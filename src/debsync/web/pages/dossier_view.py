@@ -22,6 +22,7 @@ from debsync.model import from_minor, to_minor
 from debsync.pauses import PauseError, active_pauses, end_pause, start_pause
 from debsync.store import Store
 from debsync.store.schema import PURGED_PAYLOAD
+from debsync.web.pages.work_lists import reaches
 
 
 @dataclass(frozen=True)
@@ -74,15 +75,6 @@ class DossierView:
         if pause.scope == "invoice":
             return next((i.number for i in self.invoices if i.id == pause.target), pause.target)
         return pause.scope
-
-
-def reaches(pause: Pause, instance: str, debtor_id: str, invoice_ids: set[str]) -> bool:
-    """Whether ``pause`` holds anything of this debtor."""
-    if pause.instance != instance:
-        return False
-    if pause.scope == "invoice":
-        return pause.target in invoice_ids
-    return pause.scope == "instance" or pause.target == debtor_id
 
 
 def load_view(store: Store, instance: str, debtor_id: str) -> DossierView:

@@ -148,6 +148,7 @@ messages = {
         "Aanhouden vraagt om een reden en een einddatum vandaag of later.",
         "Holding needs a reason and an end date today or later.",
     ),
+    "plan.paused": ("gepauzeerd", "paused"),
     "plan.preview": ("Voorbeeld", "Preview"),
     "plan.no_preview": ("Voorbeeld na inplannen", "Preview once queued"),
 }

@@ -23,15 +23,15 @@ from debsync.clock import Clock
 from debsync.config import Config
 from debsync.decisions import PlannedAction
 from debsync.errors import DebsyncError
-from debsync.facts import PauseKind
+from debsync.facts import Pause, PauseKind
 from debsync.outbox import review
 from debsync.outbox.preview import dry_run
 from debsync.outbox.table import OutboxError, enqueue
-from debsync.pauses import start_pause
+from debsync.pauses import active_pauses, start_pause
 from debsync.planning import plan_from_store
 from debsync.store import Store
 from debsync.store.schema import ActionState, outbox
-from debsync.web.pages.work_lists import debtor_names, matching_debtors
+from debsync.web.pages.work_lists import debtor_names, matching_debtors, reaches
 
 NOT_QUEUED = "not_queued"
 """The state shown for an action the scheduler plans that no run has queued yet."""
@@ -58,6 +58,10 @@ class PlanItem:
     costs: Decimal | None
     deadline: date
     explanation: str
+    invoice_ids: tuple[str, ...]
+    paused: bool = False
+    """A pause recorded after the action was queued reaches its invoices: the outbox cancels
+    it as paused when it comes to send it."""
 
     @property
     def queued(self) -> bool:
@@ -75,8 +79,9 @@ def _amount(value: str | None) -> Decimal | None:
     return None if value is None else Decimal(value)
 
 
-def _from_row(row: Row[Any], name: str) -> PlanItem:
+def _from_row(row: Row[Any], name: str, pauses: Sequence[Pause]) -> PlanItem:
     plan = row.plan
+    invoice_ids = tuple(row.invoice_ids)
     return PlanItem(
         key=row.key,
         state=row.state,
@@ -93,6 +98,8 @@ def _from_row(row: Row[Any], name: str) -> PlanItem:
         costs=_amount(plan["costs"]),
         deadline=date.fromisoformat(plan["deadline"]),
         explanation=plan["explanation"],
+        invoice_ids=invoice_ids,
+        paused=any(reaches(p, row.instance, row.debtor_id, set(invoice_ids)) for p in pauses),
     )
 
 
@@ -113,6 +120,7 @@ def _from_action(action: PlannedAction, name: str) -> PlanItem:
         costs=action.costs,
         deadline=action.deadline,
         explanation=action.explanation,
+        invoice_ids=tuple(line.invoice_id for line in action.lines),
     )
 
 
@@ -127,7 +135,8 @@ def load_plan(config: Config, store: Store, now: datetime) -> PlanView:
         (a.instance, a.debtor_id) for a in dry.would_queue
     }
     names = debtor_names(store, refs)
-    items = [_from_row(r, names.get((r.instance, r.debtor_id), "")) for r in rows]
+    pauses = active_pauses(store)
+    items = [_from_row(r, names.get((r.instance, r.debtor_id), ""), pauses) for r in rows]
     items += [_from_action(a, names.get((a.instance, a.debtor_id), "")) for a in dry.would_queue]
     return PlanView(items=items, warnings=dry.warnings, unrouted=dry.unrouted)
 

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
+from debsync.facts import Pause
 from debsync.store import Store
 from debsync.store.schema import debtors, invoices
 from debsync.web.listing import Listing, ListSpec, Page, equals
@@ -46,17 +47,31 @@ def matching_debtors(store: Store, query: str) -> set[DebtorRef]:
 
 
 def debtor_names(store: Store, refs: Iterable[DebtorRef]) -> dict[DebtorRef, str]:
-    """Names of the given debtors (those a purge pseudonymised carry the name it left)."""
-    wanted = set(refs)
-    if not wanted:
-        return {}
+    """Names of the given debtors, looked up per instance by an ``IN`` on their ids (SQLite
+    scans the whole table for a row-value ``IN``)."""
+    by_instance: dict[str, set[str]] = {}
+    for instance, debtor_id in refs:
+        by_instance.setdefault(instance, set()).add(debtor_id)
+    names: dict[DebtorRef, str] = {}
     with store.engine.connect() as conn:
-        found = conn.execute(
-            sa.select(debtors.c.instance, debtors.c.external_id, debtors.c.name).where(
-                sa.tuple_(debtors.c.instance, debtors.c.external_id).in_(sorted(wanted))
+        for instance, ids in by_instance.items():
+            found = conn.execute(
+                sa.select(debtors.c.external_id, debtors.c.name).where(
+                    debtors.c.instance == instance, debtors.c.external_id.in_(sorted(ids))
+                )
             )
-        )
-        return {(str(i), str(d)): str(name) for i, d, name in found}
+            names.update({(instance, str(d)): str(name) for d, name in found})
+    return names
+
+
+def reaches(pause: Pause, instance: str, debtor_id: str, invoice_ids: set[str]) -> bool:
+    """Whether ``pause`` holds anything of this debtor (one of ``invoice_ids``, the debtor or
+    the whole instance)."""
+    if pause.instance != instance:
+        return False
+    if pause.scope == "invoice":
+        return pause.target in invoice_ids
+    return pause.scope == "instance" or pause.target == debtor_id
 
 
 def python_spec(
