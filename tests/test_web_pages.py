@@ -27,7 +27,7 @@ from debsync.store.schema import ActionState, events
 from debsync.web.auth import SESSION_COOKIE, list_users, start_session
 from debsync.web.pages import outbox, plan
 from debsync.web.pages.plan_items import NOT_QUEUED, load_plan
-from web_book import NOW, TODAY, USERS, seed
+from web_book import NOW, TODAY, USERS, seed, walk
 
 from conftest import FrozenClock
 
@@ -442,3 +442,32 @@ def test_pauses_start_and_end_from_the_dossier(console: Console) -> None:
         data={"csrf": csrf(page), "kind": "dispute", "invoice": "F-001", "reason": ""},
     )
     assert dispute.status_code == 409 and active_pauses(console.store) == []
+
+
+# -- both backends ------------------------------------------------------------------------------
+
+
+def test_the_lists_search_sort_and_decide_on_both_backends(
+    store: Store, tmp_path: Path, web_console: Any
+) -> None:
+    """The SQL the lists build (search by invoice number, sorting by a joined name, counts
+    per debtor) and an approval, on SQLite and on PostgreSQL."""
+    url = store.engine.url.render_as_string(hide_password=False)
+    plugins = Plugins()
+    config = load_config(walk(tmp_path, url), plugins)
+    clock = FrozenClock(NOW)
+    served = web_console(config, store, clock, users=USERS, plugins=plugins)
+    running = Console(config, store, served.url, clock, [])
+    with running.client("anna") as client:
+        assert len(table_rows(client.get("/outbox?q=f-004").text)) == 1
+        by_debtor = table_rows(client.get("/outbox?sort=debtor&desc=1").text)
+        assert "Oak & Ivy" in by_debtor[0] and "Bakkerij" in by_debtor[-1]
+        debtors = table_rows(client.get("/debtors?sort=open&desc=0&q=d").text)
+        assert [r.split()[-1] for r in debtors] == ["1", "1", "1"]
+        (found,) = table_rows(client.get("/plan?q=KORREL").text)
+        assert "Bakkerij De Gouden Korrel B.V. (D1)" in found
+        key = running.action("D1", "handoff").key
+        page = client.get("/plan")
+        approved = client.post("/plan", data={"csrf": csrf(page), "approve_one": key})
+        assert approved.status_code == 200
+    assert running.action("D1", "handoff").state == ActionState.APPROVED

@@ -36,7 +36,7 @@ HEADER = export_header("KvK-nummer", "Bedrag", "Valuta", "Betalingskenmerk")
 
 CONFIG = """
 [store]
-url = "sqlite:///{db}"
+url = "{url}"
 
 [creditor]
 name = "Voorbeeld Installatietechniek B.V."
@@ -101,7 +101,9 @@ def _row(
     ]
 
 
-def _walk(directory: Path) -> None:
+def walk(directory: Path, url: str) -> Path:
+    """Write the book into ``directory`` with its store at ``url`` and walk the ladder up to
+    :data:`TODAY`; returns the connectors.toml."""
     due = START - timedelta(days=1)
     write(
         directory / "open-items.csv",
@@ -129,9 +131,7 @@ def _walk(directory: Path) -> None:
         ],
     )
     config = directory / "connectors.toml"
-    config.write_text(
-        textwrap.dedent(CONFIG).format(db=(directory / "debsync.db").as_posix()), "utf-8"
-    )
+    config.write_text(textwrap.dedent(CONFIG).format(url=url), "utf-8")
     for offset in range(5):  # the daemon's daily cycle, up to the day before TODAY
         moment = datetime.combine(START + timedelta(days=offset), time(9, 0), tzinfo=AMSTERDAM)
         result = CliRunner().invoke(
@@ -140,16 +140,18 @@ def _walk(directory: Path) -> None:
             env={"DEBSYNC_NOW": moment.isoformat(), "DEBSYNC_CONFIG": None},
         )
         assert result.exit_code == 0, (result.output, result.exception)
+    return config
 
 
 _SEEDED: dict[str, Path] = {}
 
 
 def seed(directory: Path, cache: Path) -> Path:
-    """A copy of the walked book in ``directory``; returns its connectors.toml."""
+    """A copy of the book walked once into SQLite under ``cache``, in ``directory``; returns
+    its connectors.toml."""
     if "book" not in _SEEDED:
         cache.mkdir(parents=True, exist_ok=True)
-        _walk(cache)
+        walk(cache, _sqlite(cache))
         _SEEDED["book"] = cache
     source = _SEEDED["book"]
     for name in ("open-items.csv", "debsync.db"):
@@ -158,7 +160,9 @@ def seed(directory: Path, cache: Path) -> Path:
         if (source / folder).exists():
             shutil.copytree(source / folder, directory / folder, dirs_exist_ok=True)
     config = directory / "connectors.toml"
-    config.write_text(
-        textwrap.dedent(CONFIG).format(db=(directory / "debsync.db").as_posix()), "utf-8"
-    )
+    config.write_text(textwrap.dedent(CONFIG).format(url=_sqlite(directory)), "utf-8")
     return config
+
+
+def _sqlite(directory: Path) -> str:
+    return f"sqlite:///{(directory / 'debsync.db').as_posix()}"
