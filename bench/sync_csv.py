@@ -1,12 +1,13 @@
 """Benchmark: sync a 100,000-invoice Dutch open-items CSV into SQLite.
 
-Prints invoices per second and peak RSS for a first sync and for an unchanged re-sync. Each
+Prints invoices per second and peak RSS for a first sync and for an unchanged re-sync, and
+each one's ratio to its floor (``sync_limit.py`` on the same file, in the same run). Each
 phase runs in a fresh process, so its peak RSS is its own and no cache carries over.
 
     python bench/sync_csv.py [--invoices 100000] [--debtors 20000] [--keep DIR]
 
-Targets (issue 2, one core): first sync >= 20,000 invoices/s, unchanged re-sync >= 50,000/s,
-peak RSS < 300 MB. Pin to one core with ``taskset -c 0`` for comparable figures.
+Targets (issue 16, one core): first sync within 3x of its floor, unchanged re-sync within
+1.2x of its floor, peak RSS < 300 MB. Pin to one core with ``taskset -c 0`` for comparable figures.
 """
 
 from __future__ import annotations
@@ -42,17 +43,26 @@ FLOOR = Path("/work/shared/bench/sync_limit.py")
 """The first-sync floor the platform benchmarks divide by (../shared/bench/README.md)."""
 
 
+def floors(path: Path) -> dict[str, float]:
+    """Rows per second of ``sync_limit.py``'s first sync and unchanged re-sync of ``path``,
+    on this machine, now."""
+    output = subprocess.run(
+        [sys.executable, str(FLOOR), str(path)], check=True, capture_output=True, text=True
+    ).stdout
+    found = {}
+    for label in ("first sync", "unchanged"):
+        match = re.search(rf"{label} limit ([\d,]+) rows/s", output)
+        assert match, output
+        found[label] = float(match.group(1).replace(",", ""))
+    return found
+
+
 def first_sync_floor(work: Path, invoices: int, debtors: int) -> float:
     """Rows per second of ``sync_limit.py``'s first sync on this machine, now, on an export
     of the same size the benchmark syncs."""
     path = work / "floor.csv"
     generate(path, invoices, debtors)
-    output = subprocess.run(
-        [sys.executable, str(FLOOR), str(path)], check=True, capture_output=True, text=True
-    ).stdout
-    match = re.search(r"first sync limit ([\d,]+) rows/s", output)
-    assert match, output
-    return float(match.group(1).replace(",", ""))
+    return floors(path)["first sync"]
 
 
 def generate(path: Path, invoices: int, debtors: int, seed: int = 2026) -> None:
@@ -146,7 +156,8 @@ def main() -> None:
     config.write_text(
         f'[connectors.bench]\ntype = "csv"\npath = "{csv_path.name}"\n', encoding="utf-8"
     )
-    for label in ("first sync", "unchanged re-sync"):
+    limits = floors(csv_path)
+    for label, floor in (("first sync", "first sync"), ("unchanged re-sync", "unchanged")):
         output = subprocess.run(
             [sys.executable, __file__, "--phase", str(config)],
             check=True,
@@ -158,7 +169,8 @@ def main() -> None:
         print(
             f"{label:>18}: {figures['invoices']:,.0f} invoices in {figures['seconds']:.2f} s = "
             f"{rate:,.0f} invoices/s, {figures['writes']:,.0f} writes, "
-            f"peak RSS {figures['peak_rss_mb']:.0f} MB"
+            f"peak RSS {figures['peak_rss_mb']:.0f} MB; floor {limits[floor]:,.0f}/s, "
+            f"ratio to floor: {limits[floor] / rate:.1f}x"
         )
 
 

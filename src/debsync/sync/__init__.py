@@ -13,6 +13,11 @@ Guarantees, whatever the connector:
   nothing is derived for them.
 * A bad record is a reject: counted, stored with the run and shown by ``debsync status``; it
   never stops a page. An invoice rejected in a snapshot is never closed for being "absent".
+* A connector with the ``"digest"`` capability (an export read whole, such as CSV) gets the
+  last complete snapshot's cursor, a digest of its export; when the export is the same it
+  yields one empty complete page at that cursor, and the run repeats that snapshot without
+  reading, writing or closing anything: its rejects are stored and shown again, and the run
+  and the last success are recorded as for any run.
 * A snapshot that would close most open invoices at once (an empty or truncated export, a
   wrong file) is refused unless the operator allows it.
 """
