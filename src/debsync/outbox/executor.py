@@ -396,6 +396,7 @@ class Dispatcher:
         if dropped:
             conn.execute(sa.insert(events), dropped)
         lease_until = now + timedelta(seconds=self.config.outbox.lease_seconds)
+        narrowed = any(a.invoice_ids != a.row.invoice_ids for a in ready)  # else not rewritten
         transitions = []
         for a in ready:
             digest = payload_digest(a.payload)
@@ -408,8 +409,8 @@ class Dispatcher:
                         "action": configured.name,
                         "idempotent": action.idempotent,
                         "attempts": a.row.attempts + 1,
-                        "invoice_ids": a.invoice_ids,
                         "lease_until": lease_until,
+                        **({"invoice_ids": a.invoice_ids} if narrowed else {}),
                     },
                     {
                         "action": configured.name,
@@ -476,15 +477,15 @@ class Dispatcher:
             )
             if state != ActionState.SENT:
                 continue
+            attempt_of = {id(a.row): a for a in attempts}
             dispatched = {id(t.row): t for t in transitions if t.values["dispatched_on"]}
             for row in moved:
                 if id(row) in dispatched:
-                    attempt = next(a for a in attempts if a.row is row)
                     sent_on = dispatched[id(row)].values["dispatched_on"]
                     taken.append(
                         StepTaken(
                             row,
-                            attempt.invoice_ids,
+                            attempt_of[id(row)].invoice_ids,
                             sent_on,
                             self._receipt(row, sent_on),
                             stated_costs(row),
