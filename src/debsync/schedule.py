@@ -132,11 +132,14 @@ def finished(
     jitter: float,
     max_backoff: timedelta,
     rng: random.Random,
+    error: str | None = None,
 ) -> datetime:
     """Schedule ``instance``'s next sync after one that ended at ``now``; returns when.
 
     A success resets the failure count and waits ``every`` ± ``jitter``; a failure counts one
-    more in a row and waits :func:`backoff` ± ``jitter``."""
+    more in a row and waits :func:`backoff` ± ``jitter``. ``error`` is a failure that came
+    before any sync run could record one (the connector could not be built): it becomes the
+    instance's ``last_error``, as a run's error does."""
     with store.engine.begin() as conn:
         failures = conn.execute(
             sa.select(connector_state.c.failures).where(connector_state.c.instance == instance)
@@ -147,6 +150,10 @@ def finished(
         conn.execute(
             sa.update(connector_state)
             .where(connector_state.c.instance == instance)
-            .values(next_sync_at=at, failures=failures)
+            .values(
+                next_sync_at=at,
+                failures=failures,
+                **({"last_error": error} if error is not None else {}),
+            )
         )
     return at

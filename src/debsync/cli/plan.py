@@ -45,6 +45,8 @@ def plan_command(
     ] = None,
 ) -> None:
     """Which dunning step every open invoice is due for, without sending anything."""
+    from debsync.cli.status import window_line
+    from debsync.daemon import next_window
     from debsync.decisions import needs_contact, needs_contact_lines
     from debsync.eligibility import held, held_lines
     from debsync.planning import plan_from_store
@@ -75,10 +77,12 @@ def plan_command(
         print_json(
             _plan_json(result)
             | {"unknown_kind": unknown, "needs_contact": needs_contact(result)}
+            | {"send_window": {"next_open": next_window(config, now()).isoformat()}}
             | held(result)
         )
         return
     _print_plan(result)
+    out.print(window_line(next_window(config, now()), now()), highlight=False)
     for line in [*needs_contact_lines(result), *held_lines(result)]:
         out.print(line, highlight=False, markup=False)
     for line in unknown_kind_lines(unknown):

@@ -46,6 +46,7 @@ def status(
 ) -> None:
     """Open and overdue amounts, aging, last sync and rejected records per instance."""
     from debsync import law
+    from debsync.daemon import next_window
     from debsync.decisions import needs_contact, needs_contact_lines
     from debsync.eligibility import held, held_lines
     from debsync.outbox.review import outbox_status
@@ -54,6 +55,7 @@ def status(
 
     plugins, config = load(ctx)
     today = parse_date(at, "--at") if at else local_date(now())
+    window = next_window(config, now())
     store = open_store_or_exit(config)
     rows = instance_status(store, {n: c.type_name for n, c in config.connectors.items()}, today)
     actions = outbox_status(store, config.routes().keys())
@@ -77,6 +79,7 @@ def status(
                     "needs_review": [asdict(r) for r in actions.review],
                     "unrouted": actions.unrouted,
                 },
+                "send_window": {"next_open": window.isoformat()},
                 "broken_plugins": [{"name": i.name, "error": i.error} for i in plugins.broken()],
                 "needs_contact": needs_contact(contact),
                 **held(contact),
@@ -86,6 +89,7 @@ def status(
     else:
         _print_status(rows, today)
         _print_outbox(actions)
+        out.print(window_line(window, now()))
         for line in [*needs_contact_lines(contact), *held_lines(contact)]:
             out.print(line, highlight=False, markup=False)
         warn(warnings)
@@ -126,6 +130,8 @@ def _status_json(s: InstanceStatus) -> dict[str, Any]:
         "last_sync": s.last_sync.isoformat() if s.last_sync else None,
         "last_attempt": s.last_attempt.isoformat() if s.last_attempt else None,
         "last_run_status": s.last_run_status,
+        "next_sync": s.next_sync.isoformat() if s.next_sync else None,
+        "failures": s.failures,
         "last_error": scrub(s.last_error) if s.last_error else None,
         "rejects": [asdict(r) | {"reason": scrub(r.reason)} for r in s.rejects],
         "unknown_kind": s.unknown_kind,
@@ -161,12 +167,25 @@ def _print_status(rows: list[InstanceStatus], today: date) -> None:
             out.print(table)
         if s.last_error:
             err.print(f"[red]last sync failed:[/] {escape(scrub(s.last_error))}", highlight=False)
+        if s.next_sync:
+            backoff = f", backing off after {s.failures} failure(s) in a row" if s.failures else ""
+            at = formatting.moment(s.next_sync.astimezone(AMSTERDAM))
+            out.print(f"  next sync by the daemon {at} (Amsterdam){backoff}", highlight=False)
         if s.rejects:
             out.print(
                 f"[yellow]{len(s.rejects)} rejected or repaired record(s) in the last sync:[/]"
             )
             for line in _reject_lines(s.rejects):
                 out.print(line, highlight=False, markup=False)
+
+
+def window_line(opens: datetime, at: datetime) -> str:
+    """When messages may go out, as ``status`` and ``plan`` say it."""
+    from debsync import formatting
+
+    if opens <= at:
+        return "send window: open now"
+    return f"send window: opens {formatting.moment(opens.astimezone(AMSTERDAM))} (Amsterdam)"
 
 
 REFS_SHOWN = 3

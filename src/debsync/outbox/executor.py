@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import traceback
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any, NamedTuple
@@ -219,8 +219,9 @@ class Dispatcher:
 
     # -- planning ---------------------------------------------------------------------------
 
-    async def act(self) -> ActReport:
-        """Plan today, enqueue new actions, then send everything that is due."""
+    async def act(self, channels: Collection[str] | None = None) -> ActReport:
+        """Plan today, enqueue new actions, then send everything that is due (on ``channels``
+        only, when given: the daemon passes those whose send window is open)."""
         now = self.clock()
         today_plan = plan_from_store(self.config, self.store, now, rates=self.rates)
         report = ActReport(today=today_plan.today, warnings=list(today_plan.warnings))
@@ -229,13 +230,15 @@ class Dispatcher:
         report.planned = len(today_plan.actions)
         queued = enqueue(self.store, today_plan.actions, now)
         report.enqueued, report.revived = len(queued.new), len(queued.revived)
-        await self.execute(report)
+        await self.execute(report, channels)
         return report
 
     # -- sending ----------------------------------------------------------------------------
 
-    async def execute(self, report: ActReport | None = None) -> ActReport:
-        """Send every due action in batches until none is left."""
+    async def execute(
+        self, report: ActReport | None = None, channels: Collection[str] | None = None
+    ) -> ActReport:
+        """Send every due action (on ``channels``, when given) in batches until none is left."""
         now = self.clock()
         report = report or ActReport(today=local_date(now))
         for key in sweep(self.store, now):
@@ -247,7 +250,7 @@ class Dispatcher:
         routes = {
             route: action
             for route, action in self.config.routes().items()
-            if action.name not in report.unavailable
+            if action.name not in report.unavailable and (channels is None or route[1] in channels)
         }
         while routes:
             rows = claim(

@@ -54,6 +54,10 @@ class InstanceStatus:
     last_attempt: datetime | None = None
     last_error: str | None = None
     last_run_status: str | None = None
+    next_sync: datetime | None = None
+    """When the daemon next syncs it (:mod:`debsync.schedule`); None: at once, or never ran."""
+    failures: int = 0
+    """Failed syncs in a row: the daemon backs off this instance."""
     rejects: list[RejectRow] = field(default_factory=list)
     unknown_kind: list[str] = field(default_factory=list)
     """Ids of debtors with open invoices whose kind is unknown (see :func:`unknown_kinds`)."""
@@ -109,6 +113,7 @@ def instance_status(store: Store, instances: dict[str, str], today: date) -> lis
             status.last_sync = state.last_success_at
             status.last_attempt = state.last_attempt_at
             status.last_error = state.last_error
+            status.next_sync, status.failures = state.next_sync_at, state.failures
             if state.last_run_id in runs:
                 status.last_run_status = runs[state.last_run_id].status
                 status.rejects = [
