@@ -44,6 +44,8 @@ IO = (
     "planning",
     "outbox",
     "daemon",
+    "schedule",
+    "workers",
     "inbound",
     "pauses",
     "dossier",
