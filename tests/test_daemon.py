@@ -12,21 +12,29 @@ moment is a restart with a later value, as a daemon stopped over a weekend is.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
 import sqlalchemy as sa
+from typer.testing import CliRunner
 
 from debsync import outbox
+from debsync.cli import app
+from debsync.config import load_config
+from debsync.daemon import Daemon as DaemonWorker
+from debsync.plugins import Plugins
 from debsync.store import open_store
-from debsync.store.schema import ActionState, invoices
+from debsync.store.schema import ActionState, connector_state, invoices, sync_runs
 
 from smtp_server import SMTPTestServer
 
@@ -208,3 +216,70 @@ def test_the_daemon_sends_inside_the_window_and_a_payment_cancels_the_next_step(
     assert after.stop() == 0
     assert len(server.messages) == 1
     print(f"SIGTERM to exit: {stopped_in:.2f} s (grace {GRACE} s)")
+
+
+def test_a_failing_instance_backs_off_alone_and_status_says_why(tmp_path: Path) -> None:
+    """One export is missing: that instance backs off, doubling its wait; the other keeps
+    its rhythm; `debsync status` shows the reason and the backoff."""
+    write_export(tmp_path / "open-items.csv", paid=False)
+    config_path = tmp_path / "connectors.toml"
+    config_path.write_text(
+        f"""
+[store]
+url = "sqlite:///{tmp_path / "debsync.db"}"
+
+[daemon]
+sync_every = "1s"
+jitter = 0
+max_backoff = "1h"
+
+[creditor]
+name = "Voorbeeld Installatietechniek B.V."
+iban = "NL91ABNA0417164300"
+
+[connectors.books]
+type = "csv"
+path = "open-items.csv"
+
+[connectors.broken]
+type = "csv"
+path = "missing.csv"
+""",
+        encoding="utf-8",
+    )
+    plugins = Plugins(entry_points=False)
+    config = load_config(config_path, plugins)
+    store = open_store(config.store_url)
+
+    def states() -> dict[str, Any]:
+        with store.engine.connect() as conn:
+            return {r.instance: r for r in conn.execute(sa.select(connector_state))}
+
+    async def work() -> None:
+        daemon = DaemonWorker(config, store, plugins, reload=lambda: config, concurrency=2)
+        running = asyncio.create_task(daemon.run())
+        while (broken := states().get("broken")) is None or broken.failures < 3:
+            await asyncio.sleep(0.1)
+        daemon.stop()
+        await running
+
+    try:
+        asyncio.run(work())
+        found = states()
+        with store.engine.connect() as conn:
+            runs = Counter(
+                (r.instance, r.status)
+                for r in conn.execute(sa.select(sync_runs.c.instance, sync_runs.c.status))
+            )
+    finally:
+        store.dispose()
+    broken, books = found["broken"], found["books"]
+    assert broken.failures == 3 and "missing.csv" in broken.last_error
+    assert broken.next_sync_at - broken.last_attempt_at >= timedelta(seconds=4)  # 1 s, 2 s, 4 s
+    assert books.failures == 0 and books.last_error is None and runs[("books", "ok")] >= 1
+    assert timedelta(seconds=1) <= books.next_sync_at - books.last_success_at < timedelta(seconds=4)
+    status = CliRunner().invoke(app, ["--config", str(config_path), "status"])
+    assert status.exit_code == 1  # a failing instance
+    text = " ".join(status.output.split())
+    assert "backing off after 3 failure(s) in a row" in text and "missing.csv" in text
+    assert "send window:" in text

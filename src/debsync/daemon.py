@@ -150,8 +150,13 @@ class LoopThread:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.run(tasks_done()), timeout + 1)
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = CANCEL_WAIT) -> None:
+        """Stop the loop and close it; a thread still stuck in blocking work after
+        ``timeout`` is left to die with the process (it is a daemon thread)."""
         self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout)
+        if not self._thread.is_alive():
+            self.loop.close()
 
 
 class Daemon:
@@ -216,8 +221,7 @@ class Daemon:
             with contextlib.suppress(asyncio.CancelledError):
                 await heartbeats
             await asyncio.to_thread(workers.remove, self.store, [self.id])
-            for thread in (*pool, self._acting):
-                thread.stop()
+            await asyncio.gather(*(asyncio.to_thread(t.stop) for t in (*pool, self._acting)))
             log.info("worker %s stopped", self.id)
 
     def stop(self) -> None:
