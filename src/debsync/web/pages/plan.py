@@ -12,7 +12,8 @@ from starlette.routing import Route
 from debsync.web.auth import forbidden, require
 from debsync.web.context import NavItem, console, render, today
 from debsync.web.listing import Page
-from debsync.web.pages.plan_items import NOT_QUEUED, SHOWN_STATES, Decision, decide, load_plan
+from debsync.web.pages.plan_cache import PlanCache
+from debsync.web.pages.plan_items import NOT_QUEUED, SHOWN_STATES, Decision, decide
 from debsync.web.pages.plan_items import select as select_items
 from debsync.web.pages.work_lists import WORK_MESSAGES, paged, python_spec
 from debsync.web.roles import Role, allows
@@ -33,10 +34,18 @@ KEYS = {
 }
 
 
+def _cache(request: Request) -> PlanCache:
+    state = request.app.state
+    found: PlanCache | None = getattr(state, "work_plan_cache", None)
+    if found is None:
+        found = state.work_plan_cache = PlanCache()
+    return found
+
+
 def _page(request: Request, outcome: object = None, status_code: int = 200) -> Response:
     parts = console(request)
     listing = SPEC.read(request)
-    view = load_plan(parts.config, parts.store, parts.clock())
+    view = _cache(request).get(parts.config, parts.store, parts.clock())
     chosen = select_items(
         parts.store,
         view.items,

@@ -21,6 +21,8 @@ from debsync.web.listing import Listing, ListSpec, Page, equals
 
 T = TypeVar("T")
 
+CHUNK = 5000
+"""Ids bound in one ``IN``: well below SQLite's and PostgreSQL's limits on parameters."""
 DebtorRef = tuple[str, str]
 """(connector instance, debtor external id)."""
 
@@ -47,20 +49,23 @@ def matching_debtors(store: Store, query: str) -> set[DebtorRef]:
 
 
 def debtor_names(store: Store, refs: Iterable[DebtorRef]) -> dict[DebtorRef, str]:
-    """Names of the given debtors, looked up per instance by an ``IN`` on their ids (SQLite
-    scans the whole table for a row-value ``IN``)."""
+    """Names of the given debtors, looked up per instance by an ``IN`` on their ids, in
+    chunks (SQLite scans the whole table for a row-value ``IN``)."""
     by_instance: dict[str, set[str]] = {}
     for instance, debtor_id in refs:
         by_instance.setdefault(instance, set()).add(debtor_id)
     names: dict[DebtorRef, str] = {}
     with store.engine.connect() as conn:
         for instance, ids in by_instance.items():
-            found = conn.execute(
-                sa.select(debtors.c.external_id, debtors.c.name).where(
-                    debtors.c.instance == instance, debtors.c.external_id.in_(sorted(ids))
+            wanted = sorted(ids)
+            for start in range(0, len(wanted), CHUNK):
+                found = conn.execute(
+                    sa.select(debtors.c.external_id, debtors.c.name).where(
+                        debtors.c.instance == instance,
+                        debtors.c.external_id.in_(wanted[start : start + CHUNK]),
+                    )
                 )
-            )
-            names.update({(instance, str(d)): str(name) for d, name in found})
+                names.update({(instance, str(d)): str(name) for d, name in found})
     return names
 
 
