@@ -187,8 +187,8 @@ def serve(
     from debsync.server import serve as run_server
 
     plugins, config = load(ctx)
-    host = host or config.http.host
-    port = port or config.http.port
+    host = host if host is not None else config.http.host
+    port = port if port is not None else config.http.port
     base = (public_url or config.http.public_url or f"http://{host}:{port}").rstrip("/")
     store = open_store_or_exit(config)
     actions = Dispatcher(config, store, plugins, clock=now).actions()

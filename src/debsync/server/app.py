@@ -235,7 +235,8 @@ def build_app(
     """The server's app. ``mounts`` come after debsync's own routes (the web console at
     ``/``). ``actions`` are the action instances whose callbacks it takes (default: every
     configured one, built here); ``public_url`` the base URL providers sign (default
-    ``[http] public_url``, else ``http://host:port``)."""
+    ``[http] public_url``, else ``http://host:port``). ``app.state.registry`` is the
+    registry ``/metrics`` exposes, for a caller that adds collectors of its own."""
     if actions is None:
         from debsync.outbox.executor import Dispatcher
 

@@ -97,6 +97,8 @@ class _Runs:
             self.records[row.instance, WRITTEN] += sum(
                 int(v) for k, v in counts.items() if k not in _NOT_WRITES
             )
+            if row.finished_at is None:  # marked interrupted by an old version: no duration
+                continue
             seconds = max((row.finished_at - row.started_at).total_seconds(), 0.0)
             buckets = self.buckets.setdefault(row.status, [0] * (len(DURATION_BUCKETS) + 1))
             for index, bound in enumerate((*DURATION_BUCKETS, float("inf"))):
