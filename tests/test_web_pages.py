@@ -120,6 +120,16 @@ def test_the_plan_lists_queued_and_new_actions_with_why(console: Console) -> Non
     assert "approve_one" not in page.text  # a viewer is offered no decisions
 
 
+def test_the_work_pages_speak_english_by_choice(console: Console) -> None:
+    client = console.client("otto")
+    client.cookies.set("debsync_lang", "en")
+    plan_page = text(client.get("/plan").text)
+    assert "Plan for 7 Nov 2026" in plan_page and "awaiting approval" in plan_page
+    assert "€1,210.00" in plan_page
+    calls = text(client.get("/calls").text)
+    assert "Promise to pay" in calls and "+31 6 12345678" in calls
+
+
 def test_plan_search_filter_sort_and_paging(console: Console) -> None:
     client = console.client("vera")
     assert [r.split(" (")[0] for r in table_rows(client.get("/plan?q=F-003").text)] == [
