@@ -4,6 +4,7 @@ on SQLite and PostgreSQL, then the page in Dutch over real HTTP, and in a real b
 from __future__ import annotations
 
 import hashlib
+import re
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -217,6 +218,17 @@ def test_the_page_in_dutch(sqlite_store: Store, tmp_path: Path, web_console, clo
         token = login.text.split('name="csrf" value="')[1].split('"')[0]
         client.post("/login", data={"csrf": token, "name": "kim", "password": served.password})
         page = client.get("/")
+        start_pause(
+            sqlite_store,
+            kind=PauseKind.DISPUTE,
+            instance="books",
+            scope="invoice",
+            target="F1",
+            reason="levering onvolledig",
+            author="kim",
+            clock=clock,
+        )
+        after = client.get("/").text.replace("\xa0", " ")
     assert page.status_code == 200
     html = page.text.replace("\xa0", " ")  # babel puts a no-break space after the €
     assert '<dd id="open-amount">€ 1.973,45</dd>' in html
@@ -227,6 +239,9 @@ def test_the_page_in_dutch(sqlite_store: Store, tmp_path: Path, web_console, clo
     assert "22-11-2026 – 28-11-2026" in html  # the first forecast week
     assert "1 debiteur(en) met open posten zonder e-mailadres" in html
     assert "1 debiteur(en) met open posten van onbekende soort" in html
+    week_two = r'29-11-2026 – 05-12-2026</th><td class="num">€ ([\d.,]+)</td>'
+    assert re.search(week_two, html).group(1) == "1.000,00"  # F1 falls due
+    assert re.search(week_two, after).group(1) == "0,00"  # not while it is disputed
     assert '<title id="aging-title">' in html and '<desc id="aging-desc">' in html
 
 

@@ -22,6 +22,7 @@ from debsync.store import Store
 from debsync.web import i18n
 from debsync.web.auth import AddressLimiter
 from debsync.web.context import STATIC, Console, NavItem, render
+from debsync.web.figures import FiguresCache
 from debsync.web.pages import page_modules
 
 CSP = (
@@ -73,5 +74,6 @@ def build_web_app(config: Config, store: Store, plugins: Plugins, *, clock: Cloc
     app = Starlette(routes=routes, exception_handlers={404: _error, 405: _error})
     app.state.console = Console(config, store, plugins, clock, nav)
     app.state.login_limiter = AddressLimiter()
+    app.state.dashboard_figures = FiguresCache()
     app.add_middleware(SecurityHeaders)
     return app

@@ -9,19 +9,20 @@ open), since amounts in different currencies do not add up.
 
 from __future__ import annotations
 
+import threading
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
 
 import sqlalchemy as sa
 
 from debsync.facts import Pause, PauseKind
-from debsync.model import from_minor
+from debsync.model import from_minor, to_minor
 from debsync.pauses import load_active
 from debsync.store import Store
-from debsync.store.reports import InstanceStatus
-from debsync.store.schema import debtors, invoices, payments
+from debsync.store.reports import InstanceStatus, instance_status
+from debsync.store.schema import debtors, events, invoices, payments, sync_runs
 
 DSO_DAYS = 90
 """The sales window of the DSO: the last three months' invoiced amounts."""
@@ -63,10 +64,53 @@ class Figures:
     without_contact: int
 
 
+@dataclass
+class FiguresCache:
+    """The dashboard's figures kept for as long as the store has not changed. Every change
+    to the books is a sync run or an event (the writer records each opened, changed and
+    paid invoice; pauses are events), so the highest event and run ids, with the day, say
+    whether the figures still hold. Asking that is one index lookup each."""
+
+    key: tuple[object, ...] | None = None
+    statuses: list[InstanceStatus] = field(default_factory=list)
+    figures: dict[str, Figures] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def statuses_for(
+        self, store: Store, instances: dict[str, str], today: date
+    ) -> list[InstanceStatus]:
+        """Every instance's status (:func:`instance_status`), recomputed after a change."""
+        with store.engine.connect() as conn:
+            versions = conn.execute(
+                sa.select(
+                    sa.select(sa.func.max(events.c.id)).scalar_subquery(),
+                    sa.select(sa.func.max(sync_runs.c.id)).scalar_subquery(),
+                )
+            ).one()
+        key = (today, tuple(sorted(instances.items())), *versions)
+        with self.lock:
+            if key != self.key:
+                self.key, self.figures = key, {}
+                self.statuses = instance_status(store, instances, today)
+            return self.statuses
+
+    def figures_for(self, store: Store, status: InstanceStatus, today: date) -> Figures:
+        """An instance's figures as of the statuses last asked for."""
+        with self.lock:
+            if status.instance not in self.figures:
+                self.figures[status.instance] = figures(store, status, today)
+            return self.figures[status.instance]
+
+
 def main_currency(status: InstanceStatus) -> str:
     if not status.totals:
         return "EUR"
     return max(status.totals.items(), key=lambda item: item[1].open_amount)[0]
+
+
+def _minor(status: InstanceStatus, currency: str) -> int:
+    totals = status.totals.get(currency)
+    return to_minor(totals.open_amount, currency) if totals else 0
 
 
 def month_ends(today: date, months: int = TREND_MONTHS) -> list[date]:
@@ -84,33 +128,34 @@ def figures(store: Store, status: InstanceStatus, today: date) -> Figures:
     with store.engine.connect() as conn:
         return Figures(
             currency,
-            dso_trend(conn, status.instance, currency, today),
+            dso_trend(conn, status.instance, currency, _minor(status, currency), today),
             forecast(conn, status.instance, currency, today),
             without_contact(conn, status.instance),
         )
 
 
-def dso_trend(conn: sa.Connection, instance: str, currency: str, today: date) -> list[DsoPoint]:
+def dso_trend(
+    conn: sa.Connection, instance: str, currency: str, open_now: int, today: date
+) -> list[DsoPoint]:
     """DSO on each of :func:`month_ends`.
 
     ``DSO(d) = receivable(d) / sales(d - 90 days, d] × 90``: the receivable on day ``d`` over
     what was invoiced in the 90 days up to it, in days of sales. The receivable is rebuilt
-    backwards from today's exact open amount: ``receivable(d) = open today − invoiced after
-    d + paid after d``, from the invoices' issue dates and totals and the payments' dates and
-    amounts in the store, in two grouped scans. An invoice closed after ``d`` without any
-    recorded payment (a write-off) counts as settled already on ``d``.
+    backwards from today's exact open amount (``open_now``, in minor units, as
+    :func:`instance_status` summed it): ``receivable(d) = open today − invoiced after d + paid
+    after d``, from the invoices' issue dates and totals (one scan, grouped by issue date)
+    and the payments' dates and amounts. An invoice closed after
+    ``d`` without any recorded payment (a write-off) counts as settled already on ``d``.
     """
     points = month_ends(today)
     since = points[0] - timedelta(days=DSO_DAYS)
-    mine = sa.and_(invoices.c.instance == instance, invoices.c.currency == currency)
-    open_now = conn.execute(
-        sa.select(sa.func.coalesce(sa.func.sum(invoices.c.open_minor), 0)).where(
-            mine, invoices.c.state == "open"
-        )
-    ).scalar_one()
     issued = conn.execute(
         sa.select(invoices.c.issue_date, sa.func.sum(invoices.c.total_minor))
-        .where(mine, invoices.c.issue_date > since)
+        .where(
+            _whole_instance(conn, instance),
+            invoices.c.currency == currency,
+            invoices.c.issue_date > since,
+        )
         .group_by(invoices.c.issue_date)
     ).all()
     paid = conn.execute(
@@ -126,10 +171,8 @@ def dso_trend(conn: sa.Connection, instance: str, currency: str, today: date) ->
     for on in points:
         invoiced_after = sum(int(total) for day, total in issued if day > on)
         paid_after = sum(int(amount) for day, amount in paid if day > on)
-        receivable = int(open_now) - invoiced_after + paid_after
-        sales = sum(
-            int(total) for day, total in issued if on - timedelta(days=DSO_DAYS) < day <= on
-        )
+        receivable = open_now - invoiced_after + paid_after
+        sales = sum(total for day, total in issued if on - timedelta(days=DSO_DAYS) < day <= on)
         days = None
         if sales > 0:
             days = (Decimal(receivable) / Decimal(sales) * DSO_DAYS).quantize(Decimal("0.1"))
@@ -137,6 +180,17 @@ def dso_trend(conn: sa.Connection, instance: str, currency: str, today: date) ->
             DsoPoint(on, from_minor(receivable, currency), from_minor(sales, currency), days)
         )
     return result
+
+
+def _whole_instance(conn: sa.Connection, instance: str) -> sa.ColumnElement[bool]:
+    """All of an instance's invoices. SQLite keeps no statistics, so it would walk the
+    (instance, state, due date) index and fetch every row through it, four times slower than
+    reading the table once; an expression on the column keeps it to the table. A SQLite
+    store holds one company's books, where the instance is most of the table; PostgreSQL's
+    planner knows better than a hint and is left to choose."""
+    if conn.dialect.name == "sqlite":
+        return sa.func.coalesce(invoices.c.instance, "") == instance
+    return invoices.c.instance == instance
 
 
 def forecast(conn: sa.Connection, instance: str, currency: str, today: date) -> list[Week]:
@@ -151,14 +205,16 @@ def forecast(conn: sa.Connection, instance: str, currency: str, today: date) -> 
     due: dict[date, int] = defaultdict(int)
     promised: dict[date, int] = defaultdict(int)
     window = sa.and_(
-        invoices.c.instance == instance,
-        invoices.c.currency == currency,
-        invoices.c.state == "open",
-        invoices.c.open_minor > 0,
+        invoices.c.currency == currency, invoices.c.state == "open", invoices.c.open_minor > 0
     )
     rows = conn.execute(
         sa.select(invoices.c.due_date, sa.func.sum(invoices.c.open_minor))
-        .where(window, invoices.c.due_date >= today, invoices.c.due_date < end)
+        .where(
+            _whole_instance(conn, instance),
+            window,
+            invoices.c.due_date >= today,
+            invoices.c.due_date < end,
+        )
         .group_by(invoices.c.due_date)
     )
     for day, amount in rows:
@@ -168,7 +224,7 @@ def forecast(conn: sa.Connection, instance: str, currency: str, today: date) -> 
     for pause in pauses:
         scoped = conn.execute(
             sa.select(invoices.c.external_id, invoices.c.due_date, invoices.c.open_minor).where(
-                window, _scope(pause)
+                invoices.c.instance == instance, window, _scope(pause)
             )
         ).all()
         for external_id, day, amount in scoped:

@@ -11,11 +11,11 @@ from starlette.routing import Route
 
 from debsync import law
 from debsync.errors import scrub
-from debsync.store.reports import AGING_BUCKETS, CurrencyTotals, instance_status
+from debsync.store.reports import AGING_BUCKETS, CurrencyTotals
 from debsync.web import charts
 from debsync.web.auth import require
 from debsync.web.context import NavItem, console, render, today
-from debsync.web.figures import figures, main_currency
+from debsync.web.figures import FiguresCache, main_currency
 from debsync.web.roles import Role
 
 
@@ -23,9 +23,9 @@ from debsync.web.roles import Role
 def dashboard(request: Request) -> Response:
     parts = console(request)
     config, day = parts.config, today(request)
-    statuses = instance_status(
-        parts.store, {n: c.type_name for n, c in config.connectors.items()}, day
-    )
+    cache: FiguresCache = request.app.state.dashboard_figures
+    instances = {n: c.type_name for n, c in config.connectors.items()}
+    statuses = cache.statuses_for(parts.store, instances, day)
     warnings: list[tuple[str, dict[str, object]]] = []
     rate_warnings = law.rate_table_warnings(day, config.law.interest_rates)
     if rate_warnings:
@@ -37,7 +37,7 @@ def dashboard(request: Request) -> Response:
     names = [s.instance for s in statuses]
     chosen = request.query_params.get("instance")
     status = statuses[names.index(chosen)] if chosen in names else statuses[0]
-    found = figures(parts.store, status, day)
+    found = cache.figures_for(parts.store, status, day)
     totals = status.totals.get(main_currency(status), CurrencyTotals())
     aging = [totals.aging.get(b, Decimal(0)) for b in AGING_BUCKETS]
     if status.unknown_kind:

@@ -1,0 +1,111 @@
+"""Benchmark: the web console's server time for the dashboard (and today's plan, where that
+page exists) over 100,000 open invoices of 20,000 debtors, the book of bench/plan.py.
+
+    python bench/web.py [--invoices 100000] [--debtors 20000] [--requests 15] [--keep DIR]
+
+Requests go to the ASGI app in-process (no network), signed in, after one warm-up request;
+the figure is the median time from request to the last byte of the page. The dashboard is
+measured twice: cold (its figures recomputed, as after every sync or recorded event) and
+warm (the store unchanged since the last request, figures from memory). The process pins
+itself to one core. Target (issue 17): < 300 ms each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from debsync.web.figures import FiguresCache
+from plan import NOW, write_sqlite
+
+TARGET_MS = 300.0
+
+
+async def _measure(app: Any, paths: list[str], requests: int) -> dict[str, list[float]]:
+    transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
+    timings: dict[str, list[float]] = {}
+    async with httpx.AsyncClient(transport=transport, base_url="http://console") as client:
+        form = await client.get("/login")
+        token = form.text.split('name="csrf" value="')[1].split('"')[0]
+        signed_in = await client.post(
+            "/login", data={"csrf": token, "name": "bench", "password": "bench password 1"}
+        )
+        assert signed_in.status_code == 303, signed_in.text
+        for label, path, cold in [
+            ("/ (cold)", "/", True),
+            *((p + (" (warm)" if p == "/" else ""), p, False) for p in paths),
+        ]:
+            first = await client.get(path)
+            if first.status_code != 200:
+                print(f"{path}: HTTP {first.status_code}, skipped")
+                continue
+            timings[label] = []
+            for _ in range(requests):
+                if cold:
+                    app.state.dashboard_figures = FiguresCache()
+                started = time.perf_counter()
+                answer = await client.get(path)
+                timings[label].append((time.perf_counter() - started) * 1000)
+                assert answer.status_code == 200
+    return timings
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--invoices", type=int, default=100_000)
+    parser.add_argument("--debtors", type=int, default=20_000)
+    parser.add_argument("--requests", type=int, default=15)
+    parser.add_argument("--keep", type=Path, help="work in this folder and keep it")
+    args = parser.parse_args()
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+
+    from debsync.config import Config, ConnectorInstance
+    from debsync.connectors.csv import CsvConnector, CsvSettings
+    from debsync.plugins import Plugins
+    from debsync.store import open_store
+    from debsync.web.app import build_web_app
+    from debsync.web.auth import add_user
+
+    work = args.keep or Path(tempfile.mkdtemp(prefix="debsync-bench-web-"))
+    work.mkdir(parents=True, exist_ok=True)
+    db = work / "web.db"
+    for stale in work.glob("web.db*"):
+        stale.unlink()
+    started = time.perf_counter()
+    write_sqlite(db, args.invoices, args.debtors)
+    print(
+        f"wrote {args.invoices:,} open invoices of {args.debtors:,} debtors to SQLite in "
+        f"{time.perf_counter() - started:.0f} s"
+    )
+    store = open_store(f"sqlite:///{db}")
+    add_user(store, "bench", "bench password 1", "admin", NOW)
+    books = ConnectorInstance("books", "csv", CsvConnector, CsvSettings(path=work / "x.csv"))
+    config = Config(path=work / "connectors.toml", store_url=str(store.engine.url))
+    config = Config(path=config.path, store_url=config.store_url, connectors={"books": books})
+    app = build_web_app(config, store, Plugins(entry_points=False), clock=lambda: NOW)
+    timings = asyncio.run(_measure(app, ["/", "/plan"], args.requests))  # "/": warm
+    store.dispose()
+    failed = False
+    for path, times in timings.items():
+        median = statistics.median(times)
+        verdict = "ok" if median < TARGET_MS else "over the target"
+        failed |= median >= TARGET_MS
+        print(
+            f"{path}: median {median:.0f} ms over {len(times)} requests "
+            f"(min {min(times):.0f}, max {max(times):.0f}); target < {TARGET_MS:.0f} ms: {verdict}"
+        )
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
