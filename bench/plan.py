@@ -1,12 +1,16 @@
-"""Benchmark: plan a million open invoices over 200,000 debtors.
+"""Benchmark: plan a million open invoices over 200,000 debtors, beside its floor.
 
-Prints invoices planned per second (plan only, data in memory), then the time and peak RSS of
-loading the same book from SQLite and planning it, in a fresh process.
+Prints invoices planned per second by the columnar plan (data in memory), then load + plan
+of the same book from SQLite in a fresh process with its peak RSS; each with ``ratio to
+floor``, measured in the same run: ``../shared/bench/plan_limit.py`` (a bare pass over 1M
+tuples) for the plan, and a bare ``fetchall`` of the columns the loader reads plus that pass
+for load + plan.
 
-    python bench/plan.py [--invoices 1000000] [--debtors 200000] [--keep DIR]
+    python bench/plan.py [--invoices 1000000] [--debtors 200000] [--keep DIR] [--reference]
 
-Targets (issue 3, one core): plan >= 250,000 invoices/s; load + plan of the million <= 30 s;
-peak RSS <= 2 GB. Pin to one core with ``taskset -c 0`` for comparable figures.
+``--reference`` also times ``scheduler.plan()`` on the same book and checks that the columnar
+plan equals it. Targets (issue 16, one core): plan within 3x of the floor; load + plan within
+3x of its floor; peak RSS < 1.5 GB. Pin to one core with ``taskset -c 0``.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -29,19 +34,15 @@ TODAY = date(2026, 3, 18)
 NOW = datetime(2026, 3, 18, 8, 0, tzinfo=UTC)
 # Every debtor reachable on every channel, as in the in-memory book.
 ADDRESS = {"lines": ["Dorpsstraat 1"], "postcode": "3512 AB", "city": "Utrecht", "country": "NL"}
-LADDER = [
-    ("reminder", 1, None),
-    ("call", 8, None),
-    ("aanmaning", 14, None),
-    ("veertiendagenbrief", 21, "wik_notice"),
-    ("final-call", 45, None),
-]
+FLOOR = Path(__file__).resolve().parents[2] / "shared" / "bench" / "plan_limit.py"
 
 
 def book(invoices: int, debtors: int, seed: int = 7) -> Iterator[dict[str, Any]]:
     """A steady-state book: half the invoices not yet due, most overdue ones a few weeks
-    late, a long tail far up the ladder; every step whose date has passed was sent on that
-    date. A few credit notes, direct debits and foreign-currency invoices."""
+    late, a long tail far up the ladder; every step of the default policy whose day has
+    passed was sent on that day (a veertiendagenbrief's term kept), so only the invoices
+    whose next step falls today have something to do. A few credit notes, direct debits and
+    foreign-currency invoices."""
     rng = random.Random(seed)
     for n in range(invoices):
         d = rng.randrange(debtors)
@@ -56,7 +57,6 @@ def book(invoices: int, debtors: int, seed: int = 7) -> Iterator[dict[str, Any]]
             overdue = rng.randint(91, 365)
         due = TODAY - timedelta(days=overdue)
         consumer = d % 3 == 0
-        steps = [s for s in LADDER if s[1] < overdue and (consumer or s[2] != "wik_notice")]
         yield {
             "n": n,
             "debtor": f"D{d:07d}",
@@ -65,8 +65,40 @@ def book(invoices: int, debtors: int, seed: int = 7) -> Iterator[dict[str, Any]]
             "currency": "USD" if n % 97 == 0 else "EUR",
             "open_minor": -rng.randint(100, 50_000) if n % 53 == 0 else rng.randint(500, 900_000),
             "direct_debit": n % 31 == 0,
-            "steps": [(name, due + timedelta(days=offset), role) for name, offset, role in steps],
+            "steps": _steps_taken(due, consumer),
         }
+
+
+@cache
+def _steps_taken(due: date, consumer: bool) -> list[tuple[str, date, str | None]]:
+    """The default policy's steps before today for an invoice due on ``due``, each sent on
+    the first day it was due."""
+    from debsync import law
+    from debsync.claims import wik_dates
+    from debsync.facts import StepSent
+    from debsync.model import DebtorKind
+    from debsync.policy import default_policy
+
+    policy = default_policy()
+    kind = DebtorKind.CONSUMER if consumer else DebtorKind.BUSINESS
+    taken: list[tuple[str, date, str | None]] = []
+    last, escalate = due, date.min
+    for step in policy.steps:
+        if not step.applies_to(kind):
+            continue
+        if step.days_after_due is not None:
+            day = due + timedelta(days=step.days_after_due)
+        else:
+            day = last + timedelta(days=step.days_after_previous or 0)
+        day = max(day, escalate)
+        if day >= TODAY:
+            break
+        taken.append((step.name, day, step.role))
+        last = day
+        if step.role == "wik_notice":
+            sent = StepSent(step.name, day, step.role, law.presumed_receipt(day, "letter"))
+            escalate = wik_dates(sent, policy)[1]
+    return taken
 
 
 def in_memory(invoices: int, debtors: int) -> Any:
@@ -208,19 +240,20 @@ def write_sqlite(path: Path, invoices: int, debtors: int) -> None:
 
 
 def load_and_plan(path: Path) -> dict[str, float]:
-    from debsync.planning import load_snapshot
+    from debsync.columnar_plan import plan
+    from debsync.planning_columnar import load_book
     from debsync.policy import default_policy
-    from debsync.scheduler import plan
     from debsync.store import open_store
 
     started = time.perf_counter()
     store = open_store(f"sqlite:///{path}")
-    snapshot = load_snapshot(store, {"books": "default"})
+    policies = {"default": default_policy()}
+    book = load_book(store, {"books": "default"}, policies=policies, today=TODAY)
     loaded = time.perf_counter()
-    result = plan(snapshot, {"default": default_policy()}, NOW)
+    result = plan(book, policies, NOW)
     done = time.perf_counter()
     return {
-        "invoices": len(snapshot.invoices),
+        "invoices": len(book),
         "load_s": loaded - started,
         "plan_s": done - loaded,
         "actions": len(result.actions),
@@ -228,34 +261,93 @@ def load_and_plan(path: Path) -> dict[str, float]:
     }
 
 
+def fetch_floor(path: Path) -> dict[str, float]:
+    """A bare ``fetchall`` of the columns :func:`load_book` reads, with the same queries."""
+    import sqlite3
+
+    from sqlalchemy.dialects import sqlite
+
+    from debsync.planning_columnar import book_queries
+
+    started = time.perf_counter()
+    conn = sqlite3.connect(path)
+    rows = 0
+    for query in book_queries(["books"]):
+        sql = str(query.compile(dialect=sqlite.dialect(), compile_kwargs={"literal_binds": True}))
+        rows += len(conn.execute(sql).fetchall())
+    conn.close()
+    return {"fetch_s": time.perf_counter() - started, "rows": rows}
+
+
+def floor_rate() -> float:
+    """Invoices per second of ``plan_limit.py``'s bare pass, on this machine, now."""
+    output = subprocess.run(
+        [sys.executable, str(FLOOR)], check=True, capture_output=True, text=True
+    ).stdout
+    return float(output.split("bare plan pass:")[1].split("invoices/s")[0].replace(",", ""))
+
+
+def fresh(flag: str, db: Path) -> dict[str, float]:
+    output = subprocess.run(
+        [sys.executable, __file__, flag, str(db)], check=True, capture_output=True, text=True
+    ).stdout
+    figures: dict[str, float] = json.loads(output.strip().splitlines()[-1])
+    return figures
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--invoices", type=int, default=1_000_000)
     parser.add_argument("--debtors", type=int, default=200_000)
     parser.add_argument("--keep", type=Path, help="work in this folder and keep it")
+    parser.add_argument("--reference", action="store_true", help="time scheduler.plan() too")
     parser.add_argument("--load", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--fetch", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.load:
         print(json.dumps(load_and_plan(args.load)))
         return
+    if args.fetch:
+        print(json.dumps(fetch_floor(args.fetch)))
+        return
 
+    from debsync.columnar import from_snapshot
+    from debsync.columnar_plan import plan
     from debsync.policy import default_policy
-    from debsync.scheduler import plan
 
+    rate = floor_rate()
+    print(f"floor (plan_limit.py): {rate:,.0f} invoices/s")
     snapshot = in_memory(args.invoices, args.debtors)
+    book_ = from_snapshot(snapshot)
     policies = {"default": default_policy()}
     started = time.perf_counter()
-    result = plan(snapshot, policies, NOW)
+    result = plan(book_, policies, NOW)
     elapsed = time.perf_counter() - started
+    n = len(book_)
+    print(
+        f"plan only: {n:,} invoices in {elapsed:.2f} s = {n / elapsed:,.0f} invoices/s; "
+        f"{len(result.actions):,} actions; ratio to floor: {rate * elapsed / n:.1f}x"
+    )
     reasons: dict[str, int] = {}
     for d in result.decisions:
         reasons[d.reason.value] = reasons.get(d.reason.value, 0) + 1
-    print(
-        f"plan only: {len(snapshot.invoices):,} invoices in {elapsed:.2f} s = "
-        f"{len(snapshot.invoices) / elapsed:,.0f} invoices/s; {len(result.actions):,} actions"
-    )
     print("  decisions: " + ", ".join(f"{k} {v:,}" for k, v in sorted(reasons.items())))
-    del snapshot, result
+    if args.reference:
+        from debsync.scheduler import plan as reference
+
+        started = time.perf_counter()
+        expected = reference(snapshot, policies, NOW)
+        took = time.perf_counter() - started
+        same = (
+            expected.actions == result.actions
+            and expected.warnings == result.warnings
+            and list(expected.decisions) == list(result.decisions)
+        )
+        print(
+            f"  reference scheduler.plan(): {took:.2f} s = {n / took:,.0f} invoices/s "
+            f"({took / elapsed:.1f}x the columnar plan); equal: {same}"
+        )
+    del snapshot, book_, result
 
     work = args.keep or Path(tempfile.mkdtemp(prefix="debsync-bench-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -265,15 +357,16 @@ def main() -> None:
     started = time.perf_counter()
     write_sqlite(db, args.invoices, args.debtors)
     print(f"wrote the book to SQLite in {time.perf_counter() - started:.0f} s")
-    output = subprocess.run(
-        [sys.executable, __file__, "--load", str(db)], check=True, capture_output=True, text=True
-    ).stdout
-    figures = json.loads(output.strip().splitlines()[-1])
+    floor = fresh("--fetch", db)
+    figures = fresh("--load", db)
     total = figures["load_s"] + figures["plan_s"]
+    floor_s = floor["fetch_s"] + figures["invoices"] / rate
     print(
         f"load + plan from SQLite: {figures['invoices']:,.0f} invoices in {total:.1f} s "
         f"(load {figures['load_s']:.1f} s, plan {figures['plan_s']:.1f} s), "
-        f"{figures['actions']:,.0f} actions, peak RSS {figures['peak_rss_mb']:,.0f} MB"
+        f"{figures['actions']:,.0f} actions, peak RSS {figures['peak_rss_mb']:,.0f} MB; "
+        f"floor {floor_s:.1f} s (fetchall {floor['fetch_s']:.1f} s + bare pass); "
+        f"ratio to floor: {total / floor_s:.1f}x"
     )
 
 

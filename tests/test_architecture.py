@@ -42,6 +42,7 @@ IO = (
     "store",
     "sync",
     "planning",
+    "planning_columnar",
     "outbox",
     "daemon",
     "schedule",

@@ -3,9 +3,11 @@ and warning, on random books and on the cases it routes to the reference loop.""
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -26,8 +28,12 @@ from debsync.facts import (
     StepSent,
 )
 from debsync.model import DebtorKind, Language
+from debsync.planning import load_snapshot
+from debsync.planning_columnar import load_book
 from debsync.policy import Policy, Step, default_policy
 from debsync.scheduler import plan
+from debsync.store import Store
+from debsync.store.schema import EventKind, connector_state, debtors, events, invoices
 
 DEFAULT = default_policy()
 BRISK = Policy(
@@ -316,3 +322,111 @@ def test_stale_data_and_a_preview() -> None:
     later = NOW + timedelta(days=3)
     assert_equal(*both(book, later))  # the sync is too old: data_too_old for every invoice
     assert_equal(*both(book, later, check_freshness=False))
+
+
+def test_the_book_loaded_from_the_store_plans_as_the_snapshot_does(store: Store) -> None:
+    """``load_book`` reads what ``load_snapshot`` reads, on SQLite and PostgreSQL: contact
+    details that drop channels, a debtor the store lacks, paid invoices, currencies, steps
+    sent (a veertiendagenbrief with its receipt and costs) and a step a source recorded."""
+    now = NOW.astimezone(UTC)
+    today = NOW.date()
+    fingerprint = bytes(16)
+    contacts = [
+        (["a@example.nl"], ["+31612345678"], {"lines": ["Kerkstraat 8"], "city": "Zwolle"}),
+        ([], ["+31201234567"], None),
+        (["c@example.nl"], [], {"lines": [], "city": "Zwolle"}),
+        (["d@example.nl"], ["+3212345678"], {"lines": ["Rue 1"], "city": "Gent"}),
+    ]
+    debtor_rows = [
+        {
+            "instance": "books",
+            "external_id": f"D{k}",
+            "name": "x",
+            "kind": ["business", "consumer", "unknown", "consumer"][k],
+            "emails": emails,
+            "phones": phones,
+            "language": "nl",
+            "address": address,
+            "kvk": None,
+            "vat": None,
+            "iban": None,
+            "fingerprint": fingerprint,
+            "created_at": now,
+            "updated_at": now,
+        }
+        for k, (emails, phones, address) in enumerate(contacts)
+    ]
+    invoice_rows, event_rows = [], []
+    for n in range(40):
+        due = today - timedelta(days=(n * 7) % 90 - 10)
+        invoice_rows.append(
+            {
+                "instance": "books",
+                "external_id": f"id{n}",
+                "number": f"F{n}",
+                "debtor_id": f"D{n % 5}",  # D4 is not in the debtors table
+                "issue_date": due - timedelta(days=30),
+                "due_date": due,
+                "currency": "USD" if n % 11 == 0 else "EUR",
+                "total_minor": 90_000,
+                "open_minor": -5_000 if n % 13 == 0 else 1_000 * n,
+                "payment_reference": None,
+                "payment_url": None,
+                "direct_debit": n % 17 == 0,
+                "has_document": False,
+                "state": "closed" if n % 9 == 0 else "open",
+                "closed_at": None,
+                "fingerprint": fingerprint,
+                "created_at": now,
+                "updated_at": now,
+            }
+        )
+        day = due
+        for step in DEFAULT.steps[: n % 5]:
+            day += timedelta(days=step.days_after_previous or 1)
+            if day >= today:
+                break
+            wik = step.role == "wik_notice"
+            data = {
+                "step": step.name,
+                "sent_on": day.isoformat(),
+                "role": step.role,
+                "received_on": law.presumed_receipt(day, "letter").isoformat() if wik else None,
+                "stated_costs_minor": 4000 if wik else None,
+            }
+            event_rows.append(
+                {
+                    "at": now,
+                    "instance": "books",
+                    "debtor_id": f"D{n % 5}",
+                    "invoice_id": f"id{n}",
+                    "kind": EventKind.STEP_SENT,
+                    "data": data,
+                }
+            )
+    recorded = {"step": "reminder", "sent_on": (today - timedelta(days=20)).isoformat()}
+    event_rows.append(
+        {
+            "at": now,
+            "instance": "books",
+            "debtor_id": "D3",
+            "invoice_id": "id3",
+            "kind": EventKind.STEP_RECORDED_ELSEWHERE,
+            "data": recorded | {"source": "books"},
+        }
+    )
+    with store.engine.begin() as conn:
+        conn.execute(
+            sa.insert(connector_state).values(instance="books", type="csv", last_success_at=now)
+        )
+        conn.execute(sa.insert(debtors), debtor_rows)
+        conn.execute(sa.insert(invoices), invoice_rows)
+        conn.execute(sa.insert(events), event_rows)
+    args = ({"books": "default"}, {("books", "D1"): "brisk"})
+    options: dict[str, Any] = {"sources": {"books": "csv"}, "today": today, "policies": POLICIES}
+    snapshot = load_snapshot(store, *args, **options)
+    assert any(s.elsewhere for h in snapshot.history.values() for s in h)
+    expected = plan(snapshot, POLICIES, NOW)
+    found = columnar_plan(load_book(store, *args, **options), POLICIES, NOW)
+    assert expected.actions
+    assert_equal(expected, found)

@@ -78,26 +78,59 @@ class Book:
     def __len__(self) -> int:
         return len(self.external_id)
 
-    def facts(self, i: int) -> InvoiceFacts:
-        return InvoiceFacts(
-            self.instance_names[self.inst[i]],
-            self.external_id[i],
-            self.number[i],
-            self.debtor_id[i],
-            date.fromordinal(int(self.due[i])),
-            self.currencies[self.currency[i]],
-            int(self.open_minor[i]),
-            bool(self.direct_debit[i]),
-            bool(self.closed[i]),
-            bool(self.direct_debit_failed[i]),
-            bool(self.reminded_by_source[i]),
-        )
+    def facts(self, rows: Sequence[int]) -> list[InvoiceFacts]:
+        """The invoices of ``rows`` as the scheduler's facts."""
+        at = np.asarray(rows, np.int64)
+        names, currencies = self.instance_names, self.currencies
+        day = days()
+        return [
+            InvoiceFacts(
+                names[c],
+                self.external_id[i],
+                self.number[i],
+                self.debtor_id[i],
+                day(due),
+                currencies[cur],
+                amount,
+                dd,
+                closed,
+                failed,
+                reminded,
+            )
+            for i, c, due, cur, amount, dd, closed, failed, reminded in zip(
+                rows,
+                self.inst[at].tolist(),
+                self.due[at].tolist(),
+                self.currency[at].tolist(),
+                self.open_minor[at].tolist(),
+                self.direct_debit[at].tolist(),
+                self.closed[at].tolist(),
+                self.direct_debit_failed[at].tolist(),
+                self.reminded_by_source[at].tolist(),
+                strict=True,
+            )
+        ]
+
+
+def days() -> Callable[[int], date]:
+    """``date.fromordinal``, remembered: a book has few distinct days."""
+    known: dict[int, date] = {}
+
+    def day(ordinal: int) -> date:
+        found = known.get(ordinal)
+        if found is None:
+            found = known[ordinal] = date.fromordinal(ordinal)
+        return found
+
+    return day
 
 
 def codes(values: Sequence[Any], names: dict[Any, int]) -> Ints:
     """Integer codes for ``values``, adding new ones to ``names`` (value → code)."""
-    get = names.setdefault
-    return np.fromiter((get(v, len(names)) for v in values), np.int64, len(values))
+    for value in dict.fromkeys(values):  # the distinct values, first seen first
+        if value not in names:
+            names[value] = len(names)
+    return np.fromiter(map(names.__getitem__, values), np.int64, len(values))
 
 
 def from_snapshot(snapshot: Snapshot) -> Book:

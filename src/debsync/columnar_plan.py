@@ -24,7 +24,7 @@ import numpy as np
 from debsync import eligibility, law
 from debsync.claims import wik_dates, wik_sent
 from debsync.clock import local_date
-from debsync.columnar import NO_COSTS, Book, Bools, Decisions, Ints
+from debsync.columnar import NO_COSTS, Book, Bools, Decisions, Ints, days
 from debsync.decisions import Decision, Plan, Reason
 from debsync.facts import InvoiceFacts, Snapshot, StepSent
 from debsync.ladder import Ladder, Rung, Unreachable
@@ -144,21 +144,39 @@ class _Pass:
             last[:-1] = rows[1:] != rows[:-1]
             self.wik_ev[rows[last]] = order[wik[last]]
 
-    def history(self, i: int) -> Sequence[StepSent]:
+    def histories(self, rows: Sequence[int]) -> dict[int, Sequence[StepSent]]:
+        """The steps sent for each of ``rows``, oldest first, as the scheduler reads them."""
         book = self.book
-        kept = book.histories.get(i)
-        if kept is not None:
-            return kept
-        return [
+        at = np.asarray(rows, np.int64)
+        counts = self.ends[at] - self.starts[at]
+        total = int(counts.sum())
+        first = np.repeat(self.starts[at], counts)
+        offset = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
+        ev = self.order[first + offset]
+        names, roles, day = book.step_names, book.roles, days()
+        steps = [
             StepSent(
-                book.step_names[book.ev_step[e]],
-                date.fromordinal(int(book.ev_sent[e])),
-                book.roles[book.ev_role[e]],
-                date.fromordinal(int(book.ev_received[e])) if book.ev_received[e] else None,
-                None if book.ev_costs[e] == NO_COSTS else int(book.ev_costs[e]),
+                names[step],
+                day(sent),
+                roles[role],
+                day(got) if got else None,
+                None if costs == NO_COSTS else costs,
             )
-            for e in self.order[self.starts[i] : self.ends[i]]
+            for step, sent, role, got, costs in zip(
+                book.ev_step[ev].tolist(),
+                book.ev_sent[ev].tolist(),
+                book.ev_role[ev].tolist(),
+                book.ev_received[ev].tolist(),
+                book.ev_costs[ev].tolist(),
+                strict=True,
+            )
         ]
+        found: dict[int, Sequence[StepSent]] = {}
+        start = 0
+        for i, n in zip(rows, counts.tolist(), strict=True):
+            found[i] = book.histories.get(i) or steps[start : start + n]
+            start += n
+        return found
 
     def rows(self) -> dict[tuple[str, str], int]:
         """(instance, invoice id) → row, built the first time a key must be found."""
@@ -281,14 +299,18 @@ class _Pass:
         eager: dict[int, Decision] = {}  # decisions taken by the reference loop
         debtor_rows = np.nonzero(self.routed_debtors)[0].tolist()
         routed_rows = np.nonzero(code == _ROUTED)[0].tolist()
+        due_rows = np.nonzero(code == _DUE)[0].tolist()
+        rows = [*routed_rows, *due_rows]
+        facts = dict(zip(rows, book.facts(rows), strict=True))
+        history = self.histories(rows)
         if len(routed_rows):
             sub = Snapshot(
-                invoices=[book.facts(i) for i in routed_rows],
+                invoices=[facts[i] for i in routed_rows],
                 debtors={
                     (d.instance, d.external_id): d for d in (book.debtors[k] for k in debtor_rows)
                 },
                 instances=book.instances,
-                history={self.key(i): self.history(i) for i in routed_rows},
+                history={self.key(i): history[i] for i in routed_rows},
                 pauses=book.pauses,
                 pending=book.pending,
                 messaged_today=book.messaged_today,
@@ -298,15 +320,11 @@ class _Pass:
             )
             where = {self.key(i): i for i in routed_rows}
             eager = {where[(d.instance, d.invoice_id)]: d for d in looped}
-        due_rows = np.nonzero(code == _DUE)[0].tolist()
         for i in due_rows:
-            self._group(i, groups, eager)
+            self._group(i, facts[i], history[i], groups, eager)
         wanted = np.zeros(len(book.debtors) * len(book.currencies), np.bool_)
         key = book.debtor * len(book.currencies) + book.currency
-        debtor_code = {
-            (book.instance_names[book.inst[i]], book.debtor_id[i]): int(book.debtor[i])
-            for i in due_rows + routed_rows
-        }
+        debtor_code = {(facts[i].instance, facts[i].debtor_id): int(book.debtor[i]) for i in rows}
         currency_code = {c: i for i, c in enumerate(book.currencies)}
         for inst, debtor_id, _, currency in groups:
             wanted[
@@ -314,22 +332,29 @@ class _Pass:
             ] = True
         credit_rows = np.nonzero((book.open_minor < 0) & ~book.closed & wanted[key])[0].tolist()
         credits: dict[tuple[str, str, str], list[InvoiceFacts]] = {}
-        for i in credit_rows:
-            inv = book.facts(i)
+        for i, inv in zip(credit_rows, book.facts(credit_rows), strict=True):
+            facts[i] = inv
             credits.setdefault((inv.instance, inv.debtor_id, inv.currency), []).append(inv)
-        history = {self.key(i): self.history(i) for i in [*due_rows, *routed_rows, *credit_rows]}
+        history |= self.histories(credit_rows)
+        by_key = {(facts[i].instance, facts[i].external_id): hist for i, hist in history.items()}
         warnings: list[str] = []
-        actions, decided = act_on(groups, credits, history, self.today, rates, warnings)
+        actions, decided = act_on(groups, credits, by_key, self.today, rates, warnings)
         decisions = Decisions(len(book), lambda: [*self._looped(eager), *decided])
         return Plan(self.today, actions, decisions, sorted(set(warnings)))
 
     def key(self, i: int) -> tuple[str, str]:
         return self.book.instance_names[self.book.inst[i]], self.book.external_id[i]
 
-    def _group(self, i: int, groups: Groups, eager: dict[int, Decision]) -> None:
+    def _group(
+        self,
+        i: int,
+        inv: InvoiceFacts,
+        hist: Sequence[StepSent],
+        groups: Groups,
+        eager: dict[int, Decision],
+    ) -> None:
         """The reference loop's last part for an invoice whose step is due today."""
         book = self.book
-        inv, hist = book.facts(i), self.history(i)
         debtor = book.debtors[book.debtor[i]]
         ladder = self.ladders[self.deb_ladder[book.debtor[i]]]
         rung = ladder.after[int(self.position[i])]
@@ -381,9 +406,9 @@ class _Pass:
         if reason in (Reason.SOURCE_REMINDS, Reason.DIRECT_DEBIT):
             debtor = book.debtors[book.debtor[i]]
             policy = self.ladders[self.deb_ladder[book.debtor[i]]].policy
-            hist = self.history(i)
+            hist = self.histories([i])[i]
             held = eligibility.hold(
-                book.facts(i), debtor, book.instances[inst], policy, hist, self.today
+                book.facts([i])[0], debtor, book.instances[inst], policy, hist, self.today
             )
             assert held is not None
             return held
@@ -399,7 +424,7 @@ class _Pass:
             return Decision(*head, name, date.fromordinal(int(self.step_ord[i])), "")
         if reason is Reason.NO_WIK:
             return Decision(*head, name, None, "")
-        hist = self.history(i)
+        hist = self.histories([i])[i]
         if reason is Reason.WAITING_WIK_TERM:
             wik = wik_sent(hist)
             assert wik is not None

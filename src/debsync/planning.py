@@ -27,7 +27,7 @@ from debsync.model import DebtorKind, Language, PriorStep
 from debsync.pauses import load_active
 from debsync.policy import DEFAULT_POLICY, Policy
 from debsync.prior_steps import LEVELS, recorded_history
-from debsync.scheduler import collector_paused, plan
+from debsync.scheduler import collector_paused
 from debsync.store import Store
 from debsync.store.schema import (
     BLOCKING_CANCELS,
@@ -109,22 +109,7 @@ def load_snapshot(
         return where
 
     with collector_paused(), store.engine.connect() as conn:
-        synced = dict(
-            conn.execute(
-                sa.select(connector_state.c.instance, connector_state.c.last_success_at).where(
-                    connector_state.c.instance.in_(names)
-                )
-            ).all()
-        )
-        instances = {
-            name: InstanceFacts(
-                name,
-                policies_by_instance.get(name) or DEFAULT_POLICY,
-                synced.get(name),
-                (sources or {}).get(name, ""),
-            )
-            for name in names
-        }
+        instances = _instances(conn, names, policies_by_instance, sources)
         open_invoices = [
             InvoiceFacts(*row[:8], direct_debit_failed=row[8], reminded_by_source=row[9])
             for row in conn.execute(
@@ -205,6 +190,30 @@ def load_snapshot(
         pending=waiting,
         messaged_today=messaged,
     )
+
+
+def _instances(
+    conn: Connection,
+    names: Sequence[str],
+    policies_by_instance: Mapping[str, str],
+    sources: Mapping[str, str] | None,
+) -> dict[str, InstanceFacts]:
+    synced = dict(
+        conn.execute(
+            sa.select(connector_state.c.instance, connector_state.c.last_success_at).where(
+                connector_state.c.instance.in_(names)
+            )
+        ).all()
+    )
+    return {
+        name: InstanceFacts(
+            name,
+            policies_by_instance.get(name) or DEFAULT_POLICY,
+            synced.get(name),
+            (sources or {}).get(name, ""),
+        )
+        for name in names
+    }
 
 
 def add_recorded(
@@ -294,8 +303,12 @@ def plan_from_store(
     rates: law.RateTable | None = None,
     check_freshness: bool = True,
 ) -> Plan:
-    """Today's plan for every configured instance, from what the store holds."""
-    snapshot = load_snapshot(
+    """Today's plan for every configured instance, from what the store holds: the columnar
+    path (:mod:`debsync.columnar_plan`), equal to ``scheduler.plan()`` on the snapshot."""
+    from debsync.columnar_plan import plan as plan_columns
+    from debsync.planning_columnar import load_book
+
+    book = load_book(
         store,
         {name: c.policy for name, c in config.connectors.items()},
         {
@@ -307,8 +320,8 @@ def plan_from_store(
         today=local_date(now),
         policies=config.policies,
     )
-    return plan(
-        snapshot,
+    return plan_columns(
+        book,
         config.policies,
         now,
         rates=rates or law.load_rate_table(config.law.interest_rates),

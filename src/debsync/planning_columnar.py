@@ -1,0 +1,275 @@
+"""Loading the scheduler's snapshot from the store as columns (:mod:`debsync.columnar`): the
+rows as the database driver returns them (no per-value conversion), turned into arrays in
+bulk. The same facts :func:`debsync.planning.load_snapshot` loads, for the columnar plan.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import date
+from itertools import repeat
+from typing import Any
+
+import numpy as np
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from debsync.columnar import NO_COSTS, NO_DATE, ROLES, Book, codes
+from debsync.facts import DebtorFacts, InstanceFacts, StepSent
+from debsync.model import DebtorKind, Language
+from debsync.pauses import load_active
+from debsync.planning import (
+    _KINDS,
+    _LANGUAGES,
+    _date,
+    _instances,
+    add_recorded,
+    messaged_on,
+    pending_steps,
+    unreachable_channels,
+)
+from debsync.policy import Policy
+from debsync.scheduler import collector_paused
+from debsync.store import Store
+from debsync.store.schema import EventKind, debtors, events, invoices, outbox
+
+
+def load_book(
+    store: Store,
+    policies_by_instance: Mapping[str, str],
+    debtor_policies: Mapping[tuple[str, str], str] | None = None,
+    *,
+    sources: Mapping[str, str] | None = None,
+    today: date | None = None,
+    policies: Mapping[str, Policy] | None = None,
+) -> Book:
+    """:func:`load_snapshot` as columns (:mod:`debsync.columnar`), for every configured
+    instance: the rows as the database driver returns them, turned into arrays in bulk."""
+    names = list(policies_by_instance)
+    overrides = debtor_policies or {}
+    with collector_paused(), store.engine.connect() as conn:
+        instances = _instances(conn, names, policies_by_instance, sources)
+        invoice_query, debtor_query, sent_query = book_queries(names)
+        rows = _raw(conn, invoice_query)
+        inst, ext, number, debtor_id, due, currency, open_minor, dd, dd_failed, reminded = (
+            (list(c) for c in zip(*rows, strict=True)) if rows else ([] for _ in range(10))
+        )
+        del rows
+        inst_codes = {name: i for i, name in enumerate(names)}
+        debtor_codes: dict[tuple[str, str], int] = {}
+        debtor = codes(list(zip(inst, debtor_id, strict=True)), debtor_codes)
+        contact = {
+            (i, e): (kind, lang, emails, phones, address)
+            for i, e, kind, lang, emails, phones, address in _raw(conn, debtor_query)
+            if (i, e) in debtor_codes
+        }
+        reach: dict[tuple[Any, ...], frozenset[str]] = {}
+        facts = []
+        known: dict[tuple[str, str], int] = {}  # the debtors the store holds
+        for key in debtor_codes:
+            found = contact.get(key)
+            if found is None:
+                facts.append(DebtorFacts(*key))
+                continue
+            known[key] = len(facts)
+            kind, lang, emails, phones, address = found
+            missing = _reachable(reach, emails, phones, address)
+            language = _LANGUAGES.get(lang, Language.NL)
+            facts.append(DebtorFacts(*key, _KINDS[kind], language, overrides.get(key), missing))
+        del contact
+        row_of: dict[str, dict[str, int]] = {name: {} for name in names}
+        if len(names) == 1:
+            row_of[names[0]] = dict(zip(ext, range(len(ext)), strict=True))
+        else:
+            for i, (n, e) in enumerate(zip(inst, ext, strict=True)):
+                row_of[n][e] = i
+        sent = _raw(conn, sent_query)
+        ev_inst, ev_ext = [r[0] for r in sent], [r[1] for r in sent]
+        if len(names) == 1:
+            located: Iterator[int] = map(row_of[names[0]].get, ev_ext, repeat(-1))
+        else:
+            located = (row_of[n].get(e, -1) for n, e in zip(ev_inst, ev_ext, strict=True))
+        ev_row = np.fromiter(located, np.int64, len(sent))
+        keep = np.nonzero(ev_row >= 0)[0].tolist()
+        sent = [sent[k] for k in keep] if len(keep) < len(sent) else sent
+        ev_row = ev_row[ev_row >= 0]
+        steps: dict[str, int] = {}
+        roles: dict[str | None, int] = {role: i for i, role in enumerate(ROLES)}
+        _, _, ev_step, ev_sent, ev_role, ev_received, ev_costs = (
+            (list(c) for c in zip(*sent, strict=True)) if sent else ([] for _ in range(7))
+        )
+        histories: dict[int, Sequence[StepSent]] = {}
+        if policies:
+            histories = _recorded(conn, names, instances, facts, known, policies, row_of, sent)
+        waiting = pending_steps(conn, [outbox.c.instance.in_(names)])
+        messaged = messaged_on(conn, [outbox.c.instance.in_(names)], today) if today else {}
+        pauses = [p for p in load_active(conn) if p.instance in instances]
+    currencies: dict[str, int] = {}
+    currency_codes = codes(currency, currencies)
+    step_codes, role_codes = codes(ev_step, steps), codes(ev_role, roles)
+    return Book(
+        instances=instances,
+        instance_names=names,
+        debtors=facts,
+        inst=codes(inst, inst_codes),
+        external_id=ext,
+        number=number,
+        debtor=debtor,
+        debtor_id=debtor_id,
+        due=_ordinals(due),
+        currencies=list(currencies),
+        currency=currency_codes,
+        open_minor=np.array(open_minor, np.int64),
+        closed=np.zeros(len(ext), np.bool_),
+        direct_debit=np.array(dd, np.bool_),
+        direct_debit_failed=np.array(dd_failed, np.bool_),
+        reminded_by_source=np.array(reminded, np.bool_),
+        step_names=list(steps),
+        roles=list(roles),
+        ev_invoice=ev_row,
+        ev_step=step_codes,
+        ev_role=role_codes,
+        ev_sent=_ordinals(ev_sent),
+        ev_received=_ordinals(ev_received),
+        ev_costs=np.array([NO_COSTS if c is None else c for c in ev_costs], np.int64),
+        histories=histories,
+        pauses=pauses,
+        pending=waiting,
+        messaged_today=messaged,
+    )
+
+
+def book_queries(names: Sequence[str]) -> tuple[sa.Select[Any], sa.Select[Any], sa.Select[Any]]:
+    """What :func:`load_book` reads of the instances ``names``: open invoices, debtors, and
+    the steps sent (in the order sent)."""
+    data = events.c.data
+    return (
+        sa.select(
+            invoices.c.instance,
+            invoices.c.external_id,
+            invoices.c.number,
+            invoices.c.debtor_id,
+            invoices.c.due_date,
+            invoices.c.currency,
+            invoices.c.open_minor,
+            invoices.c.direct_debit,
+            invoices.c.direct_debit_failed,
+            invoices.c.reminded_by_source,
+        ).where(invoices.c.instance.in_(names), invoices.c.state == "open"),
+        sa.select(
+            debtors.c.instance,
+            debtors.c.external_id,
+            debtors.c.kind,
+            debtors.c.language,
+            debtors.c.emails,
+            debtors.c.phones,
+            debtors.c.address,
+        ).where(debtors.c.instance.in_(names)),
+        sa.select(
+            events.c.instance,
+            events.c.invoice_id,
+            data["step"].as_string(),
+            data["sent_on"].as_string(),
+            data["role"].as_string(),
+            data["received_on"].as_string(),
+            data["stated_costs_minor"].as_integer(),
+        )
+        .where(events.c.instance.in_(names), events.c.kind == EventKind.STEP_SENT)
+        .order_by(events.c.id),
+    )
+
+
+def _raw(conn: Connection, query: sa.Select[Any]) -> list[Any]:
+    """The rows of ``query`` as the database driver returns them: no per-value conversion
+    (dates stay ISO strings on SQLite, JSON stays text), which the columnar loader does in
+    bulk."""
+    compiled = query.compile(conn, compile_kwargs={"literal_binds": True})
+    return list(conn.exec_driver_sql(str(compiled)).fetchall())
+
+
+_EPOCH = date(1970, 1, 1).toordinal()
+
+
+def _ordinals(values: Sequence[Any]) -> Any:
+    """Dates (ISO strings or ``date``, None for none) as day ordinals, 0 for none."""
+    days = np.array(values, "datetime64[D]")
+    out = days.astype(np.int64) + _EPOCH
+    out[np.isnat(days)] = NO_DATE
+    return out
+
+
+def _json(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def _reachable(
+    seen: dict[tuple[Any, ...], frozenset[str]], emails: Any, phones: Any, address: Any
+) -> frozenset[str]:
+    """:func:`unreachable_channels` for raw column values, worked out once per distinct
+    phones and address (most debtors share their kind of details)."""
+    found = _json(emails)
+    if not isinstance(phones, str) or not (address is None or isinstance(address, str)):
+        return unreachable_channels(found, _json(phones), _json(address))
+    key = (bool(found), phones, address)
+    missing = seen.get(key)
+    if missing is None:
+        missing = seen[key] = unreachable_channels(found, _json(phones), _json(address))
+    return missing
+
+
+class _DebtorPolicies(Mapping[tuple[str, str], tuple[Policy | None, DebtorKind]]):
+    """Each debtor's policy and kind for :func:`add_recorded`, looked up when asked."""
+
+    def __init__(
+        self,
+        facts: Sequence[DebtorFacts],
+        codes: Mapping[tuple[str, str], int],
+        instances: Mapping[str, InstanceFacts],
+        policies: Mapping[str, Policy],
+    ) -> None:
+        self.facts, self.codes, self.instances, self.policies = facts, codes, instances, policies
+
+    def __getitem__(self, key: tuple[str, str]) -> tuple[Policy | None, DebtorKind]:
+        debtor = self.facts[self.codes[key]]  # KeyError: not in the debtors table
+        name = debtor.policy or self.instances[debtor.instance].policy
+        return self.policies.get(name), debtor.kind
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        return iter(self.codes)
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+
+def _recorded(
+    conn: Connection,
+    names: Sequence[str],
+    instances: Mapping[str, InstanceFacts],
+    facts: Sequence[DebtorFacts],
+    debtor_codes: Mapping[tuple[str, str], int],
+    policies: Mapping[str, Policy],
+    row_of: Mapping[str, Mapping[str, int]],
+    sent: Sequence[Any],
+) -> dict[int, Sequence[StepSent]]:
+    """The whole histories of the invoices with steps their source recorded, by row: placed
+    as :func:`add_recorded` places them for :func:`load_snapshot`."""
+    recorded: dict[tuple[str, str], list[StepSent]] = defaultdict(list)
+    by_debtor = _DebtorPolicies(facts, debtor_codes, instances, policies)
+    add_recorded(conn, [events.c.instance.in_(names)], by_debtor, recorded)
+    wanted = {key for key, steps in recorded.items() if key[1] in row_of.get(key[0], {})}
+    if not wanted:
+        return {}
+    own: dict[tuple[str, str], list[StepSent]] = defaultdict(list)
+    for inst, invoice_id, step, sent_on, role, received_on, stated_costs in sent:
+        if (inst, invoice_id) in wanted:
+            own[(inst, invoice_id)].append(
+                StepSent(step, date.fromisoformat(sent_on), role, _date(received_on), stated_costs)
+            )
+    return {
+        row_of[inst][invoice_id]: sorted(
+            [*recorded[(inst, invoice_id)], *own[(inst, invoice_id)]], key=lambda s: s.sent_on
+        )
+        for inst, invoice_id in wanted
+    }
