@@ -7,7 +7,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
+import signal
 import socket
+import subprocess
+import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -268,3 +272,67 @@ def test_a_moneybird_payment_arrives_by_webhook_and_the_logs_name_no_one(
     assert "POST /webhooks/mb 200" in caplog.text and "POST /webhooks/mb 401" in caplog.text
     for private in ("Bakkerij De Gouden Korrel", "i@korrel.nl", "query-text-stays-out", SECRET):
         assert private not in caplog.text, private
+
+
+# -- debsync serve -------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_debsync_serve_listens_on_the_configured_port_and_stops_on_sigterm(
+    tmp_path: Path,
+) -> None:
+    port = free_port()
+    write(tmp_path / "openstaand.csv", ROWS)
+    (tmp_path / "connectors.toml").write_text(
+        f"""
+[store]
+url = "sqlite:///{tmp_path / "debsync.db"}"
+
+[creditor]
+name = "Voorbeeld B.V."
+iban = "NL91ABNA0417164300"
+
+[http]
+port = {port}
+public_url = "https://debsync.example.nl"
+
+[connectors.books]
+type = "csv"
+path = "openstaand.csv"
+
+[connectors.mb]
+type = "moneybird"
+administration_id = "123"
+token = {{ env = "MB_TOKEN" }}
+
+[actions.files]
+type = "file"
+directory = "outbox"
+""",
+        encoding="utf-8",
+    )
+    command = [sys.executable, "-m", "debsync", "-c", str(tmp_path / "connectors.toml"), "serve"]
+    env = {**os.environ, "MB_TOKEN": "mb-token-for-the-test"}
+    urls = subprocess.run(
+        [*command, "--print-urls"], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert urls.returncode == 0, urls.stderr
+    assert [line.split() for line in urls.stdout.splitlines()] == [
+        ["files", "https://debsync.example.nl/inbound/files"],
+        ["mb", "https://debsync.example.nl/webhooks/mb"],
+    ]
+
+    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env) as child:
+        try:
+            assert child.stdout is not None
+            assert child.stdout.readline().startswith(f"listening on 127.0.0.1:{port}")
+            assert get(f"http://127.0.0.1:{port}/healthz")[::2] == (200, b"ok\n")
+            child.send_signal(signal.SIGTERM)
+            assert child.wait(timeout=30) == 0
+        finally:
+            child.kill()
