@@ -11,11 +11,10 @@ from rich.markup import escape
 from rich.table import Table
 
 from debsync.cli.common import EXIT_FAILED, app, fail, load, now, open_store_or_exit, out
+from debsync.web.roles import Role, role_problem
 
 users_app = typer.Typer(help="The web console's users.", no_args_is_help=True)
 app.add_typer(users_app, name="users")
-
-ROLES = ("viewer", "operator", "approver", "admin")
 
 
 def _password() -> str:
@@ -34,13 +33,15 @@ def users_add(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(metavar="NAME")],
     role: Annotated[
-        str, typer.Option("--role", help=f"One of {', '.join(ROLES)}.", show_default=False)
+        str, typer.Option("--role", help=f"One of {', '.join(Role)}.", show_default=False)
     ],
 ) -> None:
     """Add a user; the password comes from standard input, or is asked twice."""
     from debsync.web.auth import UserError, add_user
 
     _, config = load(ctx)
+    if problem := role_problem(role):
+        fail(problem)  # before asking for a password in vain
     password = _password()
     store = open_store_or_exit(config)
     try:

@@ -33,7 +33,7 @@ from debsync.errors import DebsyncError
 from debsync.store import Store
 from debsync.store.schema import users, web_sessions
 from debsync.web.context import console, render
-from debsync.web.roles import Role, allows
+from debsync.web.roles import Role, allows, role_problem
 
 SESSION_COOKIE = "debsync_session"
 LOGIN_CSRF_COOKIE = "debsync_login_csrf"
@@ -78,8 +78,8 @@ class Session:
 def add_user(store: Store, name: str, password: str, role: str, now: datetime) -> User:
     if not NAME.fullmatch(name):
         raise UserError(f"user name {name!r}: letters, digits and . _ @ - only, at most 64")
-    if role not in tuple(Role):
-        raise UserError(f"role {role!r}: one of {', '.join(Role)}")
+    if problem := role_problem(role):
+        raise UserError(problem)
     if len(password) < MIN_PASSWORD:
         raise UserError(f"the password needs at least {MIN_PASSWORD} characters")
     with store.engine.begin() as conn:
@@ -282,7 +282,7 @@ def require(role: Role) -> Callable[[Endpoint], Callable[[Request], Awaitable[Re
             if token:
                 session = await run_in_threadpool(find_session, parts.store, token, parts.clock())
             if session is None:
-                if request.method == "GET":
+                if request.method in ("GET", "HEAD"):
                     login = request.url_for("login").include_query_params(next=request.url.path)
                     return RedirectResponse(str(login), status_code=303)
                 return forbidden(request)
