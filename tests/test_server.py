@@ -184,7 +184,8 @@ def test_metrics_after_a_sync_and_a_sent_action(book: CsvBook, server: Running) 
     book.state.backoff["books"] = "auth"
     after = scrape(server)
 
-    books, eur = {"instance": "books"}, {"instance": "books", "currency": "EUR"}
+    books = {"connector_instance": "books"}
+    eur = {**books, "currency": "EUR"}
     assert sample(after, "debsync_open_invoices", **eur) == 2
     assert sample(after, "debsync_open_amount", **eur) == 171.0
     assert sample(after, "debsync_overdue_amount", **eur) == 121.0
@@ -196,8 +197,9 @@ def test_metrics_after_a_sync_and_a_sent_action(book: CsvBook, server: Running) 
     assert sample(after, "debsync_sync_duration_seconds_count", status="ok") == 1
     assert sample(after, "debsync_sync_duration_seconds_bucket", status="ok", le="+Inf") == 1
     assert sample(after, "debsync_outbox_backlog", state="planned") == 0
+    assert ("debsync_outbox_backlog", frozenset({("state", "dead")})) in after
     assert ("debsync_outbox_backlog", frozenset({("state", "in_doubt")})) in after
-    assert sample(after, "debsync_instance_backoff", instance="books", reason="auth") == 1
+    assert sample(after, "debsync_instance_backoff", **books, reason="auth") == 1
     sent = {"channel": "email", "state": "sent"}
     assert (
         sample(after, "debsync_actions_total", **sent)

@@ -7,6 +7,9 @@ PostgreSQL shows the same fleet-wide figures: scrape one, or take ``max`` over t
 a process knows (API calls, rate-limit waits, actions handed to channels) comes from
 :mod:`debsync.metrics`; sum those over the workers.
 
+Per administration, the label is ``connector_instance``: Prometheus gives ``instance`` to the
+scraped target.
+
 Sync runs are counted from ``sync_runs`` incrementally: each scrape reads only the runs that
 finished since the last one, starting with the runs after the server started (counters
 start at zero, as Prometheus expects of a restarted process).
@@ -37,7 +40,14 @@ from debsync.config import Config
 from debsync.model import from_minor
 from debsync.server.state import ServerState
 from debsync.store import Store
-from debsync.store.schema import OPEN_STATES, connector_state, invoices, outbox, sync_runs
+from debsync.store.schema import (
+    OPEN_STATES,
+    ActionState,
+    connector_state,
+    invoices,
+    outbox,
+    sync_runs,
+)
 
 DURATION_BUCKETS = (0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0)
 """Seconds: a CSV file syncs in under a second, a first Exact sync of many divisions in
@@ -46,6 +56,9 @@ tens of minutes."""
 ABANDONED = timedelta(days=1)
 """A run still ``running`` after this long belonged to a process that died; it is not
 waited for (the instance's next sync marks it interrupted)."""
+
+BACKLOG = (*OPEN_STATES, ActionState.DEAD)
+"""What ``debsync_outbox_backlog`` counts: what is under way, and what waits for review."""
 
 SEEN, WRITTEN, REJECTED = "seen", "written", "rejected"
 _NOT_WRITES = ("invoices_seen", "rejects")
@@ -111,14 +124,14 @@ class _Runs:
             "debsync_sync_runs",
             "Sync runs finished since this server started, by instance and status "
             "(ok, failed, interrupted).",
-            labels=["instance", "status"],
+            labels=["connector_instance", "status"],
         )
         for (instance, status), n in sorted(self.runs.items()):
             runs.add_metric([instance, status], n)
         records = CounterMetricFamily(
             "debsync_sync_records",
             "Records of those runs: invoices seen, rows written, records rejected.",
-            labels=["instance", "outcome"],
+            labels=["connector_instance", "outcome"],
         )
         for (instance, outcome), n in sorted(self.records.items()):
             records.add_metric([instance, outcome], n)
@@ -154,7 +167,7 @@ class StoreCollector(Collector):
         backoff = GaugeMetricFamily(
             "debsync_instance_backoff",
             "1 while the daemon backs off an instance, with the reason.",
-            labels=["instance", "reason"],
+            labels=["connector_instance", "reason"],
         )
         for instance, reason in sorted(self.state.backoff.items()):
             backoff.add_metric([instance, reason], 1)
@@ -173,7 +186,7 @@ class StoreCollector(Collector):
             .where(invoices.c.state == "open")
             .group_by(invoices.c.instance, invoices.c.currency)
         ).all()
-        labels = ["instance", "currency"]
+        labels = ["connector_instance", "currency"]
         count = GaugeMetricFamily("debsync_open_invoices", "Open invoices.", labels=labels)
         amount = GaugeMetricFamily(
             "debsync_open_amount", "Open amount (a float: for graphs, not books).", labels=labels
@@ -196,14 +209,16 @@ class StoreCollector(Collector):
         rows: dict[str, int] = dict(
             conn.execute(
                 sa.select(outbox.c.state, sa.func.count())
-                .where(outbox.c.state.in_(OPEN_STATES))
+                .where(outbox.c.state.in_(BACKLOG))
                 .group_by(outbox.c.state)
             ).all()
         )
         backlog = GaugeMetricFamily(
-            "debsync_outbox_backlog", "Outbox actions not yet finished, by state.", labels=["state"]
+            "debsync_outbox_backlog",
+            "Outbox actions not finished, or dead and waiting for a person, by state.",
+            labels=["state"],
         )
-        for state in OPEN_STATES:
+        for state in BACKLOG:
             backlog.add_metric([state.value], rows.get(state.value, 0))
         return backlog
 
@@ -217,7 +232,7 @@ class StoreCollector(Collector):
         ages = GaugeMetricFamily(
             "debsync_last_sync_age_seconds",
             "Seconds since the instance's last successful sync (absent: never synced).",
-            labels=["instance"],
+            labels=["connector_instance"],
         )
         for instance, at in sorted(rows):
             ages.add_metric([instance], max((now - at).total_seconds(), 0.0))
