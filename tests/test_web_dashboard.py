@@ -77,6 +77,7 @@ def seed(store: Store, clock: FrozenClock) -> None:
     F4    D3      10-11-2026  24-11-2026   123,45   123,45 D3: unknown kind
     F5    D1      20-10-2026  19-11-2026   400,00   400,00 promised for 10-12
     F6    D1      15-08-2026  14-09-2026   800,00     0,00 paid 10-09
+    U1    D1      01-11-2026  02-11-2026    50,00    50,00 in US dollars
     ====  ======  ==========  ==========  =======  ======  =====================
     """
     with store.engine.begin() as conn:
@@ -97,6 +98,8 @@ def seed(store: Store, clock: FrozenClock) -> None:
                 _invoice("F4", "D3", date(2026, 11, 10), date(2026, 11, 24), 12345, 12345),
                 _invoice("F5", "D1", date(2026, 10, 20), date(2026, 11, 19), 40000, 40000),
                 _invoice("F6", "D1", date(2026, 8, 15), date(2026, 9, 14), 80000, 0),
+                _invoice("U1", "D1", date(2026, 11, 1), date(2026, 11, 2), 5000, 5000)
+                | {"currency": "USD"},
             ],
         )
         conn.execute(
@@ -239,6 +242,7 @@ def test_the_page_in_dutch(sqlite_store: Store, tmp_path: Path, web_console, clo
     assert "22-11-2026 – 28-11-2026" in html  # the first forecast week
     assert "1 debiteur(en) met open posten zonder e-mailadres" in html
     assert "1 debiteur(en) met open posten van onbekende soort" in html
+    assert "Daarnaast in USD: US$ 50,00 open, waarvan US$ 50,00 vervallen" in html
     week_two = r'29-11-2026 – 05-12-2026</th><td class="num">€ ([\d.,]+)</td>'
     assert re.search(week_two, html).group(1) == "1.000,00"  # F1 falls due
     assert re.search(week_two, after).group(1) == "0,00"  # not while it is disputed

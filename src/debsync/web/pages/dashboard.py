@@ -77,6 +77,12 @@ messages = {
     "dashboard.open": ("Openstaand", "Open"),
     "dashboard.overdue": ("Vervallen", "Overdue"),
     "dashboard.open_invoices": ("Open facturen", "Open invoices"),
+    "dashboard.other_currency": (
+        "Daarnaast in {currency}: {amount} open, waarvan {overdue} vervallen (facturen: "
+        "{count}); de grafieken tonen alleen de hoofdvaluta.",
+        "Also in {currency}: {amount} open, {overdue} of it overdue (invoices: {count}); the "
+        "charts show the main currency only.",
+    ),
     "dashboard.dso": ("DSO (dagen)", "DSO (days)"),
     "dashboard.dso_none": ("geen omzet", "no sales"),
     "dashboard.aging": ("Ouderdom op {day}", "Aging as of {day}"),
