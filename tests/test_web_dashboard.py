@@ -257,6 +257,12 @@ def test_a_browser_logs_in_and_sees_the_dashboard(
     served.log_in(browser_page, "kim")
     assert browser_page.locator("#open-amount").inner_text() == "€\xa01.973,45"
     assert browser_page.get_by_role("img", name="Ouderdom op 22-11-2026").is_visible()
+    browser_page.keyboard.press("Tab")  # the first stop is the skip link, then it works
+    assert browser_page.evaluate("document.activeElement.textContent") == "Naar de inhoud"
+    browser_page.keyboard.press("Enter")
+    assert browser_page.evaluate("document.activeElement.id") == "main"
+    browser_page.set_viewport_size({"width": 768, "height": 1024})  # a tablet, upright
+    assert browser_page.evaluate("document.documentElement.scrollWidth <= innerWidth")
     browser_page.get_by_role("link", name="English").click()
     assert browser_page.get_by_role("heading", name="Aging as of 22 Nov 2026").is_visible()
     assert browser_page.locator("#open-amount").inner_text() == "€1,973.45"
