@@ -206,7 +206,9 @@ class Connector(ABC, Generic[SettingsT]):
     :cvar type_name: the ``type = "..."`` value in ``connectors.toml``.
     :cvar Settings: pydantic model validating the instance's table.
     :cvar capabilities: what the engine may ask beyond ``fetch``: ``"incremental"`` (a non-None
-        cursor yields changes only), ``"documents"``, ``"notes"``, ``"webhooks"``.
+        cursor yields changes only), ``"digest"`` (the last page's cursor is a digest of the
+        whole source; handed back, an unchanged source yields one empty complete page and the
+        engine repeats the last snapshot), ``"documents"``, ``"notes"``, ``"webhooks"``.
     """
 
     type_name: ClassVar[str]
@@ -225,8 +227,8 @@ class Connector(ABC, Generic[SettingsT]):
         """Yield pages of normalised records.
 
         ``cursor`` is ``None`` for a full snapshot, whose last page sets
-        ``snapshot_complete``. Connectors without the ``"incremental"`` capability always get
-        ``None``. Raise :class:`~debsync.errors.RetryableConnectorError` for transient failures
+        ``snapshot_complete``. Connectors without the ``"incremental"`` capability get
+        ``None``, or with ``"digest"`` the last complete snapshot's digest. Raise :class:`~debsync.errors.RetryableConnectorError` for transient failures
         and :class:`~debsync.errors.FatalConnectorError` for ones that need a person; a bad
         record is a :class:`Reject` in the page, not an exception.
         """
