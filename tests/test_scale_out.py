@@ -57,12 +57,22 @@ def store_url() -> Iterator[str]:
         admin.dispose()
 
 
-def write_world(directory: Path, url: str, server: SMTPTestServer) -> Path:
+def write_world(
+    directory: Path,
+    url: str,
+    smtp: tuple[str, int],
+    *,
+    instances: int = INSTANCES,
+    debtors: int = DEBTORS,
+    sync_every: str = "1h",
+) -> Path:
+    """``instances`` CSV exports of ``debtors`` overdue invoices each, and a config that mails
+    them through the SMTP server at ``smtp`` (bench/daemon.py builds its world here too)."""
     header = "Relatiecode;Naam;Soort;E-mail;Factuurnummer;Factuurdatum;Vervaldatum;Openstaand"
     tables = []
-    for i in range(INSTANCES):
+    for i in range(instances):
         rows = [header]
-        for n in range(DEBTORS):
+        for n in range(debtors):
             rows.append(
                 f"D{n:03d};Klant {i}-{n} B.V.;Zakelijk;debiteur{i}x{n}@example.nl;F{i:03d}-{n:03d};"
                 f"01-11-2026;{1 + n % 9:02d}-12-2026;{100 + n},00"
@@ -76,7 +86,7 @@ def write_world(directory: Path, url: str, server: SMTPTestServer) -> Path:
 url = "{url}"
 
 [daemon]
-sync_every = "1h"
+sync_every = "{sync_every}"
 lease = "6s"
 shutdown_grace = "10s"
 
@@ -90,8 +100,8 @@ iban = "NL91ABNA0417164300"
 
 [actions.mail]
 type = "email"
-host = "{server.host}"
-port = {server.port}
+host = "{smtp[0]}"
+port = {smtp[1]}
 security = "none"
 allow_insecure = true
 from_address = "debiteuren@voorbeeld-installatie.example.nl"
@@ -119,7 +129,7 @@ def test_three_workers_share_the_work_and_survive_one_killed(
 ) -> None:
     total = INSTANCES * DEBTORS
     with SMTPTestServer() as server:
-        config = write_world(tmp_path, store_url, server)
+        config = write_world(tmp_path, store_url, (server.host, server.port))
         assert subprocess.run(  # the schema, migrated once before the workers start
             [sys.executable, "-m", "debsync", "--config", str(config), "status"],
             capture_output=True,
