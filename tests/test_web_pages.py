@@ -297,6 +297,10 @@ def test_an_email_is_previewed_as_it_went_out_in_a_sandbox(console: Console) -> 
     body = client.get(f"/messages/{reminder.key}/body.html")
     assert body.text == reminder.payload["html"]
     assert body.headers["content-security-policy"].startswith("sandbox; default-src 'none'")
+    # its own policy only: the console's frame-ancestors 'none' would keep it out of the frame
+    assert len(body.headers.get_list("content-security-policy")) == 1
+    assert body.headers.get_list("x-frame-options") == ["SAMEORIGIN"]
+    assert body.headers["x-content-type-options"] == "nosniff"
 
 
 def test_a_queued_handoff_is_previewed_with_todays_figures(console: Console) -> None:

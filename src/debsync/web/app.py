@@ -38,7 +38,9 @@ SECURITY_HEADERS = [
 
 
 class SecurityHeaders:
-    """Adds :data:`SECURITY_HEADERS` to every HTTP response, static files and errors too."""
+    """Adds :data:`SECURITY_HEADERS` to every HTTP response, static files and errors too; a
+    response that sets one of them itself (the e-mail preview's stricter, frameable policy)
+    keeps its own."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -50,7 +52,12 @@ class SecurityHeaders:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), *SECURITY_HEADERS]
+                headers = message.get("headers", [])
+                own = {name.lower() for name, _ in headers}
+                message["headers"] = [
+                    *headers,
+                    *(header for header in SECURITY_HEADERS if header[0] not in own),
+                ]
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
