@@ -52,88 +52,106 @@ def load_book(
     with collector_paused(), store.engine.connect() as conn:
         instances = _instances(conn, names, policies_by_instance, sources)
         invoice_query, debtor_query, sent_query = book_queries(names)
-        rows = _raw(conn, invoice_query)
-        inst, ext, number, debtor_id, due, currency, open_minor, dd, dd_failed, reminded = (
-            (list(c) for c in zip(*rows, strict=True)) if rows else ([] for _ in range(10))
+        inst: list[str] = []
+        ext: list[str] = []
+        number: list[str] = []
+        debtor_id: list[str] = []
+        currency: list[str] = []
+        arrays: list[tuple[Any, ...]] = []  # per chunk: due, open, the three flags
+        for chunk in _chunks(conn, invoice_query):
+            i, e, n, d, due, cur, amount, dd, failed, reminded = zip(*chunk, strict=True)
+            for column, values in ((inst, i), (ext, e), (number, n), (debtor_id, d)):
+                column.extend(values)
+            currency.extend(cur)
+            flags = (np.array(v, np.bool_) for v in (dd, failed, reminded))
+            arrays.append((_ordinals(due), np.array(amount, np.int64), *flags))
+        due_, open_, dd_, failed_, reminded_ = (
+            (np.concatenate(c) for c in zip(*arrays, strict=True))
+            if arrays
+            else (np.zeros(0, np.int64) for _ in range(5))
         )
-        del rows
-        inst_codes = {name: i for i, name in enumerate(names)}
+        del arrays
         debtor_codes: dict[tuple[str, str], int] = {}
         debtor = codes(list(zip(inst, debtor_id, strict=True)), debtor_codes)
-        contact = {
-            (i, e): (kind, lang, emails, phones, address)
-            for i, e, kind, lang, emails, phones, address in _raw(conn, debtor_query)
-            if (i, e) in debtor_codes
-        }
         reach: dict[tuple[Any, ...], frozenset[str]] = {}
-        facts = []
-        known: dict[tuple[str, str], int] = {}  # the debtors the store holds
-        for key in debtor_codes:
-            found = contact.get(key)
-            if found is None:
-                facts.append(DebtorFacts(*key))
-                continue
-            known[key] = len(facts)
-            kind, lang, emails, phones, address = found
-            missing = _reachable(reach, emails, phones, address)
-            language = _LANGUAGES.get(lang, Language.NL)
-            facts.append(DebtorFacts(*key, _KINDS[kind], language, overrides.get(key), missing))
-        del contact
+        held: dict[tuple[str, str], DebtorFacts] = {}  # the debtors the store holds
+        for chunk in _chunks(conn, debtor_query):
+            for i, e, kind, lang, emails, phones, address in chunk:
+                if (i, e) in debtor_codes:
+                    missing = _reachable(reach, emails, phones, address)
+                    language = _LANGUAGES.get(lang, Language.NL)
+                    policy = overrides.get((i, e))
+                    held[(i, e)] = DebtorFacts(i, e, _KINDS[kind], language, policy, missing)
+        facts = [held.get(key) or DebtorFacts(*key) for key in debtor_codes]
+        known = {key: debtor_codes[key] for key in held}
+        del held
         row_of: dict[str, dict[str, int]] = {name: {} for name in names}
         if len(names) == 1:
             row_of[names[0]] = dict(zip(ext, range(len(ext)), strict=True))
         else:
-            for i, (n, e) in enumerate(zip(inst, ext, strict=True)):
-                row_of[n][e] = i
-        sent = _raw(conn, sent_query)
-        ev_inst, ev_ext = [r[0] for r in sent], [r[1] for r in sent]
-        if len(names) == 1:
-            located: Iterator[int] = map(row_of[names[0]].get, ev_ext, repeat(-1))
-        else:
-            located = (row_of[n].get(e, -1) for n, e in zip(ev_inst, ev_ext, strict=True))
-        ev_row = np.fromiter(located, np.int64, len(sent))
-        keep = np.nonzero(ev_row >= 0)[0].tolist()
-        sent = [sent[k] for k in keep] if len(keep) < len(sent) else sent
-        ev_row = ev_row[ev_row >= 0]
+            for k, (name, invoice) in enumerate(zip(inst, ext, strict=True)):
+                row_of[name][invoice] = k
+        recorded = _recorded(conn, names, instances, facts, known, policies, row_of)
+        own: dict[tuple[str, str], list[StepSent]] = defaultdict(list)
         steps: dict[str, int] = {}
-        roles: dict[str | None, int] = {role: i for i, role in enumerate(ROLES)}
-        _, _, ev_step, ev_sent, ev_role, ev_received, ev_costs = (
-            (list(c) for c in zip(*sent, strict=True)) if sent else ([] for _ in range(7))
+        roles: dict[str | None, int] = {role: k for k, role in enumerate(ROLES)}
+        parts: list[tuple[Any, ...]] = []
+        for chunk in _chunks(conn, sent_query):
+            ev_inst, ev_ext, step, sent_on, role, received, costs = zip(*chunk, strict=True)
+            if len(names) == 1:
+                located: Iterator[int] = map(row_of[names[0]].get, ev_ext, repeat(-1))
+            else:
+                located = (row_of[n].get(e, -1) for n, e in zip(ev_inst, ev_ext, strict=True))
+            rows = np.fromiter(located, np.int64, len(chunk))
+            keep = rows >= 0
+            stated = [NO_COSTS if c is None else c for c in costs]
+            columns: tuple[Any, ...] = (rows, codes(step, steps), codes(role, roles))
+            columns += (_ordinals(sent_on), _ordinals(received), np.array(stated, np.int64))
+            parts.append(tuple(c[keep] for c in columns))
+            if recorded:
+                for event in chunk:
+                    if (event[0], event[1]) in recorded:
+                        own[(event[0], event[1])].append(_step_sent(*event[2:]))
+        ev_row, ev_step, ev_role, ev_sent, ev_received, ev_costs = (
+            (np.concatenate(c) for c in zip(*parts, strict=True))
+            if parts
+            else (np.zeros(0, np.int64) for _ in range(6))
         )
-        histories: dict[int, Sequence[StepSent]] = {}
-        if policies:
-            histories = _recorded(conn, names, instances, facts, known, policies, row_of, sent)
+        del parts
+        histories: dict[int, Sequence[StepSent]] = {
+            row_of[i][e]: sorted([*found, *own[(i, e)]], key=lambda s: s.sent_on)
+            for (i, e), found in recorded.items()
+        }
         waiting = pending_steps(conn, [outbox.c.instance.in_(names)])
         messaged = messaged_on(conn, [outbox.c.instance.in_(names)], today) if today else {}
         pauses = [p for p in load_active(conn) if p.instance in instances]
     currencies: dict[str, int] = {}
     currency_codes = codes(currency, currencies)
-    step_codes, role_codes = codes(ev_step, steps), codes(ev_role, roles)
     return Book(
         instances=instances,
         instance_names=names,
         debtors=facts,
-        inst=codes(inst, inst_codes),
+        inst=codes(inst, {name: k for k, name in enumerate(names)}),
         external_id=ext,
         number=number,
         debtor=debtor,
         debtor_id=debtor_id,
-        due=_ordinals(due),
+        due=due_,
         currencies=list(currencies),
         currency=currency_codes,
-        open_minor=np.array(open_minor, np.int64),
+        open_minor=open_,
         closed=np.zeros(len(ext), np.bool_),
-        direct_debit=np.array(dd, np.bool_),
-        direct_debit_failed=np.array(dd_failed, np.bool_),
-        reminded_by_source=np.array(reminded, np.bool_),
+        direct_debit=dd_.astype(np.bool_),
+        direct_debit_failed=failed_.astype(np.bool_),
+        reminded_by_source=reminded_.astype(np.bool_),
         step_names=list(steps),
         roles=list(roles),
         ev_invoice=ev_row,
-        ev_step=step_codes,
-        ev_role=role_codes,
-        ev_sent=_ordinals(ev_sent),
-        ev_received=_ordinals(ev_received),
-        ev_costs=np.array([NO_COSTS if c is None else c for c in ev_costs], np.int64),
+        ev_step=ev_step,
+        ev_role=ev_role,
+        ev_sent=ev_sent,
+        ev_received=ev_received,
+        ev_costs=ev_costs,
         histories=histories,
         pauses=pauses,
         pending=waiting,
@@ -181,12 +199,22 @@ def book_queries(names: Sequence[str]) -> tuple[sa.Select[Any], sa.Select[Any], 
     )
 
 
-def _raw(conn: Connection, query: sa.Select[Any]) -> list[Any]:
-    """The rows of ``query`` as the database driver returns them: no per-value conversion
-    (dates stay ISO strings on SQLite, JSON stays text), which the columnar loader does in
-    bulk."""
+_CHUNK = 50_000
+
+
+def _chunks(conn: Connection, query: sa.Select[Any]) -> Iterator[Sequence[Any]]:
+    """The rows of ``query`` as the database driver returns them, a chunk at a time: no
+    per-value conversion (dates stay ISO strings on SQLite, JSON stays text), which the
+    loader does in bulk per chunk, holding one chunk of rows at a time."""
     compiled = query.compile(conn, compile_kwargs={"literal_binds": True})
-    return list(conn.exec_driver_sql(str(compiled)).fetchall())
+    result = conn.exec_driver_sql(str(compiled), execution_options={"stream_results": True})
+    yield from result.partitions(_CHUNK)
+
+
+def _step_sent(
+    step: str, sent_on: str, role: str | None, received_on: str | None, costs: int | None
+) -> StepSent:
+    return StepSent(step, date.fromisoformat(sent_on), role, _date(received_on), costs)
 
 
 _EPOCH = date(1970, 1, 1).toordinal()
@@ -249,27 +277,14 @@ def _recorded(
     instances: Mapping[str, InstanceFacts],
     facts: Sequence[DebtorFacts],
     debtor_codes: Mapping[tuple[str, str], int],
-    policies: Mapping[str, Policy],
+    policies: Mapping[str, Policy] | None,
     row_of: Mapping[str, Mapping[str, int]],
-    sent: Sequence[Any],
-) -> dict[int, Sequence[StepSent]]:
-    """The whole histories of the invoices with steps their source recorded, by row: placed
-    as :func:`add_recorded` places them for :func:`load_snapshot`."""
+) -> dict[tuple[str, str], list[StepSent]]:
+    """The steps their source recorded on open invoices, placed as :func:`add_recorded`
+    places them for :func:`load_snapshot` (without the policies: none)."""
+    if not policies:
+        return {}
     recorded: dict[tuple[str, str], list[StepSent]] = defaultdict(list)
     by_debtor = _DebtorPolicies(facts, debtor_codes, instances, policies)
     add_recorded(conn, [events.c.instance.in_(names)], by_debtor, recorded)
-    wanted = {key for key, steps in recorded.items() if key[1] in row_of.get(key[0], {})}
-    if not wanted:
-        return {}
-    own: dict[tuple[str, str], list[StepSent]] = defaultdict(list)
-    for inst, invoice_id, step, sent_on, role, received_on, stated_costs in sent:
-        if (inst, invoice_id) in wanted:
-            own[(inst, invoice_id)].append(
-                StepSent(step, date.fromisoformat(sent_on), role, _date(received_on), stated_costs)
-            )
-    return {
-        row_of[inst][invoice_id]: sorted(
-            [*recorded[(inst, invoice_id)], *own[(inst, invoice_id)]], key=lambda s: s.sent_on
-        )
-        for inst, invoice_id in wanted
-    }
+    return {key: steps for key, steps in recorded.items() if key[1] in row_of.get(key[0], {})}
