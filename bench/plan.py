@@ -257,8 +257,12 @@ def load_and_plan(path: Path) -> dict[str, float]:
         "load_s": loaded - started,
         "plan_s": done - loaded,
         "actions": len(result.actions),
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mb": _peak_mb(),
     }
+
+
+def _peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def fetch_floor(path: Path) -> dict[str, float]:
@@ -326,7 +330,8 @@ def main() -> None:
     n = len(book_)
     print(
         f"plan only: {n:,} invoices in {elapsed:.2f} s = {n / elapsed:,.0f} invoices/s; "
-        f"{len(result.actions):,} actions; ratio to floor: {rate * elapsed / n:.1f}x"
+        f"{len(result.actions):,} actions; peak RSS {_peak_mb():,.0f} MB (with the snapshot "
+        f"it was built from); ratio to floor: {rate * elapsed / n:.1f}x"
     )
     reasons: dict[str, int] = {}
     for d in result.decisions:
