@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -24,6 +25,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, ClassVar
 
+import httpx
 import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
@@ -61,6 +63,9 @@ def write_config(directory: Path, server: SMTPTestServer) -> Path:
         f"""
 [store]
 url = "sqlite:///{directory / "debsync.db"}"
+
+[http]
+port = 0  # any free port: tests run side by side
 
 [daemon]
 sync_every = "2s"
@@ -174,6 +179,16 @@ def test_the_daemon_sends_inside_the_window_and_a_payment_cancels_the_next_step(
     until(lambda: server.messages, "the reminder at the SMTP server", monday)
     (message,) = server.messages
     assert message.rcpt_tos == ("administratie@devries.example.nl",)
+
+    # The daemon's one HTTP server runs alongside: health, and the web console at /.
+    ports = until(  # the log holds Saturday's daemon's line too
+        lambda: re.findall(r"HTTP server listening on [\d.]+:(\d+)", log.read_text())[1:],
+        "the HTTP server listening",
+        monday,
+    )
+    base = f"http://127.0.0.1:{ports[-1]}"
+    assert httpx.get(f"{base}/healthz").status_code == 200
+    assert "Inloggen" in httpx.get(f"{base}/login").text
     assert "F2026-101" in message.message.get_body(("plain",)).get_content()
 
     # Meanwhile a second daemon on the same SQLite database is refused, clearly.
@@ -227,6 +242,9 @@ def test_a_failing_instance_backs_off_alone_and_status_says_why(tmp_path: Path) 
         f"""
 [store]
 url = "sqlite:///{tmp_path / "debsync.db"}"
+
+[http]
+port = 0  # any free port: tests run side by side
 
 [daemon]
 sync_every = "1s"

@@ -85,6 +85,9 @@ def write_world(
 [store]
 url = "{url}"
 
+[http]
+port = 0  # any free port: tests run side by side
+
 [daemon]
 sync_every = "{sync_every}"
 lease = "6s"

@@ -136,7 +136,9 @@ class HttpSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     host: str = Field(default="127.0.0.1", description="Interface to listen on.")
-    port: int = Field(default=8710, ge=1, le=65535)
+    port: int = Field(
+        default=8710, ge=0, le=65535, description="Port to listen on; 0: any free port."
+    )
     public_url: str | None = Field(
         default=None,
         description="The base URL providers call, as they sign it (behind a reverse proxy).",

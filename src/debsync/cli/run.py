@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+import logging
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -22,9 +23,20 @@ from debsync.cli.common import (
 )
 from debsync.cli.sync import SyncLine, print_sync_table
 
+log = logging.getLogger("debsync.daemon")
+
 if TYPE_CHECKING:
+    import asyncio
+    from collections.abc import Coroutine
+
+    from starlette.applications import Starlette
+
+    from debsync.actions.base import Action
     from debsync.config import Config
+    from debsync.connectors.base import SyncResult
     from debsync.outbox.executor import ActReport
+    from debsync.plugins import Plugins
+    from debsync.server import ServerState
     from debsync.store import Store
 
 
@@ -103,13 +115,24 @@ def run(
     concurrency: Annotated[
         int, typer.Option("--concurrency", min=1, help="Instances this worker syncs at once.")
     ] = 4,
+    host: Annotated[
+        str | None,
+        typer.Option("--host", help="HTTP server interface [default: [http] host, 127.0.0.1]."),
+    ] = None,
+    port: Annotated[
+        int | None,
+        typer.Option("--port", help="HTTP server port, 0 for any free one [default: 8710]."),
+    ] = None,
 ) -> None:
     """Sync, plan and act until SIGTERM: each instance on its own schedule ([daemon]
-    sync_every), sending only inside the send windows; with --once one cycle, then exit."""
+    sync_every), sending only inside the send windows, with the HTTP server (health,
+    metrics, webhooks, web console) alongside; with --once one cycle, then exit."""
     import asyncio
 
     from debsync import daemon
     from debsync.config import load_config
+    from debsync.server import ServerState
+    from debsync.server import serve as run_server
 
     plugins, config = load(ctx)
     store = open_store_or_exit(config)
@@ -128,6 +151,15 @@ def run(
             raise typer.Exit(EXIT_FAILED)
         return
     path = ctx.find_root().obj.config
+    state = ServerState()
+
+    def synced(result: SyncResult) -> None:
+        print_sync_table([result])
+        if result.ok:
+            state.backoff.pop(result.instance, None)
+        else:
+            state.backoff[result.instance] = "failed"
+
     worker = daemon.Daemon(
         config,
         store,
@@ -135,16 +167,60 @@ def run(
         reload=lambda: load_config(path, plugins),
         clock=now,
         concurrency=concurrency,
-        on_sync=lambda result: print_sync_table([result]),
+        on_sync=synced,
         on_act=_print_report,
     )
+    bind_host = host if host is not None else config.http.host
+    bind_port = port if port is not None else config.http.port
+    base = config.http.public_url or f"http://{bind_host}:{bind_port}"
+    http = http_app(config, store, plugins, state, base)
+
+    def listening(bound: int) -> None:
+        out.print(f"HTTP server on http://{bind_host}:{bound}/", highlight=False)
+        log.info("HTTP server listening on %s:%d", bind_host, bound)
+
+    def server(stop: asyncio.Event) -> Coroutine[Any, Any, None]:
+        return run_server(http, bind_host, bind_port, stop=stop, listening=listening)
+
     try:
         with daemon.exclusive(store):
-            asyncio.run(worker.run())
+            asyncio.run(worker.run(extra=[server]))
     except daemon.DaemonRunning as exc:
         fail(str(exc), EXIT_FAILED)
     finally:
         store.dispose()
+
+
+def http_app(
+    config: Config,
+    store: Store,
+    plugins: Plugins,
+    state: ServerState,
+    base: str,
+    actions: dict[str, Action[Any]] | None = None,
+) -> Starlette:
+    """The one HTTP server's app (``run`` and ``serve``): health, metrics, callbacks and
+    webhooks, with the web console mounted at ``/`` unless ``[web] enabled = false``."""
+    from starlette.routing import Mount
+
+    from debsync.server import build_app
+    from debsync.web.app import build_web_app
+
+    mounts = (
+        [Mount("/", app=build_web_app(config, store, plugins, clock=now))]
+        if config.web.enabled
+        else []
+    )
+    return build_app(
+        config,
+        store,
+        plugins,
+        clock=now,
+        state=state,
+        actions=actions,
+        public_url=base.rstrip("/"),
+        mounts=mounts,
+    )
 
 
 @app.command()
@@ -177,13 +253,13 @@ def serve(
 ) -> None:
     """Serve the HTTP endpoints without the daemon's loop: providers' status callbacks
     (POST /inbound/<action instance>), sources' webhooks (POST /webhooks/<connector
-    instance>), GET /healthz, /readyz and /metrics."""
+    instance>), GET /healthz, /readyz and /metrics, and the web console at /."""
     import asyncio
     import signal
 
     from debsync import inbound
     from debsync.outbox.executor import Dispatcher
-    from debsync.server import ServerState, build_app
+    from debsync.server import ServerState
     from debsync.server import serve as run_server
 
     plugins, config = load(ctx)
@@ -200,9 +276,7 @@ def serve(
             out.print(f"{name}\t{base}/webhooks/{name}", highlight=False)
         store.dispose()
         return
-    app = build_app(
-        config, store, plugins, clock=now, state=ServerState(), actions=actions, public_url=base
-    )
+    app = http_app(config, store, plugins, ServerState(), base, actions)
 
     def listening(bound: int) -> None:
         out.print(f"listening on {host}:{bound}; providers call {base}", highlight=False)
