@@ -262,6 +262,13 @@ def load_and_plan(path: Path) -> dict[str, float]:
 
 
 def _peak_mb() -> float:
+    """This process's peak RSS. Linux keeps ``ru_maxrss`` across fork and exec, so a fresh
+    process started by a large one would report its parent's; ``VmHWM`` is its own."""
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
