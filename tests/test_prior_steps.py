@@ -345,7 +345,8 @@ def test_the_outbox_rebuilds_a_handoff_with_the_recorded_steps_so_its_costs_stay
         connectors={"books": INSTANCE},
     )
     with store.engine.connect() as conn:
-        facts = load_facts(conn, [SimpleNamespace(instance="books", debtor_id="D1")], config)
+        row = SimpleNamespace(instance="books", debtor_id="D1", invoice_ids=["F1"])  # an outbox row
+        facts = load_facts(conn, [row], config)
 
     # The same history planning gave the scheduler: the recorded letter and the steps below
     # it, and the courtesy call after it waived; the claim's costs are gated on these.
