@@ -100,7 +100,7 @@ end = "09:00"
 timezone = "Europe/Amsterdan"
 
 [http]
-port = 0
+port = 70000
 """,
         )
     text = str(failure.value)
