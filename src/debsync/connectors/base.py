@@ -228,9 +228,10 @@ class Connector(ABC, Generic[SettingsT]):
 
         ``cursor`` is ``None`` for a full snapshot, whose last page sets
         ``snapshot_complete``. Connectors without the ``"incremental"`` capability get
-        ``None``, or with ``"digest"`` the last complete snapshot's digest. Raise :class:`~debsync.errors.RetryableConnectorError` for transient failures
-        and :class:`~debsync.errors.FatalConnectorError` for ones that need a person; a bad
-        record is a :class:`Reject` in the page, not an exception.
+        ``None``, or with ``"digest"`` the last complete snapshot's digest. Raise
+        :class:`~debsync.errors.RetryableConnectorError` for transient failures and
+        :class:`~debsync.errors.FatalConnectorError` for ones that need a person; a bad record
+        is a :class:`Reject` in the page, not an exception.
         """
 
     async def fetch_document(self, invoice: Invoice) -> bytes | None:
