@@ -197,7 +197,8 @@ class Daemon:
         ``extra`` coroutines (the HTTP server) run alongside and are told when to stop."""
         loop = asyncio.get_running_loop()
         self.stopping = asyncio.Event()
-        self._wake, self._act_wake, self._plan = asyncio.Event(), asyncio.Event(), asyncio.Event()
+        self._wake, self._act_wake = asyncio.Event(), asyncio.Event()
+        self._synced: set[str] = set()  # synced since the last plan: planned next
         self._ready = asyncio.Event()
         self._threads: asyncio.Queue[LoopThread] = asyncio.Queue()
         pool = [LoopThread(f"debsync-sync-{n}") for n in range(self.concurrency)]
@@ -344,7 +345,7 @@ class Daemon:
             )
             log.debug("sync %s: next at %s", name, at.isoformat(), extra={"instance": name})
             if result.ok:
-                self._plan.set()
+                self._synced.add(name)
                 self._act_wake.set()
             if self._on_sync is not None:
                 self._on_sync(result)
@@ -361,8 +362,7 @@ class Daemon:
         while not self._ready.is_set() and not self.stopping.is_set():
             await self._pause(self._act_wake)
         while not self.stopping.is_set():
-            plan = self._plan.is_set()
-            self._plan.clear()
+            plan, self._synced = self._synced, set()
             config = self.config
             channels = send_window.open_channels(
                 config.daemon, {a.channel for a in config.actions.values()}, self.clock()
@@ -376,8 +376,10 @@ class Daemon:
                     self._on_act(report)
             await self._pause(self._act_wake)
 
-    async def _act(self, config: Config, plan: bool, channels: set[str]) -> ActReport | None:
-        """In the act thread: plan and send (after a sync), or send what is due; poll."""
+    async def _act(self, config: Config, plan: set[str], channels: set[str]) -> ActReport | None:
+        """In the act thread: plan the instances this worker synced and send, or send what
+        is due; poll. Each worker plans only what it synced, so N workers plan the store
+        once between them, not N times."""
         if self._dispatcher is None or self._dispatcher.config is not config:
             self._dispatcher = Dispatcher(
                 config, self.store, self.plugins, clock=self.clock, owner=self.id
@@ -385,7 +387,7 @@ class Daemon:
         dispatcher = self._dispatcher
         report = None
         if plan:
-            report = await dispatcher.act(channels)
+            report = await dispatcher.act(channels, instances=plan)
         elif channels:
             report = await dispatcher.execute(None, channels)
         now = self.clock()

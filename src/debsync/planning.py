@@ -9,7 +9,7 @@ active pauses, and each instance's last successful sync.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import date, datetime
 from functools import lru_cache
 from typing import Any, cast
@@ -302,21 +302,27 @@ def plan_from_store(
     *,
     rates: law.RateTable | None = None,
     check_freshness: bool = True,
+    instances: Collection[str] | None = None,
 ) -> Plan:
     """Today's plan for every configured instance, from what the store holds: the columnar
-    path (:mod:`debsync.columnar_plan`), equal to ``scheduler.plan()`` on the snapshot."""
+    path (:mod:`debsync.columnar_plan`), equal to ``scheduler.plan()`` on the snapshot.
+    ``instances`` narrows it to some of them (debtors belong to one instance, so each
+    instance's plan is whole on its own)."""
     from debsync.columnar_plan import plan as plan_columns
     from debsync.planning_columnar import load_book
 
+    connectors = {
+        name: c for name, c in config.connectors.items() if instances is None or name in instances
+    }
     book = load_book(
         store,
-        {name: c.policy for name, c in config.connectors.items()},
+        {name: c.policy for name, c in connectors.items()},
         {
             (name, debtor): policy
-            for name, c in config.connectors.items()
+            for name, c in connectors.items()
             for debtor, policy in c.debtor_policies.items()
         },
-        sources={name: c.type_name for name, c in config.connectors.items()},
+        sources={name: c.type_name for name, c in connectors.items()},
         today=local_date(now),
         policies=config.policies,
     )

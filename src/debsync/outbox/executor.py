@@ -219,11 +219,16 @@ class Dispatcher:
 
     # -- planning ---------------------------------------------------------------------------
 
-    async def act(self, channels: Collection[str] | None = None) -> ActReport:
-        """Plan today, enqueue new actions, then send everything that is due (on ``channels``
-        only, when given: the daemon passes those whose send window is open)."""
+    async def act(
+        self, channels: Collection[str] | None = None, instances: Collection[str] | None = None
+    ) -> ActReport:
+        """Plan today (the connector ``instances`` given, else all), enqueue new actions,
+        then send everything that is due (on ``channels`` only, when given: the daemon passes
+        those whose send window is open)."""
         now = self.clock()
-        today_plan = plan_from_store(self.config, self.store, now, rates=self.rates)
+        today_plan = plan_from_store(
+            self.config, self.store, now, rates=self.rates, instances=instances
+        )
         report = ActReport(today=today_plan.today, warnings=list(today_plan.warnings))
         for warning in report.warnings:  # said once, before anything is sent
             log.warning("%s", warning)
