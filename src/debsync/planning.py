@@ -45,6 +45,39 @@ _KINDS = {k.value: k for k in DebtorKind}
 _LANGUAGES = {lang.value: lang for lang in Language}
 
 
+OPEN_INVOICE_COLUMNS = (
+    invoices.c.instance,
+    invoices.c.external_id,
+    invoices.c.number,
+    invoices.c.debtor_id,
+    invoices.c.due_date,
+    invoices.c.currency,
+    invoices.c.open_minor,
+    invoices.c.direct_debit,
+    invoices.c.direct_debit_failed,
+    invoices.c.reminded_by_source,
+)
+"""What a plan reads of an open invoice (both loaders: the snapshot and the columnar book)."""
+DEBTOR_COLUMNS = (
+    debtors.c.instance,
+    debtors.c.external_id,
+    debtors.c.kind,
+    debtors.c.language,
+    debtors.c.emails,
+    debtors.c.phones,
+    debtors.c.address,
+)
+STEP_SENT_COLUMNS = (  # fields picked in the database: decoding JSON in Python costs more
+    events.c.instance,
+    events.c.invoice_id,
+    events.c.data["step"].as_string(),
+    events.c.data["sent_on"].as_string(),
+    events.c.data["role"].as_string(),
+    events.c.data["received_on"].as_string(),
+    events.c.data["stated_costs_minor"].as_integer(),
+)
+
+
 @lru_cache(maxsize=65536)
 def _can_text(phone: str) -> bool:
     """Whether an E.164 number can receive SMS (mobile, or a number that may be mobile)."""
@@ -113,18 +146,9 @@ def load_snapshot(
         open_invoices = [
             InvoiceFacts(*row[:8], direct_debit_failed=row[8], reminded_by_source=row[9])
             for row in conn.execute(
-                sa.select(
-                    invoices.c.instance,
-                    invoices.c.external_id,
-                    invoices.c.number,
-                    invoices.c.debtor_id,
-                    invoices.c.due_date,
-                    invoices.c.currency,
-                    invoices.c.open_minor,
-                    invoices.c.direct_debit,
-                    invoices.c.direct_debit_failed,
-                    invoices.c.reminded_by_source,
-                ).where(*scoped(invoices), invoices.c.state == "open")
+                sa.select(*OPEN_INVOICE_COLUMNS).where(
+                    *scoped(invoices), invoices.c.state == "open"
+                )
             )
         ]
         debtor_facts = {
@@ -137,30 +161,13 @@ def load_snapshot(
                 unreachable_channels(emails, phones, address),
             )
             for inst, ext, kind, lang, emails, phones, address in conn.execute(
-                sa.select(
-                    debtors.c.instance,
-                    debtors.c.external_id,
-                    debtors.c.kind,
-                    debtors.c.language,
-                    debtors.c.emails,
-                    debtors.c.phones,
-                    debtors.c.address,
-                ).where(*scoped(debtors, "external_id"))
+                sa.select(*DEBTOR_COLUMNS).where(*scoped(debtors, "external_id"))
             )
         }
         history: dict[tuple[str, str], list[StepSent]] = defaultdict(list)
         facts_policies: dict[tuple[str, str], tuple[Policy | None, DebtorKind]] = {}
-        data = events.c.data  # fields picked in the database: decoding JSON here costs more
         for inst, invoice_id, step, sent_on, role, received_on, stated_costs in conn.execute(
-            sa.select(
-                events.c.instance,
-                events.c.invoice_id,
-                data["step"].as_string(),
-                data["sent_on"].as_string(),
-                data["role"].as_string(),
-                data["received_on"].as_string(),
-                data["stated_costs_minor"].as_integer(),
-            )
+            sa.select(*STEP_SENT_COLUMNS)
             .where(*scoped(events), events.c.kind == EventKind.STEP_SENT)
             .order_by(events.c.id)
         ):

@@ -23,6 +23,9 @@ from debsync.pauses import load_active
 from debsync.planning import (
     _KINDS,
     _LANGUAGES,
+    DEBTOR_COLUMNS,
+    OPEN_INVOICE_COLUMNS,
+    STEP_SENT_COLUMNS,
     _date,
     _instances,
     add_recorded,
@@ -162,38 +165,12 @@ def load_book(
 def book_queries(names: Sequence[str]) -> tuple[sa.Select[Any], sa.Select[Any], sa.Select[Any]]:
     """What :func:`load_book` reads of the instances ``names``: open invoices, debtors, and
     the steps sent (in the order sent)."""
-    data = events.c.data
     return (
-        sa.select(
-            invoices.c.instance,
-            invoices.c.external_id,
-            invoices.c.number,
-            invoices.c.debtor_id,
-            invoices.c.due_date,
-            invoices.c.currency,
-            invoices.c.open_minor,
-            invoices.c.direct_debit,
-            invoices.c.direct_debit_failed,
-            invoices.c.reminded_by_source,
-        ).where(invoices.c.instance.in_(names), invoices.c.state == "open"),
-        sa.select(
-            debtors.c.instance,
-            debtors.c.external_id,
-            debtors.c.kind,
-            debtors.c.language,
-            debtors.c.emails,
-            debtors.c.phones,
-            debtors.c.address,
-        ).where(debtors.c.instance.in_(names)),
-        sa.select(
-            events.c.instance,
-            events.c.invoice_id,
-            data["step"].as_string(),
-            data["sent_on"].as_string(),
-            data["role"].as_string(),
-            data["received_on"].as_string(),
-            data["stated_costs_minor"].as_integer(),
-        )
+        sa.select(*OPEN_INVOICE_COLUMNS).where(
+            invoices.c.instance.in_(names), invoices.c.state == "open"
+        ),
+        sa.select(*DEBTOR_COLUMNS).where(debtors.c.instance.in_(names)),
+        sa.select(*STEP_SENT_COLUMNS)
         .where(events.c.instance.in_(names), events.c.kind == EventKind.STEP_SENT)
         .order_by(events.c.id),
     )
