@@ -156,6 +156,27 @@ def test_healthz_answers_with_the_security_headers(server: Running) -> None:
     assert status == 404 and headers["x-content-type-options"] == "nosniff"
 
 
+def test_the_daemons_server_mounts_the_console_with_one_set_of_headers(book: CsvBook) -> None:
+    """The console sets its own policy; the server adds only what a response lacks, so no
+    header comes twice with two values."""
+    from debsync.cli.run import http_app
+
+    app = http_app(book.config, book.store, Plugins(entry_points=False), book.state, "http://x")
+    served = Running(app)
+    try:
+        with urllib.request.urlopen(f"{served.url}/login", timeout=10) as response:
+            page, headers = response.read(), response.headers
+        _, health, _ = get(f"{served.url}/healthz")
+    finally:
+        served.close()
+    assert b"<form" in page
+    for name in ("content-security-policy", "referrer-policy", "x-content-type-options"):
+        assert len(headers.get_all(name) or []) == 1, name
+    assert "frame-ancestors 'none'" in headers["content-security-policy"]
+    assert headers["referrer-policy"] == "same-origin"
+    assert health["referrer-policy"] == "no-referrer"
+
+
 def test_readyz_follows_the_age_of_the_last_sync(book: CsvBook, server: Running) -> None:
     status, _, body = get(f"{server.url}/readyz")
     assert status == 503 and json.loads(body)["stale"] == ["books"]  # never synced

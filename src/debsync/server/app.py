@@ -202,7 +202,10 @@ class _Guard:
                 status = message["status"]
                 # a refused request's body may be unread: the connection cannot carry another
                 closing = [(b"connection", b"close")] if status >= 400 else []
-                message["headers"] = [*message.get("headers", ()), *SECURITY_HEADERS, *closing]
+                headers = list(message.get("headers", ()))
+                own = {name.lower() for name, _ in headers}  # the console sets its own
+                defaults = [h for h in (*SECURITY_HEADERS, *closing) if h[0] not in own]
+                message["headers"] = [*headers, *defaults]
             await send(message)
 
         try:
