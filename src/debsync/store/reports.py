@@ -63,32 +63,44 @@ class InstanceStatus:
     """Ids of debtors with open invoices whose kind is unknown (see :func:`unknown_kinds`)."""
 
 
-def _bucket_bounds(today: date) -> list[tuple[str, Any]]:
+AGING = ("not_due", "0-30", "31-60", "61-90", ">90")
+
+
+def _aging(conn: sa.Connection, today: date) -> dict[tuple[str, str], dict[str, tuple[int, int]]]:
+    """Per (instance, currency) and aging bucket: how many open invoices and their open
+    minor units, in one grouped pass. On SQLite the instance is grouped as an expression:
+    without statistics it would walk the (instance, state, due date) index and fetch every
+    row through it, about twice as slow as reading the table once."""
     due = invoices.c.due_date
     d30, d60, d90 = (today - timedelta(days=n) for n in (30, 60, 90))
-    return [
-        ("not_due", due >= today),
-        ("0-30", sa.and_(due < today, due >= d30)),
-        ("31-60", sa.and_(due < d30, due >= d60)),
-        ("61-90", sa.and_(due < d60, due >= d90)),
-        (">90", due < d90),
-    ]
+    bucket = sa.case(
+        (due >= today, AGING[0]),
+        (due >= d30, AGING[1]),
+        (due >= d60, AGING[2]),
+        (due >= d90, AGING[3]),
+        else_=AGING[4],
+    ).label("bucket")
+    instance: Any = invoices.c.instance
+    if conn.dialect.name == "sqlite":
+        instance = sa.func.coalesce(instance, "")
+    found: dict[tuple[str, str], dict[str, tuple[int, int]]] = {}
+    for name, currency, where, n, minor in conn.execute(
+        sa.select(
+            instance,
+            invoices.c.currency,
+            bucket,
+            sa.func.count(),
+            sa.func.sum(invoices.c.open_minor),
+        )
+        .where(invoices.c.state == "open")
+        .group_by(instance, invoices.c.currency, bucket)
+    ):
+        found.setdefault((name, currency), {})[where] = (int(n), int(minor or 0))
+    return found
 
 
 def instance_status(store: Store, instances: dict[str, str], today: date) -> list[InstanceStatus]:
     """Status per configured instance (name → type), plus instances only the store knows."""
-    buckets = _bucket_bounds(today)
-    columns: list[Any] = [
-        invoices.c.instance,
-        invoices.c.currency,
-        sa.func.count().label("n"),
-        sa.func.sum(invoices.c.open_minor).label("open"),
-    ]
-    for name, condition in buckets:
-        columns.append(
-            sa.func.sum(sa.case((condition, invoices.c.open_minor), else_=0)).label(name)
-        )
-        columns.append(sa.func.sum(sa.case((condition, 1), else_=0)).label(f"n{name}"))
     with store.engine.connect() as conn:
         states = {row.instance: row for row in conn.execute(sa.select(connector_state))}
         runs = {
@@ -99,11 +111,7 @@ def instance_status(store: Store, instances: dict[str, str], today: date) -> lis
                 )
             )
         }
-        aggregates = conn.execute(
-            sa.select(*columns)
-            .where(invoices.c.state == "open")
-            .group_by(invoices.c.instance, invoices.c.currency)
-        ).mappings()
+        aggregates = _aging(conn, today)
         result: dict[str, InstanceStatus] = {
             name: InstanceStatus(instance=name, type=type_name)
             for name, type_name in instances.items()
@@ -126,16 +134,15 @@ def instance_status(store: Store, instances: dict[str, str], today: date) -> lis
                 ]
         for name, ids in _unknown_kinds(conn).items():
             result.setdefault(name, InstanceStatus(instance=name, type=None)).unknown_kind = ids
-        for row in aggregates:
-            status = result.setdefault(
-                row["instance"], InstanceStatus(instance=row["instance"], type=None)
-            )
-            currency = row["currency"]
+        for (name, currency), by_bucket in sorted(aggregates.items()):
+            status = result.setdefault(name, InstanceStatus(instance=name, type=None))
+            counts = {b: by_bucket.get(b, (0, 0))[0] for b in AGING}
+            minors = {b: by_bucket.get(b, (0, 0))[1] for b in AGING}
             totals = CurrencyTotals(
-                open_invoices=row["n"],
-                open_amount=from_minor(row["open"], currency),
-                aging={name: from_minor(row[name], currency) for name, _ in buckets},
-                aging_counts={name: row[f"n{name}"] for name, _ in buckets},
+                open_invoices=sum(counts.values()),
+                open_amount=from_minor(sum(minors.values()), currency),
+                aging={b: from_minor(minors[b], currency) for b in AGING},
+                aging_counts=counts,
             )
             totals.overdue_amount = totals.open_amount - totals.aging["not_due"]
             status.totals[currency] = totals
