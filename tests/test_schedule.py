@@ -125,3 +125,36 @@ def test_backoff_is_never_shorter_than_the_interval() -> None:
     assert schedule.backoff(1, timedelta(hours=6), timedelta(hours=4)) == timedelta(hours=6)
     assert schedule.backoff(3, timedelta(minutes=1), timedelta(hours=4)) == timedelta(minutes=4)
     assert schedule.backoff(400, timedelta(minutes=1), timedelta(hours=4)) == timedelta(hours=4)
+
+
+def test_a_plan_a_dead_worker_never_made_is_made_by_another_and_each_day_anew(
+    store: Store,
+) -> None:
+    """A worker plans what it synced; one SIGKILLed between its sync and its plan left
+    those instances unplanned until their next sync (the scale-out test lost 185 of 1,000
+    reminders). :func:`schedule.unplanned` finds them after the grace, and every instance
+    planned on an earlier day."""
+    names = instances(3)
+    schedule.claim(store, names, NOW, hold=HOLD, limit=3)  # creates the rows
+    with store.engine.begin() as conn:
+        conn.execute(sa.update(connector_state).values(last_success_at=NOW))
+    grace = timedelta(minutes=1)
+    # just synced: the worker that synced them is planning them; nobody else does
+    assert schedule.unplanned(store, names, NOW, grace=grace) == set()
+    schedule.planned(store, ["books000"], NOW)
+    later = NOW + grace
+    assert schedule.unplanned(store, names, later, grace=grace) == {"books001", "books002"}
+    schedule.planned(store, ["books001", "books002"], later)
+    assert schedule.unplanned(store, names, later, grace=grace) == set()
+    # a sync that ended while the plan was being made leaves that instance unplanned
+    with store.engine.begin() as conn:
+        conn.execute(
+            sa.update(connector_state)
+            .where(connector_state.c.instance == "books002")
+            .values(last_success_at=later + timedelta(seconds=1))
+        )
+    assert schedule.unplanned(store, names, later + 2 * grace, grace=grace) == {"books002"}
+    # the next morning every instance is planned again, synced or not
+    tomorrow = NOW + timedelta(days=1)
+    schedule.planned(store, ["books002"], later + 2 * grace)
+    assert schedule.unplanned(store, names, tomorrow, grace=grace) == set(names)

@@ -377,17 +377,21 @@ class Daemon:
             await self._pause(self._act_wake)
 
     async def _act(self, config: Config, plan: set[str], channels: set[str]) -> ActReport | None:
-        """In the act thread: plan the instances this worker synced and send, or send what
-        is due; poll. Each worker plans only what it synced, so N workers plan the store
-        once between them, not N times."""
+        """In the act thread: plan the instances this worker synced (and any whose plan is
+        missing: :func:`schedule.unplanned`) and send, or send what is due; poll. Each
+        worker plans what it synced, so N workers plan the store once between them, not N
+        times."""
         if self._dispatcher is None or self._dispatcher.config is not config:
             self._dispatcher = Dispatcher(
                 config, self.store, self.plugins, clock=self.clock, owner=self.id
             )
         dispatcher = self._dispatcher
         report = None
+        at = self.clock()  # before the plan reads the store: a sync ending later is planned again
+        plan |= schedule.unplanned(self.store, config.connectors, at, grace=config.daemon.lease)
         if plan:
             report = await dispatcher.act(channels, instances=plan)
+            schedule.planned(self.store, plan, at)
         elif channels:
             report = await dispatcher.execute(None, channels)
         now = self.clock()

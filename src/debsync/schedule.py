@@ -11,17 +11,23 @@ it; the schedule only spreads the work. When the sync ends, :func:`finished` set
 time: the interval with jitter after a success, an exponential backoff after failures (each
 instance alone: the others keep their rhythm). The failure's reason stays in
 ``connector_state.last_error``, where the sync engine puts it.
+
+Planning is shared the same way: a worker plans the instances it synced, and
+:func:`unplanned` finds the ones no worker planned since their last sync (the worker that
+synced them died first) or since the day began; :func:`planned` records each plan once its
+actions are queued.
 """
 
 from __future__ import annotations
 
 import random
 from collections.abc import Collection, Mapping
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from debsync.clock import AMSTERDAM, local_date
 from debsync.store import Store
 from debsync.store.schema import connector_state
 
@@ -157,3 +163,44 @@ def finished(
             )
         )
     return at
+
+
+def unplanned(
+    store: Store, instances: Collection[str], now: datetime, *, grace: timedelta
+) -> set[str]:
+    """The instances among ``instances`` whose plan is missing: synced more than ``grace``
+    ago and not planned since (the worker that synced them would have planned them by then),
+    or planned on an earlier day (today's plan is a new one)."""
+    day = datetime.combine(local_date(now), time(), tzinfo=AMSTERDAM)
+    state = connector_state.c
+    with store.engine.connect() as conn:
+        return set(
+            conn.execute(
+                sa.select(state.instance).where(
+                    state.instance.in_(list(instances)),
+                    state.last_success_at.is_not(None),
+                    sa.or_(
+                        sa.and_(
+                            state.last_success_at <= now - grace,
+                            sa.or_(
+                                state.planned_at.is_(None), state.planned_at < state.last_success_at
+                            ),
+                        ),
+                        state.planned_at < day,
+                    ),
+                )
+            ).scalars()
+        )
+
+
+def planned(store: Store, instances: Collection[str], at: datetime) -> None:
+    """Record that ``instances`` were planned from the store as it was at ``at`` (a sync
+    that ended later leaves them unplanned)."""
+    if not instances:
+        return
+    with store.engine.begin() as conn:
+        conn.execute(
+            sa.update(connector_state)
+            .where(connector_state.c.instance.in_(list(instances)))
+            .values(planned_at=at)
+        )

@@ -166,10 +166,11 @@ connector_state = Table(
     Column("last_success_at", UTCDateTime, nullable=True),
     Column("last_error", Text, nullable=True),
     Column("last_run_id", Id, nullable=True),
-    # The daemon's schedule, shared by all workers: when this instance is next due, and how
-    # many syncs in a row failed (its backoff).
+    # The daemon's schedule, shared by all workers: when this instance is next due, how
+    # many syncs in a row failed (its backoff), and when its plan was last queued.
     Column("next_sync_at", UTCDateTime, nullable=True),
     Column("failures", Integer, nullable=False, server_default="0"),
+    Column("planned_at", UTCDateTime, nullable=True),
 )
 
 sync_runs = Table(

@@ -1,4 +1,5 @@
-"""The daemon's shared schedule (per instance its next sync and failures in a row), the
+"""The daemon's shared schedule (per instance its next sync, failures in a row, and when it
+was last planned), the
 registry of running workers, and the web console's users and sessions.
 
 Revision ID: 0005
@@ -21,6 +22,7 @@ def upgrade() -> None:
     with op.batch_alter_table("connector_state") as batch:
         batch.add_column(sa.Column("next_sync_at", sa.DateTime(timezone=True), nullable=True))
         batch.add_column(sa.Column("failures", sa.Integer(), nullable=False, server_default="0"))
+        batch.add_column(sa.Column("planned_at", sa.DateTime(timezone=True), nullable=True))
     op.create_table(
         "workers",
         sa.Column("id", sa.String(length=128), nullable=False),
@@ -65,5 +67,6 @@ def downgrade() -> None:
     op.drop_table("users")
     op.drop_table("workers")
     with op.batch_alter_table("connector_state") as batch:
+        batch.drop_column("planned_at")
         batch.drop_column("failures")
         batch.drop_column("next_sync_at")
