@@ -445,9 +445,15 @@ def test_ctrl_c_stops_a_sync_at_a_page_boundary_and_records_it(tmp_path: Path) -
         env = {**os.environ, "MB_TOKEN": fake.token}
         env.pop("DEBSYNC_DATABASE_URL", None)
         command = [sys.executable, "-m", "debsync", "-c", str(config), "sync"]
-        process = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
-        )
+        # A suite started as a shell's background job ignores SIGINT, and so would the child
+        # (an ignored signal stays ignored across exec): give it the terminal's default.
+        ignoring = signal.signal(signal.SIGINT, signal.default_int_handler)
+        try:
+            process = subprocess.Popen(
+                command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+            )
+        finally:
+            signal.signal(signal.SIGINT, ignoring)
         try:
             assert stalling.waiting.wait(60), "the sync never asked for the third page"
             process.send_signal(signal.SIGINT)
