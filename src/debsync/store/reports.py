@@ -18,6 +18,7 @@ from debsync.store import Store
 from debsync.store.schema import (
     connector_state,
     debtors,
+    events,
     invoices,
     sync_rejects,
     sync_runs,
@@ -63,9 +64,6 @@ class InstanceStatus:
     """Ids of debtors with open invoices whose kind is unknown (see :func:`unknown_kinds`)."""
 
 
-AGING = ("not_due", "0-30", "31-60", "61-90", ">90")
-
-
 def _aging(conn: sa.Connection, today: date) -> dict[tuple[str, str], dict[str, tuple[int, int]]]:
     """Per (instance, currency) and aging bucket: how many open invoices and their open
     minor units, in one grouped pass. On SQLite the instance is grouped as an expression:
@@ -74,11 +72,11 @@ def _aging(conn: sa.Connection, today: date) -> dict[tuple[str, str], dict[str, 
     due = invoices.c.due_date
     d30, d60, d90 = (today - timedelta(days=n) for n in (30, 60, 90))
     bucket = sa.case(
-        (due >= today, AGING[0]),
-        (due >= d30, AGING[1]),
-        (due >= d60, AGING[2]),
-        (due >= d90, AGING[3]),
-        else_=AGING[4],
+        (due >= today, AGING_BUCKETS[0]),
+        (due >= d30, AGING_BUCKETS[1]),
+        (due >= d60, AGING_BUCKETS[2]),
+        (due >= d90, AGING_BUCKETS[3]),
+        else_=AGING_BUCKETS[4],
     ).label("bucket")
     instance: Any = invoices.c.instance
     if conn.dialect.name == "sqlite":
@@ -97,6 +95,22 @@ def _aging(conn: sa.Connection, today: date) -> dict[tuple[str, str], dict[str, 
     ):
         found.setdefault((name, currency), {})[where] = (int(n), int(minor or 0))
     return found
+
+
+def book_version(store: Store) -> tuple[int | None, int | None]:
+    """The newest event and the newest sync run. Every change to the books writes one of
+    them (the sync writer records each opened, changed and paid invoice as an event; pauses,
+    call outcomes and outbox transitions are events; a sync that found nothing new still
+    records its run), so while both stay the same, what was computed from the books holds.
+    Two index lookups."""
+    with store.engine.connect() as conn:
+        event, run = conn.execute(
+            sa.select(
+                sa.select(sa.func.max(events.c.id)).scalar_subquery(),
+                sa.select(sa.func.max(sync_runs.c.id)).scalar_subquery(),
+            )
+        ).one()
+    return event, run
 
 
 def instance_status(store: Store, instances: dict[str, str], today: date) -> list[InstanceStatus]:
@@ -136,12 +150,12 @@ def instance_status(store: Store, instances: dict[str, str], today: date) -> lis
             result.setdefault(name, InstanceStatus(instance=name, type=None)).unknown_kind = ids
         for (name, currency), by_bucket in sorted(aggregates.items()):
             status = result.setdefault(name, InstanceStatus(instance=name, type=None))
-            counts = {b: by_bucket.get(b, (0, 0))[0] for b in AGING}
-            minors = {b: by_bucket.get(b, (0, 0))[1] for b in AGING}
+            counts = {b: by_bucket.get(b, (0, 0))[0] for b in AGING_BUCKETS}
+            minors = {b: by_bucket.get(b, (0, 0))[1] for b in AGING_BUCKETS}
             totals = CurrencyTotals(
                 open_invoices=sum(counts.values()),
                 open_amount=from_minor(sum(minors.values()), currency),
-                aging={b: from_minor(minors[b], currency) for b in AGING},
+                aging={b: from_minor(minors[b], currency) for b in AGING_BUCKETS},
                 aging_counts=counts,
             )
             totals.overdue_amount = totals.open_amount - totals.aging["not_due"]

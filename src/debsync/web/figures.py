@@ -21,8 +21,8 @@ from debsync.facts import Pause, PauseKind
 from debsync.model import from_minor, to_minor
 from debsync.pauses import load_active
 from debsync.store import Store
-from debsync.store.reports import InstanceStatus, instance_status
-from debsync.store.schema import debtors, events, invoices, payments, sync_runs
+from debsync.store.reports import InstanceStatus, book_version, instance_status
+from debsync.store.schema import debtors, invoices, payments
 
 DSO_DAYS = 90
 """The sales window of the DSO: the last three months' invoiced amounts."""
@@ -80,14 +80,7 @@ class FiguresCache:
         self, store: Store, instances: dict[str, str], today: date
     ) -> list[InstanceStatus]:
         """Every instance's status (:func:`instance_status`), recomputed after a change."""
-        with store.engine.connect() as conn:
-            versions = conn.execute(
-                sa.select(
-                    sa.select(sa.func.max(events.c.id)).scalar_subquery(),
-                    sa.select(sa.func.max(sync_runs.c.id)).scalar_subquery(),
-                )
-            ).one()
-        key = (today, tuple(sorted(instances.items())), *versions)
+        key = (today, tuple(sorted(instances.items())), *book_version(store))
         with self.lock:
             if key != self.key:
                 self.key, self.figures = key, {}

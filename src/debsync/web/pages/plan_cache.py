@@ -2,11 +2,11 @@
 
 Planning a large book takes seconds; a person pages, sorts and searches the same plan many
 times. The plan depends on the store and the moment only, and every change to the store that
-can change it writes an event (syncs, payments, outbox transitions, pauses, call outcomes),
-except a sync that found nothing new, which still moves ``last_success_at`` (freshness). So
-the plan is reused while the newest event id, the newest successful sync and the minute stay
-the same: a view is at most a minute behind the clock (a freshness limit or a new day is
-seen within the minute), never behind the book.
+can change it writes an event or a sync run (:func:`debsync.store.reports.book_version`, the
+dashboard's key too; a sync that found nothing new still records its run, which moves the
+freshness). So the plan is reused while that version and the minute stay the same: a view is
+at most a minute behind the clock (a freshness limit or a new day is seen within the
+minute), never behind the book.
 """
 
 from __future__ import annotations
@@ -16,26 +16,15 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-import sqlalchemy as sa
-
 from debsync.config import Config
 from debsync.store import Store
-from debsync.store.schema import connector_state, events
+from debsync.store.reports import book_version
 from debsync.web.pages.plan_items import PlanView, load_plan
 
 
-def book_version(store: Store, now: datetime) -> tuple[Any, ...]:
-    """What the plan depends on besides the configuration: two indexed maxima and the
-    minute."""
-    with store.engine.connect() as conn:
-        event = conn.execute(sa.select(sa.func.max(events.c.id))).scalar()
-        synced = conn.execute(sa.select(sa.func.max(connector_state.c.last_success_at))).scalar()
-    return event, synced, now.replace(second=0, microsecond=0)
-
-
 class PlanCache:
-    """One plan per console, recomputed when :func:`book_version` changes; concurrent views
-    of a stale plan wait for one computation."""
+    """One plan per console, recomputed when the book's version or the minute changes;
+    concurrent views of a stale plan wait for one computation."""
 
     def __init__(self, compute: Callable[[Config, Store, datetime], PlanView] = load_plan):
         self._compute = compute
@@ -45,7 +34,7 @@ class PlanCache:
 
     def get(self, config: Config, store: Store, now: datetime) -> PlanView:
         with self._lock:
-            version = book_version(store, now)
+            version = (*book_version(store), now.replace(second=0, microsecond=0))
             if self._view is None or version != self._version:
                 self._view, self._version = self._compute(config, store, now), version
             return self._view
