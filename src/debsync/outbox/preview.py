@@ -60,13 +60,15 @@ PURGED_TEXT = "(removed by debsync purge under the [privacy] retention; its hash
 class Preview:
     """One action's message. ``stored`` is true when ``text`` is exactly what was handed to
     the channel (its hash is ``row.payload_sha256``); otherwise it is composed with today's
-    figures, or ``ending`` says why the action would not be sent."""
+    figures, or ``ending`` says why the action would not be sent. ``payload`` is what the
+    channel was or would be handed (None when purged or not sent)."""
 
     row: Row[Any]
     stored: bool
     text: str | None
     ending: Ending | None = None
     dropped: list[str] = field(default_factory=list)
+    payload: dict[str, Any] | None = None
 
 
 def preview(dispatcher: Dispatcher, key_prefix: str, today: date) -> Preview:
@@ -79,7 +81,7 @@ def preview(dispatcher: Dispatcher, key_prefix: str, today: date) -> Preview:
     if row.payload == PURGED_PAYLOAD:
         return Preview(row, stored=True, text=PURGED_TEXT)
     if row.payload is not None and row.state not in OPEN_STATES:
-        return Preview(row, stored=True, text=action.preview(row.payload))
+        return Preview(row, stored=True, text=action.preview(row.payload), payload=row.payload)
     with dispatcher.store.engine.connect() as conn:
         facts = load_facts(conn, [row], dispatcher.config)
     composed = dispatcher.compose(action, row, facts, today)
@@ -90,4 +92,5 @@ def preview(dispatcher: Dispatcher, key_prefix: str, today: date) -> Preview:
         stored=False,
         text=action.preview(composed.payload),
         dropped=sorted(composed.dropped),
+        payload=composed.payload,
     )

@@ -11,15 +11,12 @@ is the PDF a letter action sends.
 from __future__ import annotations
 
 from datetime import date
-from typing import Any
 
 from debsync.actions.base import Payload
 from debsync.actions.letter.pdf import build_pdf
-from debsync.outbox.context import load_facts
-from debsync.outbox.executor import Dispatcher, Ending
+from debsync.outbox.executor import Dispatcher
 from debsync.outbox.preview import Preview, preview
-from debsync.outbox.table import OutboxError, find
-from debsync.store.schema import OPEN_STATES, PURGED_PAYLOAD
+from debsync.outbox.table import find
 
 __all__ = ["Preview", "html_body", "letter_pdf", "payload", "preview"]
 
@@ -27,19 +24,7 @@ __all__ = ["Preview", "html_body", "letter_pdf", "payload", "preview"]
 def payload(dispatcher: Dispatcher, key: str, today: date) -> Payload | None:
     """The payload the channel was handed (a sent action) or would be handed today; None
     when the action would not be sent or a purge removed it."""
-    row = find(dispatcher.store, key)
-    if row.payload == PURGED_PAYLOAD:
-        return None
-    if row.payload is not None and row.state not in OPEN_STATES:
-        stored: dict[str, Any] = row.payload
-        return stored
-    configured = dispatcher.config.action_for(row.instance, row.channel)
-    if configured is None:
-        raise OutboxError(f"no [actions] instance carries channel {row.channel!r}")
-    with dispatcher.store.engine.connect() as conn:
-        facts = load_facts(conn, [row], dispatcher.config)
-    composed = dispatcher.compose(dispatcher.action(configured), row, facts, today)
-    return None if isinstance(composed, Ending) else composed.payload
+    return preview(dispatcher, key, today).payload
 
 
 def html_body(dispatcher: Dispatcher, key: str, today: date) -> str | None:
