@@ -125,9 +125,14 @@ def stored(store: Store) -> dict[str, tuple[str, int]]:
         return {ext: (state, minor) for ext, state, minor in conn.execute(query)}
 
 
-def run_fuzz(store: Store, clock: Any, tmp_path: Path, seed: int, rows: int) -> None:
+def run_fuzz(
+    store: Store, clock: Any, tmp_path: Path, seed: int, rows: int, first: int = 0
+) -> None:
+    """Sync a clean export, then its hostile version (``rows`` rows numbered from ``first``),
+    and check every row's fate."""
     rng = random.Random(seed)
-    hostile = [make_row(rng, n, hostile=rng.random() < 0.5) for n in range(rows)]
+    numbers = range(first, first + rows)
+    hostile = [make_row(rng, n, hostile=rng.random() < 0.5) for n in numbers]
     clean = [Row(list(r.cells), r.number, r.open_amount) for r in hostile]
     for original, row in zip(clean, hostile, strict=True):
         if row.open_amount is None:  # the clean export has a good version of the bad row
@@ -169,6 +174,13 @@ def test_hostile_rows_cost_only_themselves(
     store: Store, clock: Any, tmp_path: Path, seed: int
 ) -> None:
     run_fuzz(store, clock, tmp_path, seed, rows=120)
+
+
+def test_hundreds_of_small_hostile_files_each_cost_only_their_bad_rows(
+    store: Store, clock: Any, tmp_path: Path
+) -> None:
+    for seed in range(300):
+        run_fuzz(store, clock, tmp_path, seed, rows=4, first=seed * 4)
 
 
 @pytest.mark.slow
