@@ -1,12 +1,24 @@
-"""debsync web: the web console served alone (the daemon's server mounts the same app)."""
+"""debsync web: the web console served alone (the daemon's server mounts the same app),
+through the daemon's own serving path, so it has the same read timeout, request deadline
+and connection cap as ``debsync serve``."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
-from debsync.cli.common import app, load, now, open_store_or_exit, out, plugins_of
+from debsync.cli.common import (
+    EXIT_FAILED,
+    app,
+    err,
+    load,
+    now,
+    open_store_or_exit,
+    out,
+    plugins_of,
+)
 
 
 @app.command()
@@ -15,20 +27,41 @@ def web(
     host: Annotated[
         str | None, typer.Option("--host", help="Interface to listen on ([http] host).")
     ] = None,
-    port: Annotated[int | None, typer.Option("--port", help="Port ([http] port).")] = None,
+    port: Annotated[
+        int | None, typer.Option("--port", help="Port ([http] port; 0: any free port).")
+    ] = None,
 ) -> None:
     """Serve the web console (dashboard, plan, outbox, calls, dossiers) until interrupted."""
-    import uvicorn
+    import asyncio
+    import signal
 
+    from debsync.server import serve as run_server
     from debsync.web.app import build_web_app
 
     _, config = load(ctx)
     store = open_store_or_exit(config)
-    bind_host, bind_port = host or config.http.host, port or config.http.port
+    bind_host = host if host is not None else config.http.host
+    bind_port = port if port is not None else config.http.port
     console = build_web_app(config, store, plugins_of(ctx), clock=now)
     shown = f"[{bind_host}]" if ":" in bind_host else bind_host
-    out.print(f"debsync web console on http://{shown}:{bind_port}/ (Ctrl+C stops it)")
+
+    def listening(bound: int) -> None:
+        out.print(f"debsync web console on http://{shown}:{bound}/ (Ctrl+C stops it)")
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        await run_server(console, bind_host, bind_port, stop=stop, listening=listening)
+
     try:
-        uvicorn.run(console, host=bind_host, port=bind_port, log_level="warning")
+        asyncio.run(main())
+    except OSError as exc:
+        err.print(
+            f"[red]cannot listen on {bind_host}:{bind_port}:[/] {escape(str(exc))}",
+            highlight=False,
+        )
+        raise typer.Exit(EXIT_FAILED) from None
     finally:
         store.dispose()
