@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Any
 
 import sqlalchemy as sa
 
@@ -66,9 +65,9 @@ class InstanceStatus:
 
 def _aging(conn: sa.Connection, today: date) -> dict[tuple[str, str], dict[str, tuple[int, int]]]:
     """Per (instance, currency) and aging bucket: how many open invoices and their open
-    minor units, in one grouped pass. On SQLite the instance is grouped as an expression:
-    without statistics it would walk the (instance, state, due date) index and fetch every
-    row through it, about twice as slow as reading the table once."""
+    minor units, one grouped pass per instance (the instances are read from the index).
+    Grouping by (currency, bucket) within one instance is about a third cheaper on SQLite
+    than grouping the whole table by (instance, currency, bucket)."""
     due = invoices.c.due_date
     d30, d60, d90 = (today - timedelta(days=n) for n in (30, 60, 90))
     bucket = sa.case(
@@ -78,23 +77,31 @@ def _aging(conn: sa.Connection, today: date) -> dict[tuple[str, str], dict[str, 
         (due >= d90, AGING_BUCKETS[3]),
         else_=AGING_BUCKETS[4],
     ).label("bucket")
-    instance: Any = invoices.c.instance
-    if conn.dialect.name == "sqlite":
-        instance = sa.func.coalesce(instance, "")
     found: dict[tuple[str, str], dict[str, tuple[int, int]]] = {}
-    for name, currency, where, n, minor in conn.execute(
-        sa.select(
-            instance,
-            invoices.c.currency,
-            bucket,
-            sa.func.count(),
-            sa.func.sum(invoices.c.open_minor),
-        )
-        .where(invoices.c.state == "open")
-        .group_by(instance, invoices.c.currency, bucket)
-    ):
-        found.setdefault((name, currency), {})[where] = (int(n), int(minor or 0))
+    for name in conn.execute(sa.select(invoices.c.instance).distinct()).scalars():
+        for currency, where, n, minor in conn.execute(
+            sa.select(
+                invoices.c.currency,
+                bucket,
+                sa.func.count(),
+                sa.func.sum(invoices.c.open_minor),
+            )
+            .where(whole_instance(conn, name), invoices.c.state == "open")
+            .group_by(invoices.c.currency, bucket)
+        ):
+            found.setdefault((name, currency), {})[where] = (int(n), int(minor or 0))
     return found
+
+
+def whole_instance(conn: sa.Connection, instance: str) -> sa.ColumnElement[bool]:
+    """All of an instance's invoices. SQLite keeps no statistics, so it would walk the
+    (instance, state, due date) index and fetch every row through it, four times slower than
+    reading the table once; an expression on the column keeps it to the table. A SQLite
+    store holds one company's books, where the instance is most of the table; PostgreSQL's
+    planner knows better than a hint and is left to choose."""
+    if conn.dialect.name == "sqlite":
+        return sa.func.coalesce(invoices.c.instance, "") == instance
+    return invoices.c.instance == instance
 
 
 def book_version(store: Store) -> tuple[int | None, int | None]:

@@ -21,7 +21,7 @@ from debsync.facts import Pause, PauseKind
 from debsync.model import from_minor, to_minor
 from debsync.pauses import load_active
 from debsync.store import Store
-from debsync.store.reports import InstanceStatus, book_version, instance_status
+from debsync.store.reports import InstanceStatus, book_version, instance_status, whole_instance
 from debsync.store.schema import debtors, invoices, payments
 
 DSO_DAYS = 90
@@ -145,7 +145,7 @@ def dso_trend(
     issued = conn.execute(
         sa.select(invoices.c.issue_date, sa.func.sum(invoices.c.total_minor))
         .where(
-            _whole_instance(conn, instance),
+            whole_instance(conn, instance),
             invoices.c.currency == currency,
             invoices.c.issue_date > since,
         )
@@ -175,17 +175,6 @@ def dso_trend(
     return result
 
 
-def _whole_instance(conn: sa.Connection, instance: str) -> sa.ColumnElement[bool]:
-    """All of an instance's invoices. SQLite keeps no statistics, so it would walk the
-    (instance, state, due date) index and fetch every row through it, four times slower than
-    reading the table once; an expression on the column keeps it to the table. A SQLite
-    store holds one company's books, where the instance is most of the table; PostgreSQL's
-    planner knows better than a hint and is left to choose."""
-    if conn.dialect.name == "sqlite":
-        return sa.func.coalesce(invoices.c.instance, "") == instance
-    return invoices.c.instance == instance
-
-
 def forecast(conn: sa.Connection, instance: str, currency: str, today: date) -> list[Week]:
     """Cash expected in each of the next :data:`FORECAST_WEEKS` weeks (week one starts today).
 
@@ -203,7 +192,7 @@ def forecast(conn: sa.Connection, instance: str, currency: str, today: date) -> 
     rows = conn.execute(
         sa.select(invoices.c.due_date, sa.func.sum(invoices.c.open_minor))
         .where(
-            _whole_instance(conn, instance),
+            whole_instance(conn, instance),
             window,
             invoices.c.due_date >= today,
             invoices.c.due_date < end,
