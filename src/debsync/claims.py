@@ -15,7 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 from debsync import law
-from debsync.decisions import ClaimLine, PlannedAction, idempotency_key
+from debsync.decisions import ClaimLine, PlannedAction, StepReason, english, idempotency_key
 from debsync.facts import DebtorFacts, InvoiceFacts, StepSent
 from debsync.model import DebtorKind, from_minor
 from debsync.policy import Policy
@@ -53,6 +53,7 @@ def build_action(
     warnings: list[str] | None = None,
     *,
     explanation: str = "",
+    reasons: Sequence[StepReason] = (),
     stages: Mapping[str, int] | None = None,
     credits: Sequence[InvoiceFacts] = (),
 ) -> PlannedAction | None:
@@ -64,6 +65,9 @@ def build_action(
     ``stages`` maps an invoice to its own step when it is lower than ``step_index``: such an
     invoice is named as a reminder at its own stage; interest, costs and a veertiendagenbrief's
     announced costs are claimed only on invoices whose own step claims them.
+
+    ``reasons`` say why each invoice is named, and the explanation is worded from them; an
+    action rebuilt from the outbox passes the ``explanation`` it stored instead.
     """
     step = policy.steps[step_index]
     ordered = sorted(invoices, key=lambda inv: (inv.due_date, inv.number))
@@ -188,7 +192,8 @@ def build_action(
         announced_costs=announced,
         deadline=deadline,
         notes=tuple(dict.fromkeys(notes)),
-        explanation=explanation,
+        explanation=explanation or english(reasons),
+        reasons=tuple(reasons),
         credits=tuple(
             ClaimLine(
                 c.external_id,

@@ -374,9 +374,8 @@ class _Pass:
                     f"action {earlier} went to the debtor today",
                 )
                 return
-        why = _why(
-            step, hist[-1] if hist else None, inv.due_date, self.t - inv.due_date.toordinal()
-        )
+        last = hist[-1] if hist else None
+        why = _why(step, last, inv.number, inv.due_date, self.t - inv.due_date.toordinal())
         for channel in rung.channels:
             gkey = (inv.instance, inv.debtor_id, channel, inv.currency)
             group = groups.get(gkey)

@@ -2,7 +2,8 @@
 actions (one message per debtor, channel and currency a day) it plans.
 
 Pure data, no I/O: the outbox stores a :class:`PlannedAction` as it is, and the CLI prints
-decisions with :func:`explain`.
+decisions with :func:`explain`. Why an action names each invoice is kept structured
+(:class:`StepReason`), so the console can word it in its reader's language.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from enum import StrEnum
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from debsync.model import DebtorKind, Language
 
@@ -77,6 +78,78 @@ class ClaimLine(NamedTuple):
 
 
 @dataclass(frozen=True)
+class StepReason:
+    """Why an action names one invoice: its step is due, timed from the due date
+    (``days_after_due``) or from the previous step sent (``days_after_previous``; from the due
+    date when none was sent). Kept as figures, not text, so every reader words it in their own
+    language; :meth:`english` is the scheduler's own wording (CLI, ``--json``, the outbox)."""
+
+    number: str
+    step: str
+    due_date: date
+    days_overdue: int
+    days_after_due: int | None = None
+    days_after_previous: int | None = None
+    previous_step: str | None = None
+    previous_sent_on: date | None = None
+    named_in: str | None = None  # the higher step whose message names this invoice
+
+    def why(self) -> str:
+        """``step 'aanmaning' is due (14 days after ...); 30 days past due``."""
+        if self.days_after_due is not None:
+            timing = f"{self.days_after_due} days after the due date {self.due_date}"
+        elif self.previous_step is not None:
+            timing = (
+                f"{self.days_after_previous} days after step {self.previous_step!r} was sent "
+                f"on {self.previous_sent_on}"
+            )
+        else:
+            timing = f"{self.days_after_previous} days after the due date {self.due_date}"
+        return f"step {self.step!r} is due ({timing}); {self.days_overdue} days past due"
+
+    def english(self) -> str:
+        """The invoice's part of :attr:`PlannedAction.explanation`."""
+        named = f" (named in the {self.named_in!r} message)" if self.named_in else ""
+        return f"{self.number}: {self.why()}{named}"
+
+    def as_json(self) -> dict[str, Any]:
+        """The figures as the outbox stores them with the action: dates ISO."""
+        sent = self.previous_sent_on
+        return {
+            "number": self.number,
+            "step": self.step,
+            "due_date": self.due_date.isoformat(),
+            "days_overdue": self.days_overdue,
+            "days_after_due": self.days_after_due,
+            "days_after_previous": self.days_after_previous,
+            "previous_step": self.previous_step,
+            "previous_sent_on": None if sent is None else sent.isoformat(),
+            "named_in": self.named_in,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> StepReason:
+        """A reason as :meth:`as_json` stored it."""
+        sent = data["previous_sent_on"]
+        return cls(
+            number=data["number"],
+            step=data["step"],
+            due_date=date.fromisoformat(data["due_date"]),
+            days_overdue=data["days_overdue"],
+            days_after_due=data["days_after_due"],
+            days_after_previous=data["days_after_previous"],
+            previous_step=data["previous_step"],
+            previous_sent_on=None if sent is None else date.fromisoformat(sent),
+            named_in=data["named_in"],
+        )
+
+
+def english(reasons: Iterable[StepReason]) -> str:
+    """An action's explanation as the scheduler words it: one part per invoice."""
+    return "; ".join(reason.english() for reason in reasons)
+
+
+@dataclass(frozen=True)
 class PlannedAction:
     """One message (or task) for one debtor: a step on one channel over their invoices, at
     the highest step among them; ``principal`` is their open amount net of ``credits``."""
@@ -101,8 +174,9 @@ class PlannedAction:
     announced_costs: Decimal | None
     deadline: date
     notes: tuple[str, ...]
-    explanation: str
+    explanation: str  # in English: :func:`english` of ``reasons``, or as an older row stored it
     credits: tuple[ClaimLine, ...] = ()  # open credit notes offset against ``lines``
+    reasons: tuple[StepReason, ...] = ()  # why each of ``lines`` is named, in its order
 
     @property
     def total(self) -> Decimal:

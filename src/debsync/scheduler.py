@@ -30,14 +30,14 @@ import gc
 from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import NamedTuple
 
 from debsync import claims, eligibility, law
 from debsync.claims import build_action, wik_sent
 from debsync.clock import local_date
-from debsync.decisions import Decision, Plan, PlannedAction, Reason
+from debsync.decisions import Decision, Plan, PlannedAction, Reason, StepReason
 from debsync.facts import (
     DebtorFacts,
     InstanceFacts,
@@ -65,7 +65,7 @@ class _Group:
     channel: str
     currency: str
     # (facts, own step position, why, whether this group decides the invoice)
-    invoices: list[tuple[InvoiceFacts, int, str, bool]] = field(default_factory=list)
+    invoices: list[tuple[InvoiceFacts, int, StepReason, bool]] = field(default_factory=list)
 
 
 Groups = dict[tuple[str, str, str, str], _Group]
@@ -325,7 +325,7 @@ def _decide(
                     )
                 )
                 continue
-        why = _why(step, hist[-1] if hist else None, due_date, today_ord - due_ord)
+        why = _why(step, hist[-1] if hist else None, number, due_date, today_ord - due_ord)
         for channel in rung.channels:
             gkey = (inst, debtor_id, channel, inv.currency)
             group = groups.get(gkey)
@@ -359,7 +359,7 @@ def act_on(
     return actions, decisions
 
 
-Member = tuple[InvoiceFacts, int, str, bool]
+Member = tuple[InvoiceFacts, int, StepReason, bool]
 
 
 def combine(policy: Policy, members: Sequence[Member]) -> list[tuple[int, list[Member]]]:
@@ -406,11 +406,10 @@ def _act(
         today,
         rates,
         warnings,
-        explanation="; ".join(
-            f"{inv.number}: {why}"
-            + ("" if at == step_index else f" (named in the {step.name!r} message)")
-            for inv, at, why, _ in ordered
-        ),
+        reasons=[
+            why if at == step_index else replace(why, named_in=step.name)
+            for _, at, why, _ in ordered
+        ],
         stages={inv.external_id: at for inv, at, _, _ in ordered if at != step_index},
         credits=offset,
     )
@@ -433,7 +432,7 @@ def _act(
             Reason.AWAITING_APPROVAL if step.requires_approval else Reason.PLANNED,
             own.name,
             today,
-            why,
+            why.why(),
         )
         for inv, own, why in decided
     ]
@@ -509,16 +508,21 @@ def _debtor_view(
     return _DebtorView(debtor, ladder, blocked, pause)
 
 
-def _why(step: Step, last: StepSent | None, due_date: date, overdue: int) -> str:
+def _why(
+    step: Step, last: StepSent | None, number: str, due_date: date, overdue: int
+) -> StepReason:
+    """Why an invoice's step is due today, as figures (both planning paths call this)."""
     if step.days_after_due is not None:
-        timing = f"{step.days_after_due} days after the due date {due_date}"
-    elif last is not None:
-        timing = (
-            f"{step.days_after_previous} days after step {last.step!r} was sent on {last.sent_on}"
-        )
-    else:
-        timing = f"{step.days_after_previous} days after the due date {due_date}"
-    return f"step {step.name!r} is due ({timing}); {overdue} days past due"
+        return StepReason(number, step.name, due_date, overdue, days_after_due=step.days_after_due)
+    return StepReason(
+        number,
+        step.name,
+        due_date,
+        overdue,
+        days_after_previous=step.days_after_previous,
+        previous_step=last.step if last is not None else None,
+        previous_sent_on=last.sent_on if last is not None else None,
+    )
 
 
 def _current(

@@ -41,7 +41,8 @@ def worker_id() -> str:
 
 
 def plan_to_json(action: PlannedAction) -> dict[str, Any]:
-    """The scheduler's figures as JSON: amounts as strings, dates ISO."""
+    """The scheduler's figures as JSON: amounts as strings, dates ISO; the explanation in
+    English and as figures (``reasons``) for the console to word in its reader's language."""
 
     def amount(value: Decimal | None) -> str | None:
         return None if value is None else str(value)
@@ -75,6 +76,7 @@ def plan_to_json(action: PlannedAction) -> dict[str, Any]:
         "deadline": action.deadline.isoformat(),
         "notes": list(action.notes),
         "explanation": action.explanation,
+        "reasons": [reason.as_json() for reason in action.reasons],  # for other languages
     }
 
 
