@@ -18,6 +18,8 @@ Money, dates, phone numbers and IBANs are formatted for the debtor's language by
 from __future__ import annotations
 
 import dataclasses
+import functools
+import weakref
 from collections.abc import Iterable, Mapping
 from datetime import date
 from decimal import Decimal
@@ -29,8 +31,10 @@ from jinja2 import (
     FileSystemLoader,
     PackageLoader,
     StrictUndefined,
+    Template,
     TemplateError,
     TemplateNotFound,
+    nodes,
     pass_context,
 )
 from jinja2.runtime import Context
@@ -110,11 +114,25 @@ def _language(ctx: Context) -> Language:
     return value if isinstance(value, Language) else Language(str(value))
 
 
+@functools.lru_cache(maxsize=4096)
+def _formatted_money(amount: str, currency: str, language: Language) -> str:
+    """Babel's formatting, once per amount as written (a message names its total two or
+    three times, in text and HTML)."""
+    return formatting.money(Decimal(amount), currency, language)
+
+
+@functools.lru_cache(maxsize=4096)
+def _formatted_date(day: date, language: Language, long: bool) -> str:
+    """Babel's formatting, once per day: a batch's messages share a few due dates."""
+    return formatting.long_date(day, language) if long else formatting.short_date(day, language)
+
+
 @pass_context
 def _money(ctx: Context, amount: Decimal | None, currency: str | None = None) -> str:
     if amount is None:
         return ""
-    return formatting.money(amount, currency or str(ctx.get("currency", "EUR")), _language(ctx))
+    currency = currency or str(ctx.get("currency", "EUR"))
+    return _formatted_money(str(amount), currency, _language(ctx))
 
 
 @pass_context
@@ -124,12 +142,12 @@ def _stage(ctx: Context, step: str | None) -> str:
 
 @pass_context
 def _long_date(ctx: Context, day: date) -> str:
-    return formatting.long_date(day, _language(ctx))
+    return _formatted_date(day, _language(ctx), True)
 
 
 @pass_context
 def _short_date(ctx: Context, day: date) -> str:
-    return formatting.short_date(day, _language(ctx))
+    return _formatted_date(day, _language(ctx), False)
 
 
 @pass_context
@@ -232,6 +250,7 @@ class Templates:
             "lstrip_blocks": True,
             "keep_trailing_newline": False,
         }
+        self._blocks_only: weakref.WeakKeyDictionary[Template, bool] = weakref.WeakKeyDictionary()
         self._text = SandboxedEnvironment(autoescape=False, **common)
         self._html = SandboxedEnvironment(autoescape=True, **common)
         for env in (self._text, self._html):
@@ -286,10 +305,12 @@ class Templates:
         try:
             template = self._text.get_template(path)
             context_ = template.new_context(variables)
-            # Rendering the root once resolves {% extends %}: inherited blocks register in
-            # the context's block stack, child overrides first.
-            for _ in template.root_render_func(context_):
-                pass
+            if not self._only_blocks(template, path):
+                # Rendering the root once resolves {% extends %} (inherited blocks register
+                # in the context's block stack, child overrides first) and runs top-level
+                # statements ({% set %}) the blocks may read.
+                for _ in template.root_render_func(context_):
+                    pass
             rendered: dict[str, str] = {}
             for name in (*required, *optional):
                 stack = context_.blocks.get(name)
@@ -310,6 +331,25 @@ class Templates:
         except Exception as exc:  # a template's own error ({{ 1 / 0 }}): this message fails
             raise RenderError(_failed(path, exc)) from None
         return rendered
+
+    def _only_blocks(self, template: Template, path: str) -> bool:
+        """Whether the template is nothing but blocks and literal text, as the shipped ones
+        are: then its root renders every block once more for nothing. Parsed once per
+        compiled template."""
+        known = self._blocks_only.get(template)
+        if known is None:
+            env = self._text
+            assert env.loader is not None
+            source, _, _ = env.loader.get_source(env, path)
+            known = self._blocks_only[template] = all(
+                isinstance(node, nodes.Block)
+                or (
+                    isinstance(node, nodes.Output)
+                    and all(isinstance(part, nodes.TemplateData) for part in node.nodes)
+                )
+                for node in env.parse(source).body
+            )
+        return known
 
     def layout(self, name: str, context: MessageContext, *, html: bool, **extra: Any) -> str:
         """Render a layout template (``email/_layout.txt.j2``) around already rendered blocks."""
