@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import timedelta
 from html import unescape
 from pathlib import Path
 from typing import Any
@@ -26,8 +26,7 @@ from debsync.store import Store, open_store
 from debsync.store.schema import ActionState, events
 from debsync.web.auth import SESSION_COOKIE, list_users, start_session
 from debsync.web.pages import outbox, plan
-from debsync.web.pages.plan_cache import PlanCache
-from debsync.web.pages.plan_items import NOT_QUEUED, Decision, PlanView, decide, load_plan
+from debsync.web.pages.plan_items import NOT_QUEUED, load_plan
 from web_book import NOW, TODAY, USERS, seed, walk
 
 from conftest import FrozenClock
@@ -158,27 +157,6 @@ def test_plan_and_outbox_page_on_the_server(
     assert "D2" in table_rows(client.get("/plan?sort=debtor&page=9").text)[0]  # the last
     pages = [table_rows(client.get(f"/outbox?page={n}").text) for n in (1, 2)]
     assert [len(p) for p in pages] == [4, 2] and not set(pages[0]) & set(pages[1])
-
-
-def test_the_plan_is_reused_until_the_book_changes(console: Console) -> None:
-    computed: list[datetime] = []
-
-    def counting(config: Config, store: Store, now: datetime) -> PlanView:
-        computed.append(now)
-        return load_plan(config, store, now)
-
-    cache = PlanCache(counting)
-    first = cache.get(console.config, console.store, NOW)
-    assert cache.get(console.config, console.store, NOW + timedelta(seconds=40)) is first
-    assert len(computed) == 1
-    key = console.action("D1", "handoff").key
-    decide(
-        console.config, console.store, [key], Decision.APPROVE, author="anna", clock=console.clock
-    )
-    again = cache.get(console.config, console.store, NOW + timedelta(seconds=50))
-    assert again is not first and again.items[0].state == ActionState.APPROVED
-    cache.get(console.config, console.store, NOW + timedelta(minutes=1))
-    assert len(computed) == 3  # a new minute: freshness and the day are the clock's
 
 
 def test_approving_from_the_plan_records_the_user(console: Console) -> None:

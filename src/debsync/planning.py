@@ -27,7 +27,8 @@ from debsync.model import DebtorKind, Language, PriorStep
 from debsync.pauses import load_active
 from debsync.policy import DEFAULT_POLICY, Policy
 from debsync.prior_steps import LEVELS, recorded_history
-from debsync.scheduler import collector_paused
+from debsync.scheduler import _freshness, collector_paused
+from debsync.scheduler import plan as plan_snapshot
 from debsync.store import Store
 from debsync.store.schema import (
     BLOCKING_CANCELS,
@@ -114,7 +115,7 @@ def load_snapshot(
     policies_by_instance: Mapping[str, str],
     debtor_policies: Mapping[tuple[str, str], str] | None = None,
     *,
-    debtor: tuple[str, str] | None = None,
+    only: Collection[tuple[str, str]] | None = None,
     pending: bool = True,
     exclude_key: str | None = None,
     sources: Mapping[str, str] | None = None,
@@ -123,8 +124,8 @@ def load_snapshot(
 ) -> Snapshot:
     """The snapshot for the configured instances (name → policy name).
 
-    :param debtor: ``(instance, debtor id)`` to load one debtor only (the outbox re-checks an
-        action's invoices right before sending).
+    :param only: ``(instance, debtor id)`` pairs to load those debtors only (the web
+        console re-plans the debtors a change reached).
     :param pending: include outbox actions still under way; ``exclude_key`` leaves one out.
     :param sources: each instance's connector type, for the plan's explanations.
     :param today: the day planned, to load the actions already planned for it (one message
@@ -132,13 +133,15 @@ def load_snapshot(
     :param policies: the policies by name, to place the steps the source recorded on each
         invoice's ladder (:mod:`debsync.prior_steps`); without them those are left out.
     """
-    names = [debtor[0]] if debtor else list(policies_by_instance)
+    names = list(policies_by_instance)
+    if only is not None:
+        names = [name for name in names if name in {inst for inst, _ in only}]
     overrides = debtor_policies or {}
 
     def scoped(table: sa.Table, column: str = "debtor_id") -> list[Any]:
         where: list[Any] = [table.c.instance.in_(names)]
-        if debtor:
-            where.append(table.c[column] == debtor[1])
+        if only is not None:
+            where.append(sa.tuple_(table.c.instance, table.c[column]).in_(list(only)))
         return where
 
     with collector_paused(), store.engine.connect() as conn:
@@ -310,33 +313,56 @@ def plan_from_store(
     rates: law.RateTable | None = None,
     check_freshness: bool = True,
     instances: Collection[str] | None = None,
+    debtors: Collection[tuple[str, str]] | None = None,
 ) -> Plan:
     """Today's plan for every configured instance, from what the store holds: the columnar
     path (:mod:`debsync.columnar_plan`), equal to ``scheduler.plan()`` on the snapshot.
-    ``instances`` narrows it to some of them (debtors belong to one instance, so each
-    instance's plan is whole on its own)."""
+    ``instances`` narrows it to some of them; ``debtors`` to some ``(instance, debtor id)``
+    pairs, through ``scheduler.plan()`` on their snapshot (each debtor is planned on its own:
+    its invoices, credit notes, pauses and history, so the part is the whole plan's part)."""
     from debsync.columnar_plan import plan as plan_columns
     from debsync.planning_columnar import load_book
 
     connectors = {
         name: c for name, c in config.connectors.items() if instances is None or name in instances
     }
+    policies_by_instance = {name: c.policy for name, c in connectors.items()}
+    debtor_policies = {
+        (name, debtor): policy
+        for name, c in connectors.items()
+        for debtor, policy in c.debtor_policies.items()
+    }
+    sources = {name: c.type_name for name, c in connectors.items()}
+    rates = rates or law.load_rate_table(config.law.interest_rates)
+    if debtors is not None:
+        snapshot = load_snapshot(
+            store,
+            policies_by_instance,
+            debtor_policies,
+            only=debtors,
+            sources=sources,
+            today=local_date(now),
+            policies=config.policies,
+        )
+        return plan_snapshot(
+            snapshot, config.policies, now, rates=rates, check_freshness=check_freshness
+        )
     book = load_book(
         store,
-        {name: c.policy for name, c in connectors.items()},
-        {
-            (name, debtor): policy
-            for name, c in connectors.items()
-            for debtor, policy in c.debtor_policies.items()
-        },
-        sources={name: c.type_name for name, c in connectors.items()},
+        policies_by_instance,
+        debtor_policies,
+        sources=sources,
         today=local_date(now),
         policies=config.policies,
     )
-    return plan_columns(
-        book,
-        config.policies,
-        now,
-        rates=rates or law.load_rate_table(config.law.interest_rates),
-        check_freshness=check_freshness,
-    )
+    return plan_columns(book, config.policies, now, rates=rates, check_freshness=check_freshness)
+
+
+def stale_instances(config: Config, store: Store, now: datetime) -> frozenset[str]:
+    """The configured instances whose last successful sync is too old to act on at ``now``:
+    with the day, the only way the clock changes a plan."""
+    with store.engine.connect() as conn:
+        facts = _instances(
+            conn, list(config.connectors), {n: c.policy for n, c in config.connectors.items()}, None
+        )
+    return frozenset(_freshness(facts, config.policies, now))

@@ -3,6 +3,7 @@ message exactly as it was handed to its channel or as it would be today."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -35,7 +36,19 @@ class DryRun:
 def dry_run(config: Config, store: Store, now: datetime) -> DryRun:
     """Plan as ``act`` would and compare with the outbox; writes nothing."""
     result = plan_from_store(config, store, now)
-    keys = [a.key for a in result.actions]
+    return against_outbox(config, store, now, result.actions, result.warnings)
+
+
+def against_outbox(
+    config: Config,
+    store: Store,
+    now: datetime,
+    actions: Sequence[PlannedAction],
+    warnings: Sequence[str],
+) -> DryRun:
+    """Today's planned ``actions`` compared with the outbox: a plan kept in memory (the web
+    console's) looks again at what was queued meanwhile."""
+    keys = [a.key for a in actions]
     with store.engine.connect() as conn:
         existing = set(
             conn.execute(sa.select(outbox.c.key).where(outbox.c.key.in_(keys))).scalars()
@@ -45,11 +58,11 @@ def dry_run(config: Config, store: Store, now: datetime) -> DryRun:
         ).scalar_one()
     carried = {channel for _, channel in config.routes()}
     return DryRun(
-        would_queue=[a for a in result.actions if a.key not in existing],
+        would_queue=[a for a in actions if a.key not in existing],
         already_queued=len(existing),
         due=int(due),
-        unrouted=sorted({a.channel for a in result.actions} - carried),
-        warnings=list(result.warnings),
+        unrouted=sorted({a.channel for a in actions} - carried),
+        warnings=list(warnings),
     )
 
 

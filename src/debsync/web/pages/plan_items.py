@@ -21,16 +21,18 @@ from sqlalchemy.engine import Row
 
 from debsync.clock import Clock
 from debsync.config import Config
-from debsync.decisions import PlannedAction
+from debsync.decisions import PlannedAction, StepReason
 from debsync.errors import DebsyncError
 from debsync.facts import Pause, PauseKind
+from debsync.model import Language
 from debsync.outbox import review
-from debsync.outbox.preview import dry_run
+from debsync.outbox.preview import against_outbox
 from debsync.outbox.table import OutboxError, enqueue
 from debsync.pauses import active_pauses, start_pause
 from debsync.planning import plan_from_store
 from debsync.store import Store
 from debsync.store.schema import ActionState, outbox
+from debsync.web.i18n import step_reason
 from debsync.web.pages.work_lists import debtor_names, matching_debtors, reaches
 
 NOT_QUEUED = "not_queued"
@@ -62,10 +64,19 @@ class PlanItem:
     paused: bool = False
     """A pause recorded after the action was queued reaches its invoices: the outbox cancels
     it as paused when it comes to send it."""
+    reasons: tuple[StepReason, ...] = ()
+    """Why each invoice is named; none for an action queued before they were stored."""
 
     @property
     def queued(self) -> bool:
         return self.state != NOT_QUEUED
+
+    def why(self, language: Language) -> list[str]:
+        """The explanation in the reader's language, one line per invoice; the stored English
+        text when the action was queued without its reasons."""
+        if not self.reasons:
+            return [self.explanation]
+        return [step_reason(reason, language) for reason in self.reasons]
 
 
 @dataclass(frozen=True)
@@ -100,6 +111,7 @@ def _from_row(row: Row[Any], name: str, pauses: Sequence[Pause]) -> PlanItem:
         explanation=plan["explanation"],
         invoice_ids=invoice_ids,
         paused=any(reaches(p, row.instance, row.debtor_id, set(invoice_ids)) for p in pauses),
+        reasons=tuple(StepReason.from_json(r) for r in plan.get("reasons", ())),
     )
 
 
@@ -121,12 +133,25 @@ def _from_action(action: PlannedAction, name: str) -> PlanItem:
         deadline=action.deadline,
         explanation=action.explanation,
         invoice_ids=tuple(line.invoice_id for line in action.lines),
+        reasons=action.reasons,
     )
 
 
 def load_plan(config: Config, store: Store, now: datetime) -> PlanView:
     """The outbox's actions still to be sent, then the ones the scheduler adds today."""
-    dry = dry_run(config, store, now)
+    planned = plan_from_store(config, store, now)
+    return plan_view(config, store, now, planned.actions, planned.warnings)
+
+
+def plan_view(
+    config: Config,
+    store: Store,
+    now: datetime,
+    actions: Sequence[PlannedAction],
+    warnings: Sequence[str],
+) -> PlanView:
+    """:func:`load_plan` for a plan already made (the cache's): the outbox read again."""
+    dry = against_outbox(config, store, now, actions, warnings)
     with store.engine.connect() as conn:
         rows = conn.execute(
             sa.select(outbox).where(outbox.c.state.in_(SHOWN_STATES)).order_by(outbox.c.id)
