@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from debsync import formatting
+from debsync.decisions import StepReason
 from debsync.model import Language
 
 Messages = Mapping[str, tuple[str, str]]
@@ -59,6 +61,30 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "list.sort_by": ("Sorteren op {column}", "Sort by {column}"),
     "list.pages": ("Paginering", "Pagination"),
     "list.empty": ("Niets gevonden.", "Nothing found."),
+    # why an action names an invoice (debsync.decisions.StepReason), see step_reason()
+    "reason.day": ("{n} dag", "{n} day"),
+    "reason.days": ("{n} dagen", "{n} days"),
+    "reason.due": (
+        "Stap '{step}' is aan de beurt: {timing}; {overdue}.",
+        "Step '{step}' is due: {timing}; {overdue}.",
+    ),
+    "reason.after_previous": (
+        "{days} nadat '{previous}' op {sent_on} is verstuurd",
+        "{days} after '{previous}' was sent on {sent_on}",
+    ),
+    "reason.after_due": ("{days} na de vervaldatum van {due}", "{days} after the due date, {due}"),
+    "reason.before_due": (
+        "{days} vóór de vervaldatum van {due}",
+        "{days} before the due date, {due}",
+    ),
+    "reason.overdue": ("{days} na de vervaldatum", "{days} past due"),
+    "reason.due_today": ("de vervaldatum is vandaag", "due today"),
+    "reason.not_due": ("nog {days} tot de vervaldatum", "{days} before the due date"),
+    "reason.named_in": (
+        "{why} Genoemd in het bericht '{step}'.",
+        "{why} Named in the '{step}' message.",
+    ),
+    "reason.invoice": ("{number}: {why}", "{number}: {why}"),
 }
 
 
@@ -75,3 +101,47 @@ def translate(key: str, language: Language, **params: object) -> str:
     dutch, english = MESSAGES[key]
     text = dutch if language is Language.NL else english
     return text.format(**params) if params else text
+
+
+def step_reason(reason: StepReason, language: Language) -> str:
+    """Why an action names an invoice, for a person reading ``language``: ``F-001: Stap
+    'aanmaning' is aan de beurt: 14 dagen nadat 'herinnering' op 2 november 2026 is
+    verstuurd; 30 dagen na de vervaldatum.`` (the English :meth:`StepReason.english` is the
+    machine's wording, with ISO dates)."""
+    due = formatting.long_date(reason.due_date, language)
+    if reason.days_after_due is not None:
+        after = reason.days_after_due
+        timing = translate(
+            "reason.after_due" if after >= 0 else "reason.before_due",
+            language,
+            days=_days(abs(after), language),
+            due=due,
+        )
+    elif reason.previous_step is not None and reason.previous_sent_on is not None:
+        timing = translate(
+            "reason.after_previous",
+            language,
+            days=_days(reason.days_after_previous or 0, language),
+            previous=reason.previous_step,
+            sent_on=formatting.long_date(reason.previous_sent_on, language),
+        )
+    else:  # the first step, timed from the due date
+        days = _days(reason.days_after_previous or 0, language)
+        timing = translate("reason.after_due", language, days=days, due=due)
+    overdue = reason.days_overdue
+    if overdue > 0:
+        late = translate("reason.overdue", language, days=_days(overdue, language))
+    elif overdue < 0:
+        late = translate("reason.not_due", language, days=_days(-overdue, language))
+    else:
+        late = translate("reason.due_today", language)
+    why = translate("reason.due", language, step=reason.step, timing=timing, overdue=late)
+    if reason.named_in:
+        why = translate("reason.named_in", language, why=why, step=reason.named_in)
+    return translate("reason.invoice", language, number=reason.number, why=why)
+
+
+def _days(n: int, language: Language) -> str:
+    return translate(
+        "reason.day" if n == 1 else "reason.days", language, n=formatting.number(n, language)
+    )
