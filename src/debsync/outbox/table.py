@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Connection, Row
+from sqlalchemy.engine import Connection, Dialect, Row
 
 from debsync.clock import local_date
 from debsync.decisions import PlannedAction
@@ -26,6 +26,7 @@ from debsync.errors import DebsyncError, scrub
 from debsync.model import to_minor
 from debsync.store import Store
 from debsync.store.schema import REVIVABLE, ActionState, EventKind, events, outbox
+from debsync.sync.rows import insert_many
 
 
 class OutboxError(DebsyncError):
@@ -328,20 +329,52 @@ def sweep(store: Store, now: datetime) -> list[str]:
     return moved
 
 
-_INSERT_EVENT = sa.insert(events)
+class _Move(NamedTuple):
+    """A guarded UPDATE compiled for one dialect: its SQL, its parameters in order with
+    their constant values (the expected states) or bind processors."""
+
+    sql: str
+    names: tuple[str, ...]
+    constants: Mapping[str, Any]
+    processors: Mapping[str, Callable[[Any], Any]]
+    positional: bool
 
 
-@functools.cache
-def _move_statement(from_states: tuple[ActionState, ...], owned: bool) -> Any:
-    """The guarded UPDATE for one set of expected states, built and compiled once: the
-    outbox's hot path runs it twice per action."""
+@functools.lru_cache(maxsize=64)
+def _move_statement(
+    dialect: Dialect, from_states: tuple[ActionState, ...], owned: bool, keys: tuple[str, ...]
+) -> _Move:
+    """The guarded UPDATE for one set of expected states and columns, compiled once: the
+    outbox's hot path runs it twice per action, and run through the driver it skips Core's
+    per-statement cache lookup and per-row parameter machinery (the values still go
+    through their columns' bind processors, so the stored bytes are Core's)."""
     where = [
         outbox.c.id == sa.bindparam("g_id"),
         sa.or_(*(outbox.c.state == s for s in from_states)),
     ]
     if owned:
         where.append(outbox.c.lease_owner == sa.bindparam("g_owner"))
-    return sa.update(outbox).where(*where)
+    compiled = sa.update(outbox).where(*where).compile(dialect=dialect, column_keys=list(keys))
+    names = tuple(compiled.positiontup or compiled.binds)
+    given = {"g_id", "g_owner", *keys}
+    processors = {}
+    for name in names:
+        process = compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect)
+        if process is not None:
+            processors[name] = process
+    constants = {name: compiled.binds[name].effective_value for name in names if name not in given}
+    return _Move(compiled.string, names, constants, processors, compiled.positiontup is not None)
+
+
+def _execute_move(conn: Connection, move: _Move, rows: Sequence[Mapping[str, Any]]) -> int:
+    """Run the compiled UPDATE for each of ``rows``; returns how many rows it changed."""
+    params: list[Any] = []
+    for row in rows:
+        values = {**move.constants, **row}
+        for name, process in move.processors.items():
+            values[name] = process(values[name])
+        params.append(tuple(values[n] for n in move.names) if move.positional else values)
+    return int(conn.exec_driver_sql(move.sql, params).rowcount)
 
 
 class Transition(NamedTuple):
@@ -382,23 +415,17 @@ def move_many(
     of all transitions must set the same columns."""
     if not transitions:
         return []
-    statement = _move_statement(tuple(from_states), owner is not None)
     guard = {"g_owner": owner} if owner is not None else {}
-    done = conn.execute(
-        statement,
-        [
-            {
-                "g_id": t.row.id,
-                **guard,
-                "state": str(to),
-                "updated_at": now,
-                **_scrubbed(t.values),
-            }
-            for t in transitions
-        ],
-    )
+    params = [
+        {"g_id": t.row.id, **guard, "state": str(to), "updated_at": now, **_scrubbed(t.values)}
+        for t in transitions
+    ]
+    keys = tuple(k for k in params[0] if k not in guard and k != "g_id")
+    statement = _move_statement(conn.dialect, tuple(from_states), owner is not None, keys)
     moved = list(transitions)
-    if done.rowcount != len(transitions):  # someone was first: find out which rows moved
+    if _execute_move(conn, statement, params) != len(
+        transitions
+    ):  # someone was first: find out which rows moved
         ids = [t.row.id for t in transitions]
         states = dict(
             conn.execute(sa.select(outbox.c.id, outbox.c.state).where(outbox.c.id.in_(ids)))
@@ -406,8 +433,9 @@ def move_many(
         # ``to`` is never among the expected states, so a row in it now is one we moved
         moved = [t for t in transitions if states.get(t.row.id) == to]
     if moved:
-        conn.execute(
-            _INSERT_EVENT,
+        insert_many(
+            conn,
+            events,
             [event_row(t.row, f"action.{to.value}", now, **_scrubbed(t.event)) for t in moved],
         )
     return [t.row for t in moved]
@@ -499,8 +527,7 @@ def record_steps(conn: Connection, taken: Sequence[StepTaken], now: datetime) ->
                     **({} if at_step else {"step": step, "named_in_step": t.row.step}),
                 )
             )
-    if fresh:
-        conn.execute(_INSERT_EVENT, fresh)
+    insert_many(conn, events, fresh)
     return len(fresh)
 
 
