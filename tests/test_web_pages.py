@@ -19,6 +19,7 @@ import sqlalchemy as sa
 
 from debsync.config import Config, load_config
 from debsync.facts import PauseKind
+from debsync.model import Language
 from debsync.outbox import rows
 from debsync.pauses import active_pauses
 from debsync.plugins import Plugins
@@ -115,7 +116,7 @@ def test_the_plan_lists_queued_and_new_actions_with_why(console: Console) -> Non
     )
     assert "€ 1.210,00" in shown[0] and "wacht op akkoord" in shown[0]
     assert "Oak & Ivy Consulting Ltd (D2)" in shown[1] and "nog niet ingepland" in shown[1]
-    assert view.items[0].explanation in shown[0]
+    assert view.items[0].why(Language.NL)[0] in shown[0]  # the explanation in Dutch
     assert "approve_one" not in page.text  # a viewer is offered no decisions
 
 

@@ -30,6 +30,7 @@ from debsync.prior_steps import LEVELS, recorded_history
 from debsync.scheduler import _freshness, collector_paused
 from debsync.scheduler import plan as plan_snapshot
 from debsync.store import Store
+from debsync.store.reports import of_debtors
 from debsync.store.schema import (
     BLOCKING_CANCELS,
     OPEN_STATES,
@@ -141,7 +142,7 @@ def load_snapshot(
     def scoped(table: sa.Table, column: str = "debtor_id") -> list[Any]:
         where: list[Any] = [table.c.instance.in_(names)]
         if only is not None:
-            where.append(sa.tuple_(table.c.instance, table.c[column]).in_(list(only)))
+            where.append(of_debtors(table, only, column))
         return where
 
     with collector_paused(), store.engine.connect() as conn:

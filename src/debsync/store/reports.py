@@ -6,6 +6,7 @@ SQLite and PostgreSQL and stays fast for a hundred thousand open invoices.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -102,6 +103,23 @@ def whole_instance(conn: sa.Connection, instance: str) -> sa.ColumnElement[bool]
     if conn.dialect.name == "sqlite":
         return sa.func.coalesce(invoices.c.instance, "") == instance
     return invoices.c.instance == instance
+
+
+def of_debtors(
+    table: sa.Table, refs: Iterable[tuple[str, str]], column: str = "debtor_id"
+) -> sa.ColumnElement[bool]:
+    """The rows of some ``(instance, debtor id)`` pairs, one ``IN`` per instance: SQLite
+    answers that from the (instance, debtor) index, a row-value ``IN`` by reading the table."""
+    by_instance: dict[str, set[str]] = {}
+    for instance, debtor_id in refs:
+        by_instance.setdefault(instance, set()).add(debtor_id)
+    return sa.or_(
+        sa.false(),
+        *(
+            sa.and_(table.c.instance == instance, table.c[column].in_(sorted(ids)))
+            for instance, ids in sorted(by_instance.items())
+        ),
+    )
 
 
 def book_version(store: Store) -> tuple[int | None, int | None]:

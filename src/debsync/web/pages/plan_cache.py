@@ -32,7 +32,7 @@ from debsync.config import Config
 from debsync.decisions import Plan, PlannedAction
 from debsync.planning import plan_from_store, stale_instances
 from debsync.store import Store
-from debsync.store.reports import book_version
+from debsync.store.reports import book_version, of_debtors
 from debsync.store.schema import events, invoices
 from debsync.web.pages.plan_items import PlanView, plan_view
 
@@ -105,7 +105,10 @@ class PlanCache:
     ) -> _Kept:
         """Re-plan the debtors the events since the last look reach (the whole book when
         they reach too many or cannot be placed)."""
-        fresh = [row for row in _events_above(store, kept.low) if row[0] not in kept.seen]
+        top = max(kept.seen, default=kept.low)
+        fresh = _events_above(store, top)
+        if version[2] != len(kept.seen) + len(fresh):  # some came in below the newest
+            fresh = [row for row in _events_above(store, kept.low) if row[0] not in kept.seen]
         reached: set[Debtor] = set()
         for _, instance, debtor_id, invoice_id in fresh:
             if debtor_id is None and invoice_id is None:
@@ -163,7 +166,7 @@ def _own(kept: _Kept, store: Store, debtors: Collection[Debtor] | None) -> None:
         invoices.c.state == "open"
     )
     if debtors is not None:
-        query = query.where(sa.tuple_(invoices.c.instance, invoices.c.debtor_id).in_(debtors))
+        query = query.where(of_debtors(invoices, debtors))
         for debtor in debtors:
             for invoice_id in kept.held.pop(debtor, ()):
                 kept.owner.pop((debtor[0], invoice_id), None)
