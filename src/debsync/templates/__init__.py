@@ -166,10 +166,12 @@ def _iban(value: str | None) -> str:
 
 def _paragraphs(text: str) -> Markup:
     """Plain text with blank-line paragraphs as escaped HTML paragraphs."""
-    parts = [p.strip() for p in str(text).split("\n\n") if p.strip()]
-    return Markup("\n").join(
-        Markup("<p>{}</p>").format(Markup("<br>\n").join(escape(line) for line in p.splitlines()))
-        for p in parts
+    # Joined as plain strings: Markup's join and format run escape() on every piece again.
+    return Markup(
+        "\n".join(
+            "<p>" + "<br>\n".join([escape(line) for line in p.splitlines()]) + "</p>"
+            for p in paragraphs(str(text))
+        )
     )
 
 

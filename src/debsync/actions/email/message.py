@@ -10,6 +10,7 @@ byte what SMTP would submit.
 from __future__ import annotations
 
 import contextlib
+import functools
 import re
 from collections.abc import Mapping, Sequence
 from email.headerregistry import Address
@@ -44,8 +45,10 @@ _KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 _UNSAFE_FILENAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
+@functools.lru_cache(maxsize=4096)
 def ascii_address(value: str) -> str:
-    """The address as SMTP without SMTPUTF8 carries it: syntax-checked, domain in IDNA form."""
+    """The address as SMTP without SMTPUTF8 carries it: syntax-checked, domain in IDNA form.
+    Cached: every message checks the creditor's address, and a debtor's again each step."""
     try:
         info = validate_email(value, check_deliverability=False)
     except EmailNotValidError as exc:
