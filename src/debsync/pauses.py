@@ -21,7 +21,7 @@ from debsync.clock import Clock, system_clock
 from debsync.errors import DebsyncError
 from debsync.facts import Instalment, Pause, PauseKind, PauseScope
 from debsync.store import Store
-from debsync.store.schema import EventKind, debtors, events, invoices
+from debsync.store.schema import PAUSE_EVENTS, EventKind, debtors, events, invoices
 
 STARTED, ENDED = EventKind.PAUSE_STARTED, EventKind.PAUSE_ENDED
 
@@ -155,7 +155,7 @@ def load_active(conn: Connection) -> list[Pause]:
     ended: set[str] = set()
     rows = conn.execute(
         sa.select(events.c.kind, events.c.at, events.c.instance, events.c.data)
-        .where(events.c.kind.in_((STARTED, ENDED)))
+        .where(PAUSE_EVENTS)
         .order_by(events.c.id)
     )
     for kind, at, instance, data in rows:

@@ -30,7 +30,7 @@ from debsync.prior_steps import LEVELS, recorded_history
 from debsync.scheduler import _freshness, collector_paused
 from debsync.scheduler import plan as plan_snapshot
 from debsync.store import Store
-from debsync.store.reports import of_debtors
+from debsync.store.reports import of_debtors, open_invoices_of
 from debsync.store.schema import (
     BLOCKING_CANCELS,
     OPEN_STATES,
@@ -151,7 +151,11 @@ def load_snapshot(
             InvoiceFacts(*row[:8], direct_debit_failed=row[8], reminded_by_source=row[9])
             for row in conn.execute(
                 sa.select(*OPEN_INVOICE_COLUMNS).where(
-                    *scoped(invoices), invoices.c.state == "open"
+                    *(
+                        [invoices.c.instance.in_(names), invoices.c.state == "open"]
+                        if only is None
+                        else [open_invoices_of(only)]
+                    )
                 )
             )
         ]

@@ -122,6 +122,13 @@ def of_debtors(
     )
 
 
+def open_invoices_of(refs: Iterable[tuple[str, str]]) -> sa.ColumnElement[bool]:
+    """The open invoices of some debtors. The state is tested as an expression: on an
+    indexed column SQLite would pick the (instance, state, due date) index and walk every
+    open invoice of the instance instead of the few debtors' rows."""
+    return sa.and_(of_debtors(invoices, refs), sa.func.coalesce(invoices.c.state, "") == "open")
+
+
 def book_version(store: Store) -> tuple[int | None, int | None]:
     """The newest event and the newest sync run. Every change to the books writes one of
     them (the sync writer records each opened, changed and paid invoice as an event; pauses,

@@ -31,6 +31,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
@@ -268,6 +269,10 @@ payments = Table(
     Index(None, "instance", "invoice_id"),
 )
 
+PAUSE_EVENTS = text(f"kind IN ('{EventKind.PAUSE_STARTED.value}', '{EventKind.PAUSE_ENDED.value}')")
+"""The pause events, as the partial index and its readers both spell it (SQLite uses a partial
+index only for a query whose own condition is the same text)."""
+
 events = Table(
     "events",
     metadata,
@@ -281,6 +286,14 @@ events = Table(
     Column("data", JSON, nullable=False),
     Index(None, "instance", "debtor_id"),
     Index(None, "instance", "invoice_id"),
+    # The pauses are read from their events on every plan and send; a partial index holds
+    # only those few rows, so no other event pays for it.
+    Index(
+        "ix_events_pauses",
+        "id",
+        sqlite_where=PAUSE_EVENTS,
+        postgresql_where=PAUSE_EVENTS,
+    ),
 )
 
 outbox = Table(

@@ -32,7 +32,7 @@ from debsync.config import Config
 from debsync.decisions import Plan, PlannedAction
 from debsync.planning import plan_from_store, stale_instances
 from debsync.store import Store
-from debsync.store.reports import book_version, of_debtors
+from debsync.store.reports import book_version, open_invoices_of
 from debsync.store.schema import events, invoices
 from debsync.web.pages.plan_items import PlanView, plan_view
 
@@ -162,11 +162,11 @@ def _keep(kept: _Kept, actions: Iterable[PlannedAction]) -> None:
 
 def _own(kept: _Kept, store: Store, debtors: Collection[Debtor] | None) -> None:
     """Which debtor holds each open invoice (of ``debtors``, or of the whole book)."""
-    query = sa.select(invoices.c.instance, invoices.c.external_id, invoices.c.debtor_id).where(
-        invoices.c.state == "open"
-    )
-    if debtors is not None:
-        query = query.where(of_debtors(invoices, debtors))
+    query = sa.select(invoices.c.instance, invoices.c.external_id, invoices.c.debtor_id)
+    if debtors is None:
+        query = query.where(invoices.c.state == "open")
+    else:
+        query = query.where(open_invoices_of(debtors))
         for debtor in debtors:
             for invoice_id in kept.held.pop(debtor, ()):
                 kept.owner.pop((debtor[0], invoice_id), None)
