@@ -142,3 +142,11 @@ def test_an_event_committed_late_below_the_newest_is_still_seen(book: Book) -> N
     note(newest + 5, "D2")  # committed after the newer one
     book.view()
     assert book.calls == [None, {("books", "D1")}, {("books", "D2")}]
+
+
+def test_a_renamed_debtor_is_shown_by_its_new_name(book: Book) -> None:
+    book.view()
+    book.sync([D1, [D2[0], "Oak & Ivy Holding Ltd", *D2[2:]], D3])
+    (item,) = [i for i in book.view().items if i.debtor_id == "D2"]
+    assert item.debtor_name == "Oak & Ivy Holding Ltd"
+    assert book.calls[-1] == {("books", "D2")}

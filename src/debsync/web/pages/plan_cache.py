@@ -34,7 +34,7 @@ from debsync.planning import plan_from_store, stale_instances
 from debsync.store import Store
 from debsync.store.reports import book_version, open_invoices_of
 from debsync.store.schema import events, invoices
-from debsync.web.pages.plan_items import PlanView, plan_view
+from debsync.web.pages.plan_items import PlanItem, PlanView, plan_view
 
 WINDOW = 10_000
 """Events ids below the newest that are looked at again for late commits."""
@@ -61,6 +61,7 @@ class _Kept:
     owner: dict[tuple[str, str], str]  # (instance, open invoice) -> its debtor
     held: dict[Debtor, set[str]] = field(default_factory=lambda: defaultdict(set))
     view: PlanView | None = None
+    items: dict[int, tuple[PlannedAction, PlanItem]] = field(default_factory=dict)
 
 
 class PlanCache:
@@ -83,7 +84,8 @@ class PlanCache:
                     kept = self._update(kept, store, now, version)
             if kept.view is None:
                 ordered = [a for debtor in sorted(kept.actions) for a in kept.actions[debtor]]
-                kept.view = plan_view(config, store, now, ordered, sorted(kept.warnings))
+                warnings = sorted(kept.warnings)
+                kept.view = plan_view(config, store, now, ordered, warnings, kept.items)
             self._kept = kept
             return kept.view
 

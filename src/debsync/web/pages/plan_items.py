@@ -149,20 +149,32 @@ def plan_view(
     now: datetime,
     actions: Sequence[PlannedAction],
     warnings: Sequence[str],
+    made: dict[int, tuple[PlannedAction, PlanItem]] | None = None,
 ) -> PlanView:
-    """:func:`load_plan` for a plan already made (the cache's): the outbox read again."""
+    """:func:`load_plan` for a plan already made (the cache's): the outbox read again.
+    ``made`` holds the items shown before with the very action each shows, by its ``id`` (an
+    action the cache kept is the same object, so its debtor's name has not changed; holding
+    it keeps its ``id`` from being reused); it is left holding this view's."""
     dry = against_outbox(config, store, now, actions, warnings)
     with store.engine.connect() as conn:
         rows = conn.execute(
             sa.select(outbox).where(outbox.c.state.in_(SHOWN_STATES)).order_by(outbox.c.id)
         ).all()
-    refs = {(r.instance, r.debtor_id) for r in rows} | {
-        (a.instance, a.debtor_id) for a in dry.would_queue
-    }
+    earlier = {key: item for key, (action, item) in (made or {}).items()}
+    new = [a for a in dry.would_queue if id(a) not in earlier]
+    refs = {(r.instance, r.debtor_id) for r in rows} | {(a.instance, a.debtor_id) for a in new}
     names = debtor_names(store, refs)
     pauses = active_pauses(store)
     items = [_from_row(r, names.get((r.instance, r.debtor_id), ""), pauses) for r in rows]
-    items += [_from_action(a, names.get((a.instance, a.debtor_id), "")) for a in dry.would_queue]
+    for action in dry.would_queue:
+        item = earlier.get(id(action))
+        if item is None:
+            item = _from_action(action, names.get((action.instance, action.debtor_id), ""))
+        items.append(item)
+    if made is not None:
+        shown = zip(dry.would_queue, items[len(rows) :], strict=True)
+        made.clear()
+        made.update((id(action), (action, item)) for action, item in shown)
     return PlanView(items=items, warnings=dry.warnings, unrouted=dry.unrouted)
 
 
