@@ -567,7 +567,8 @@ class Dispatcher:
         if rebuilt is None:
             reason = "what is left is below the policy's minimum amount"
             return Ending(ActionState.CANCELLED, reason, CancelCode.BELOW_THRESHOLD)
-        rebuilt = replace(rebuilt, key=row.key)  # the same action, with today's figures
+        if rebuilt.key != row.key:  # the same action, with today's figures
+            rebuilt = replace(rebuilt, key=row.key)
         if rebuilt.requires_approval and row.state == ActionState.PLANNED:  # a rate gap since
             return Ending(ActionState.AWAITING_APPROVAL, law.HELD_WITHOUT_INTEREST)
         try:
