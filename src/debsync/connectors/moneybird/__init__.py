@@ -39,6 +39,7 @@ from debsync.connectors.moneybird.mapping import (
     STATES,
     debtor_data,
     invoice_data,
+    plain_invoice,
     workflow_reminds,
 )
 from debsync.connectors.moneybird.oauth import MoneybirdOAuth
@@ -158,8 +159,12 @@ class MoneybirdConnector(Connector[MoneybirdSettings]):
                 builder.debtor(debtor_data(contact, language), ref=f"contact {contact_id}")
                 state.contacts[contact_id] = [contact.get("version"), language]
             data = invoice_data(raw, reminded_by_source=respect and workflow_reminds(raw))
-            if builder.invoice(data, ref=ref) is not None:
-                state.invoices[invoice_id] = int(raw.get("version") or 0)
+            invoice = plain_invoice(data)
+            if invoice is not None:  # the common shape, clean: nothing for the builder to report
+                builder.invoices.append(invoice)
+            elif builder.invoice(data, ref=ref) is None:
+                continue
+            state.invoices[invoice_id] = int(raw.get("version") or 0)
 
     async def _pause(self, http: HttpClient, records: list[dict[str, Any]], state: _State) -> None:
         """With ``native_reminders = "pause"``: pause Moneybird's reminders of each open
