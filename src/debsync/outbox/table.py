@@ -329,9 +329,10 @@ def sweep(store: Store, now: datetime) -> list[str]:
     return moved
 
 
-class _Move(NamedTuple):
-    """A guarded UPDATE compiled for one dialect: its SQL, its parameters in order with
-    their constant values (the expected states) or bind processors."""
+class _Compiled(NamedTuple):
+    """A statement compiled for one dialect, to run through the driver: its SQL, its
+    parameters in order with their constant values (literals in the statement) or bind
+    processors."""
 
     sql: str
     names: tuple[str, ...]
@@ -339,42 +340,46 @@ class _Move(NamedTuple):
     processors: Mapping[str, Callable[[Any], Any]]
     positional: bool
 
+    def params(self, row: Mapping[str, Any]) -> Any:
+        """One row's parameters as the driver takes them, each through its bind processor,
+        so the stored bytes are the ones Core stores."""
+        values = {**self.constants, **row}
+        for name, process in self.processors.items():
+            values[name] = process(values[name])
+        return tuple(values[n] for n in self.names) if self.positional else values
 
-@functools.lru_cache(maxsize=64)
-def _move_statement(
-    dialect: Dialect, from_states: tuple[ActionState, ...], owned: bool, keys: tuple[str, ...]
-) -> _Move:
-    """The guarded UPDATE for one set of expected states and columns, compiled once: the
-    outbox's hot path runs it twice per action, and run through the driver it skips Core's
-    per-statement cache lookup and per-row parameter machinery (the values still go
-    through their columns' bind processors, so the stored bytes are Core's)."""
-    where = [
-        outbox.c.id == sa.bindparam("g_id"),
-        sa.or_(*(outbox.c.state == s for s in from_states)),
-    ]
-    if owned:
-        where.append(outbox.c.lease_owner == sa.bindparam("g_owner"))
-    compiled = sa.update(outbox).where(*where).compile(dialect=dialect, column_keys=list(keys))
+
+def _compile(statement: Any, dialect: Dialect, given: Collection[str], **kw: Any) -> _Compiled:
+    """``statement`` compiled for ``dialect``; its parameters not ``given`` at run time are
+    the literals it was built with."""
+    compiled = statement.compile(dialect=dialect, **kw)
     names = tuple(compiled.positiontup or compiled.binds)
-    given = {"g_id", "g_owner", *keys}
     processors = {}
     for name in names:
         process = compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect)
         if process is not None:
             processors[name] = process
     constants = {name: compiled.binds[name].effective_value for name in names if name not in given}
-    return _Move(compiled.string, names, constants, processors, compiled.positiontup is not None)
+    return _Compiled(
+        compiled.string, names, constants, processors, compiled.positiontup is not None
+    )
 
 
-def _execute_move(conn: Connection, move: _Move, rows: Sequence[Mapping[str, Any]]) -> int:
-    """Run the compiled UPDATE for each of ``rows``; returns how many rows it changed."""
-    params: list[Any] = []
-    for row in rows:
-        values = {**move.constants, **row}
-        for name, process in move.processors.items():
-            values[name] = process(values[name])
-        params.append(tuple(values[n] for n in move.names) if move.positional else values)
-    return int(conn.exec_driver_sql(move.sql, params).rowcount)
+@functools.lru_cache(maxsize=64)
+def _move_statement(
+    dialect: Dialect, from_states: tuple[ActionState, ...], owned: bool, keys: tuple[str, ...]
+) -> _Compiled:
+    """The guarded UPDATE for one set of expected states and columns, compiled once: the
+    outbox's hot path runs it twice per action, and run through the driver it skips Core's
+    per-statement cache lookup and per-row parameter machinery."""
+    where = [
+        outbox.c.id == sa.bindparam("g_id"),
+        sa.or_(*(outbox.c.state == s for s in from_states)),
+    ]
+    if owned:
+        where.append(outbox.c.lease_owner == sa.bindparam("g_owner"))
+    statement = sa.update(outbox).where(*where)
+    return _compile(statement, dialect, {"g_id", "g_owner", *keys}, column_keys=list(keys))
 
 
 class Transition(NamedTuple):
@@ -423,9 +428,8 @@ def move_many(
     keys = tuple(k for k in params[0] if k not in guard and k != "g_id")
     statement = _move_statement(conn.dialect, tuple(from_states), owner is not None, keys)
     moved = list(transitions)
-    if _execute_move(conn, statement, params) != len(
-        transitions
-    ):  # someone was first: find out which rows moved
+    done = conn.exec_driver_sql(statement.sql, [statement.params(p) for p in params])
+    if done.rowcount != len(transitions):  # someone was first: find out which rows moved
         ids = [t.row.id for t in transitions]
         states = dict(
             conn.execute(sa.select(outbox.c.id, outbox.c.state).where(outbox.c.id.in_(ids)))
@@ -474,12 +478,19 @@ class StepTaken(NamedTuple):
     stated_costs_minor: int | None
 
 
-_STEPS_TAKEN = sa.select(events.c.invoice_id, events.c.data).where(
-    events.c.instance == sa.bindparam("s_instance"),
-    events.c.invoice_id.in_(sa.bindparam("s_invoices", expanding=True)),
-    events.c.kind == EventKind.STEP_SENT,
-)
-"""Built once: every batch the outbox records runs it (per instance, by the index)."""
+@functools.lru_cache(maxsize=64)
+def _steps_taken(dialect: Dialect, count: int) -> tuple[_Compiled, Callable[[Any], Any] | None]:
+    """The steps already taken among ``count`` invoices of one instance (by the index), and
+    the processor of its JSON column: compiled once per dialect and count, because every
+    batch the outbox records runs it and Core renders an expanding IN anew each time."""
+    statement = sa.select(events.c.invoice_id, events.c.data).where(
+        events.c.instance == sa.bindparam("s_instance"),
+        events.c.invoice_id.in_([sa.bindparam(f"s_{n}") for n in range(count)]),
+        events.c.kind == EventKind.STEP_SENT,
+    )
+    given = {"s_instance", *(f"s_{n}" for n in range(count))}
+    data = events.c.data.type.dialect_impl(dialect).result_processor(dialect, None)
+    return _compile(statement, dialect, given), data
 
 
 def record_steps(conn: Connection, taken: Sequence[StepTaken], now: datetime) -> int:
@@ -495,13 +506,13 @@ def record_steps(conn: Connection, taken: Sequence[StepTaken], now: datetime) ->
     per_instance: dict[str, list[str]] = {}
     for instance, invoice_id in wanted:
         per_instance.setdefault(instance, []).append(invoice_id)
-    already = {
-        (instance, invoice_id, data.get("step"))
-        for instance, invoices in per_instance.items()
-        for invoice_id, data in conn.execute(
-            _STEPS_TAKEN, {"s_instance": instance, "s_invoices": invoices}
-        )
-    }
+    already = set()
+    for instance, invoices in per_instance.items():
+        query, load = _steps_taken(conn.dialect, len(invoices))
+        bound = {"s_instance": instance, **{f"s_{n}": i for n, i in enumerate(invoices)}}
+        for invoice_id, data in conn.exec_driver_sql(query.sql, query.params(bound)):
+            step = (load(data) if load else data).get("step")
+            already.add((instance, invoice_id, step))
     fresh = []
     for t in taken:
         own = {line["invoice_id"]: line.get("step") for line in t.row.plan.get("lines", ())}
