@@ -150,7 +150,6 @@ class MoneybirdConnector(Connector[MoneybirdSettings]):
         respect = self.settings.native_reminders == "respect"
         for raw in records:
             invoice_id = str(raw.get("id"))
-            ref = f"sales invoice {invoice_id}"
             contact = raw.get("contact") or {}
             contact_id = str(raw.get("contact_id") or contact.get("id") or "")
             language = str(raw.get("language") or "nl")
@@ -162,7 +161,7 @@ class MoneybirdConnector(Connector[MoneybirdSettings]):
             invoice = plain_invoice(data)
             if invoice is not None:  # the common shape, clean: nothing for the builder to report
                 builder.invoices.append(invoice)
-            elif builder.invoice(data, ref=ref) is None:
+            elif builder.invoice(data, ref=f"sales invoice {invoice_id}") is None:
                 continue
             state.invoices[invoice_id] = int(raw.get("version") or 0)
 
