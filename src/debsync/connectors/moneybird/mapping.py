@@ -158,11 +158,12 @@ def _money(value: Any, code: str) -> Money | None:
     return _plain_money(amount, code) if type(amount) is str else None
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=1024)
 def _plain_money(amount: str, code: str) -> Money | None:
     """A plain decimal string with no more decimals than its currency has, of a plausible
     size, as ``Money`` (frozen, so one serves every invoice of that amount); ``None``
-    otherwise. Amounts repeat: an open invoice's unpaid amount is mostly its total."""
+    otherwise. Amounts repeat: an open invoice's unpaid amount is mostly its total, and a
+    small cache catches that and the common prices without holding a large one in memory."""
     quantum = _quantum(code)
     if quantum is None or _AMOUNT.fullmatch(amount) is None:
         return None
