@@ -9,6 +9,7 @@ law: :class:`InterestConvention`.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -92,34 +93,12 @@ def statutory_interest_breakdown(
     :param commercial: ``True`` for handelsrente (6:119a/b), ``False`` for 6:119.
     :raises RateUnknownError: a day in the range has no rate in ``table``.
     """
-    if principal < 0:
-        raise ValueError(f"principal must not be negative, got {principal}")
-    if end < start or principal == 0:
-        return []
-    table = default_rate_table() if table is None else table
-    resets = iter(_compounding_dates(start, end, convention.compounding))
-    reset = next(resets, None)
-    periods: list[InterestPeriod] = []
-    base, accrued = principal, Decimal(0)
-    day = start
-    while day <= end:
-        rate = table.rate(day, commercial=commercial)
-        stop = min(date(day.year + 1, 1, 1), end + _ONE_DAY, reset or date.max)
-        july = date(day.year, 7, 1)
-        if day < july < stop and table.rate(july, commercial=commercial) != rate:
-            stop = july
-        days = (stop - day).days
-        year_days = 365
-        if convention.day_count is DayCount.ACT_ACT:
-            year_days = (date(day.year + 1, 1, 1) - date(day.year, 1, 1)).days
-        amount = (base * rate * days / year_days).quantize(CENT, ROUND_HALF_UP)
-        periods.append(InterestPeriod(day, stop - _ONE_DAY, days, rate, base, amount, year_days))
-        accrued += amount
-        day = stop
-        if day == reset:
-            base, accrued = base + accrued, Decimal(0)
-            reset = next(resets, None)
-    return periods
+    return [
+        InterestPeriod(first, last, days, rate, base, amount, year_days)
+        for (first, last, days, rate, year_days, _), base, amount in _accrue(
+            principal, start, end, commercial, table, convention
+        )
+    ]
 
 
 def statutory_interest(
@@ -132,10 +111,67 @@ def statutory_interest(
     convention: InterestConvention = DEFAULT_CONVENTION,
 ) -> Decimal:
     """Total of :func:`statutory_interest_breakdown`, in cents."""
-    periods = statutory_interest_breakdown(
-        principal, start, end, commercial=commercial, table=table, convention=convention
-    )
-    return sum((p.amount for p in periods), ZERO)
+    accrued = _accrue(principal, start, end, commercial, table, convention)
+    return sum((amount for _, _, amount in accrued), ZERO)
+
+
+_Period = tuple[date, date, int, Decimal, int, bool]
+"""(first day, last day, days, rate, day-count denominator, compounds after it)."""
+
+
+def _accrue(
+    principal: Decimal,
+    start: date,
+    end: date,
+    commercial: bool,
+    table: RateTable | None,
+    convention: InterestConvention,
+) -> list[tuple[_Period, Decimal, Decimal]]:
+    """Each period with its base and its interest: the computation both functions above
+    report."""
+    if principal < 0:
+        raise ValueError(f"principal must not be negative, got {principal}")
+    if end < start or principal == 0:
+        return []
+    table = default_rate_table() if table is None else table
+    out = []
+    base, accrued = principal, Decimal(0)
+    for period in _periods(start, end, commercial, table, convention):
+        _, _, days, rate, year_days, compounds = period
+        amount = (base * rate * days / year_days).quantize(CENT, ROUND_HALF_UP)
+        out.append((period, base, amount))
+        accrued += amount
+        if compounds:
+            base, accrued = base + accrued, Decimal(0)
+    return out
+
+
+@functools.lru_cache(maxsize=4096)
+def _periods(
+    start: date, end: date, commercial: bool, table: RateTable, convention: InterestConvention
+) -> tuple[_Period, ...]:
+    """The periods from ``start`` to ``end``: they depend on the dates and the table, not on
+    the principal, and a day's messages share a few due dates, so they are worked out once
+    (a table is never changed once built)."""
+    resets = iter(_compounding_dates(start, end, convention.compounding))
+    reset = next(resets, None)
+    periods: list[_Period] = []
+    day = start
+    while day <= end:
+        rate = table.rate(day, commercial=commercial)
+        stop = min(date(day.year + 1, 1, 1), end + _ONE_DAY, reset or date.max)
+        july = date(day.year, 7, 1)
+        if day < july < stop and table.rate(july, commercial=commercial) != rate:
+            stop = july
+        year_days = 365
+        if convention.day_count is DayCount.ACT_ACT:
+            year_days = (date(day.year + 1, 1, 1) - date(day.year, 1, 1)).days
+        compounds = stop == reset
+        periods.append((day, stop - _ONE_DAY, (stop - day).days, rate, year_days, compounds))
+        day = stop
+        if compounds:
+            reset = next(resets, None)
+    return tuple(periods)
 
 
 def commercial_interest_start(

@@ -12,6 +12,7 @@ whether the Algemene termijnenwet (Atw) extends the 14-day term
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -46,6 +47,7 @@ POSTAL_DELIVERY_SCHEDULE = DeliverySchedule(
 POSTAL_CHANNELS = frozenset({"letter", "post"})
 
 
+@functools.lru_cache(maxsize=4096)
 def presumed_receipt(
     sent: date,
     channel: str,
@@ -61,6 +63,7 @@ def presumed_receipt(
     (default from ``schedule`` by posting date). Email: the day it was sent, but only if the
     creditor made email the legal copy (FLAG: proof of receipt by email is contested, note
     A1.7 #12; a bounce means no receipt); otherwise :class:`ReceiptNotPresumedError`.
+    Cached: every veertiendagenbrief of a day asks for the same receipt.
     """
     if channel == "email":
         if email_is_legal_copy:
@@ -98,6 +101,7 @@ class Term:
     days: int = 14
 
 
+@functools.lru_cache(maxsize=4096)
 def veertiendagenbrief_term(
     receipt: date,
     *,
@@ -109,6 +113,7 @@ def veertiendagenbrief_term(
     FLAG (note A1.8): whether the Algemene termijnenwet extends this term is unsettled; by
     default (``apply_termijnenwet``) a term ending on a Saturday, Sunday or Atw holiday runs
     to the next day that is none of those, which can only make the debtor's term longer.
+    Cached, like :func:`presumed_receipt`.
     """
     nominal = receipt + timedelta(days=14)
     last = nominal
