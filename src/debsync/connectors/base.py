@@ -35,7 +35,15 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from debsync.clock import Clock, system_clock
 from debsync.connectors.http import HttpFactory
-from debsync.model import MAX_ID_LENGTH, Debtor, Invoice, Payment, clean_text, has_invisible
+from debsync.model import (
+    MAX_ID_LENGTH,
+    Debtor,
+    Invoice,
+    Payment,
+    clean_text,
+    has_invisible,
+    plain_invoice,
+)
 
 if TYPE_CHECKING:
     from debsync.connectors.oauth import OAuthFlow
@@ -419,7 +427,13 @@ class RecordBuilder:
     def invoice(
         self, data: Mapping[str, Any], *, ref: str, raw: bytes | None = None
     ) -> Invoice | None:
-        """Validate an invoice; ``raw`` fingerprints the input it came from."""
+        """Validate an invoice; ``raw`` fingerprints the input it came from. A mapping in
+        the model's own types with nothing to clean is built directly (``plain_invoice``)."""
+        invoice = plain_invoice(data)
+        if invoice is not None:
+            self.invoices.append(invoice)
+            self._remember(("invoice", invoice.external_id), raw, ref)
+            return invoice
         try:
             invoice = Invoice.model_validate(data)
         except Exception as error:
