@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, timedelta
 from decimal import Decimal
+from operator import attrgetter
 from typing import Any
 
 from debsync import law
@@ -21,6 +22,9 @@ from debsync.model import DebtorKind, from_minor
 from debsync.policy import Policy
 
 EUR = "EUR"
+_ONE_DAY = timedelta(days=1)
+_BY_DUE_DATE = attrgetter("due_date", "number")
+"""How a message lists invoices and credit notes: oldest first."""
 
 
 def wik_sent(hist: Sequence[StepSent]) -> StepSent | None:
@@ -70,44 +74,52 @@ def build_action(
     action rebuilt from the outbox passes the ``explanation`` it stored instead.
     """
     step = policy.steps[step_index]
-    ordered = sorted(invoices, key=lambda inv: (inv.due_date, inv.number))
-    own = {
-        inv.external_id: min(stages.get(inv.external_id, step_index), step_index)
-        if stages
-        else step_index
-        for inv in ordered
-    }
-    if stages and own and max(own.values()) < step_index:  # its own invoices were paid
-        step_index = max(own.values())  # before sending: the rest goes at the highest left
-        step = policy.steps[step_index]
-    steps = {ext: policy.steps[at] for ext, at in own.items()}
+    ordered = sorted(invoices, key=_BY_DUE_DATE) if len(invoices) > 1 else list(invoices)
+    if stages:
+        own = {
+            inv.external_id: min(stages.get(inv.external_id, step_index), step_index)
+            for inv in ordered
+        }
+        if own and max(own.values()) < step_index:  # its own invoices were paid before
+            step_index = max(own.values())  # sending: the rest goes at the highest left
+            step = policy.steps[step_index]
+        steps = {ext: policy.steps[at] for ext, at in own.items()}
+    else:
+        own = dict.fromkeys([inv.external_id for inv in ordered], step_index)
+        steps = dict.fromkeys(own, step)
     amounts = {inv.external_id: from_minor(inv.open_minor, currency) for inv in ordered}
     gross = sum(amounts.values(), Decimal(0))
-    open_credits = sorted(
-        (c for c in credits if c.open_minor < 0 and c.currency == currency and not c.closed),
-        key=lambda c: (c.due_date, c.number),
+    open_credits = (
+        sorted(
+            (c for c in credits if c.open_minor < 0 and c.currency == currency and not c.closed),
+            key=_BY_DUE_DATE,
+        )
+        if credits
+        else []
     )
     credit_total = -sum((from_minor(c.open_minor, currency) for c in open_credits), Decimal(0))
     principal = gross - credit_total
     if principal <= 0 or principal < max(policy.min_open_amount, step.min_open_amount):
         return None
     net = _allocate(ordered, own, amounts, credit_total) if credit_total else amounts
-    business = policy.kind_of(debtor.kind) is DebtorKind.BUSINESS
+    kind = policy.kind_of(debtor.kind)
+    business = kind is DebtorKind.BUSINESS
     eur = currency == EUR
     notes: list[str] = []
     if not eur and (step.claim_interest or step.claim_costs or step.role == "wik_notice"):
         notes.append(f"no statutory interest or collection costs on a {currency} claim")
 
     lines = []
-    bearing = any(s.claim_interest for s in steps.values())  # not lower-stage invoices only
-    interest_total: Decimal | None = Decimal(0) if step.claim_interest and eur and bearing else None
+    bearing = step.claim_interest and eur and any(s.claim_interest for s in steps.values())
+    interest_total: Decimal | None = Decimal(0) if bearing else None  # not lower stages only
     for inv in ordered:
+        ext = inv.external_id
         interest: Decimal | None = None
-        if interest_total is not None and steps[inv.external_id].claim_interest:
+        if interest_total is not None and steps[ext].claim_interest:
             try:
                 interest = law.statutory_interest(
-                    net[inv.external_id],
-                    inv.due_date + timedelta(days=1),
+                    net[ext],
+                    inv.due_date + _ONE_DAY,
                     today,
                     commercial=business,
                     table=rates,
@@ -121,19 +133,19 @@ def build_action(
                 interest_total += interest
         lines.append(
             ClaimLine(
-                inv.external_id,
+                ext,
                 inv.number,
                 inv.due_date,
                 (today - inv.due_date).days,
-                amounts[inv.external_id],
+                amounts[ext],
                 interest,
-                steps[inv.external_id].name,
+                steps[ext].name,
             )
         )
-    if interest_total is None:
+    gap = bearing and interest_total is None  # no rate for a day: no interest on any line
+    if gap:
         lines = [line._replace(interest=None) for line in lines]
-    held = step.claim_interest and eur and bearing and interest_total is None  # no rate
-    held = held and not policy.send_without_interest
+    held = gap and not policy.send_without_interest
     if held:
         notes.append(law.HELD_WITHOUT_INTEREST)
 
@@ -171,9 +183,10 @@ def build_action(
         else f"{inv.external_id}@{steps[inv.external_id].name}"
         for inv in ordered
     ]
+    instance = ordered[0].instance
     return PlannedAction(
-        key=idempotency_key(ordered[0].instance, debtor.external_id, step.name, channel, ids),
-        instance=ordered[0].instance,
+        key=idempotency_key(instance, debtor.external_id, step.name, channel, ids),
+        instance=instance,
         debtor_id=debtor.external_id,
         policy=policy.name,
         step=step.name,
@@ -183,7 +196,7 @@ def build_action(
         legal_copy=legal_copy,
         requires_approval=step.requires_approval or held,
         language=debtor.language,
-        kind=policy.kind_of(debtor.kind),
+        kind=kind,
         currency=currency,
         lines=tuple(lines),
         principal=principal,
@@ -191,7 +204,7 @@ def build_action(
         costs=costs,
         announced_costs=announced,
         deadline=deadline,
-        notes=tuple(dict.fromkeys(notes)),
+        notes=tuple(dict.fromkeys(notes)) if notes else (),
         explanation=explanation or english(reasons),
         reasons=tuple(reasons),
         credits=tuple(
@@ -204,7 +217,9 @@ def build_action(
                 None,
             )
             for c in open_credits
-        ),
+        )
+        if open_credits
+        else (),
     )
 
 

@@ -368,6 +368,8 @@ def combine(policy: Policy, members: Sequence[Member]) -> list[tuple[int, list[M
     role (veertiendagenbrief, handoff), since its legal content cannot be a line in another
     step's message, and every lower invoice when the highest step is a handoff, since a
     handoff transfers the claims it names."""
+    if len(members) == 1:  # most messages name one invoice
+        return [(members[0][1], list(members))]
     top = max(position for _, position, _, _ in members)
     handoff = policy.steps[top].role == "handoff"
     together: list[Member] = []
@@ -393,7 +395,7 @@ def _act(
     """The action for one message, and the decisions on the invoices it decides."""
     policy = group.policy
     step = policy.steps[step_index]
-    ordered = sorted(members, key=lambda m: (m[0].due_date, m[0].number))
+    ordered = sorted(members, key=_by_due_date) if len(members) > 1 else members
     offset = credits.get((group.instance, group.debtor.external_id, group.currency), ())
     action = build_action(
         group.debtor,
@@ -436,6 +438,10 @@ def _act(
         )
         for inv, own, why in decided
     ]
+
+
+def _by_due_date(member: Member) -> tuple[date, str]:
+    return member[0].due_date, member[0].number
 
 
 def _decision(
