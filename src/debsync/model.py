@@ -467,11 +467,13 @@ class Payment(BaseModel):
 
 
 _MONEY_FIELDS = frozenset({"amount", "currency"})
-_INVOICE_IDS = ("external_id", "number", "debtor_id")
 _INVOICE_FLAGS = ("direct_debit", "direct_debit_failed", "reminded_by_source", "has_document")
 _INVOICE_FIELDS = frozenset(Invoice.model_fields)
 _INVOICE_REQUIRED = frozenset(n for n, f in Invoice.model_fields.items() if f.is_required())
-_INVOICE_DEFAULTS = {n: f.default for n, f in Invoice.model_fields.items() if not f.is_required()}
+_INVOICE_ORDER = tuple(
+    (n, None if f.is_required() else f.default) for n, f in Invoice.model_fields.items()
+)
+"""The fields in the validator's order, with the defaults it fills in (required ones: None)."""
 _PRIOR_STEPS = frozenset(get_args(PriorStep))
 _set = object.__setattr__
 
@@ -523,9 +525,15 @@ def plain_invoice(data: Mapping[str, Any]) -> Invoice | None:
     ``None`` for anything else: the validator decides, and explains."""
     if type(data) is not dict or not _INVOICE_REQUIRED <= data.keys() <= _INVOICE_FIELDS:
         return None
-    if not all(_plain_text(data[name], MAX_ID_LENGTH, 1) for name in _INVOICE_IDS):
+    values = {name: data.get(name, default) for name, default in _INVOICE_ORDER}
+    if not (
+        _plain_text(values["external_id"], MAX_ID_LENGTH, 1)
+        and _plain_text(values["number"], MAX_ID_LENGTH, 1)
+        and _plain_text(values["debtor_id"], MAX_ID_LENGTH, 1)
+        and type(values["issue_date"]) is date
+        and type(values["due_date"]) is date
+    ):
         return None
-    values = {**_INVOICE_DEFAULTS, **data}
     reference, url = values["payment_reference"], values["payment_url"]
     if reference is not None and not _plain_text(reference, MAX_ID_LENGTH):
         return None
@@ -538,13 +546,11 @@ def plain_invoice(data: Mapping[str, Any]) -> Invoice | None:
         step_on is not None and type(step_on) is not date
     ):
         return None
-    if type(values["issue_date"]) is not date or type(values["due_date"]) is not date:
-        return None
     total, open_amount = _plain_money(values["total"]), _plain_money(values["open_amount"])
     if total is None or open_amount is None:
         return None
     values["total"], values["open_amount"] = total, open_amount
-    invoice = _built(Invoice, {name: values[name] for name in Invoice.model_fields}, set(data))
+    invoice = _built(Invoice, values, set(data))
     try:
         _check_consistent(invoice)
     except ValueError:
