@@ -344,12 +344,13 @@ class PageWriter:
     ) -> None:
         inserts, updates = [], []
         stale: list[dict[str, Any]] = []
+        pending, known, instance = self._pending_invoices, self.known_invoices, self.instance
         for invoice in records:
             row = _invoice_row(invoice)
             fingerprint = _invoice_fingerprint(row, prior_key(invoice))
             ext = invoice.external_id
             raw = raws.get(("invoice", ext))
-            before = self._pending_invoices.get(ext) or self.known_invoices.get(ext)
+            before = pending.get(ext) or known.get(ext)
             if before is not None and before.fingerprint == fingerprint and before.state == "open":
                 self._remember_raw("invoice", ext, raw, stale)
                 continue
@@ -364,9 +365,8 @@ class PageWriter:
             )
             currency, open_minor, debtor_id = row["currency"], row["open_minor"], invoice.debtor_id
             if before is None:
-                inserts.append(
-                    {"instance": self.instance, "external_id": ext, "created_at": now, **row}
-                )
+                row.update(instance=instance, external_id=ext, created_at=now)  # the insert's row
+                inserts.append(row)
                 out.append(
                     self._event(
                         EventKind.INVOICE_OPENED,
@@ -380,13 +380,13 @@ class PageWriter:
                         open=_amount(open_minor, currency),
                     )
                 )
-                self._count("invoices_new")
             else:
-                updates.append({"k_instance": self.instance, "k_external_id": ext, **row})
+                updates.append({"k_instance": instance, "k_external_id": ext, **row})
                 self._describe_change(before, invoice, row, now, today, out, new_payments)
-            self._pending_invoices[ext] = Known(
+            pending[ext] = Known(
                 fingerprint, "open", open_minor, currency, debtor_id, invoice.number
             )
+        self._count("invoices_new", len(inserts))
         for data in recorded_steps(conn, self.instance, records, today):
             out.append(self._event(EventKind.STEP_RECORDED_ELSEWHERE, now, **data))
         if inserts:
