@@ -114,15 +114,15 @@ class Book:
 
 def days() -> Callable[[int], date]:
     """``date.fromordinal``, remembered: a book has few distinct days."""
-    known: dict[int, date] = {}
+    return _Days().__getitem__
 
-    def day(ordinal: int) -> date:
-        found = known.get(ordinal)
-        if found is None:
-            found = known[ordinal] = date.fromordinal(ordinal)
+
+class _Days(dict[int, date]):
+    """Dates by ordinal, each made the first time it is asked for."""
+
+    def __missing__(self, ordinal: int) -> date:
+        found = self[ordinal] = date.fromordinal(ordinal)
         return found
-
-    return day
 
 
 def codes(values: Sequence[Any], names: dict[Any, int]) -> Ints:

@@ -15,7 +15,7 @@ Pure: no I/O.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 
@@ -55,6 +55,7 @@ _OPEN = -1  # not decided yet
 _DUE = -2  # a step is due today: grouped into a message
 _ROUTED = -3  # the debtor goes through the reference loop
 _MAX_BITS = 62
+_STALE_DEBTOR, _NO_POLICY = -2, -3  # a debtor's ladder code when it has none
 
 
 def plan(
@@ -193,27 +194,33 @@ class _Pass:
     def _debtors(self) -> Bools:
         """Per debtor: its ladder, stale data, and whether it goes through the reference
         loop (no policy, a pause, an action under way, steps a source recorded)."""
-        book, n_debtors = self.book, len(self.book.debtors)
-        self.deb_stale = np.zeros(n_debtors, np.bool_)
-        route = np.zeros(n_debtors, np.bool_)
-        self.deb_ladder = np.full(n_debtors, -1, np.int64)
+        book = self.book
         self.ladders: list[Ladder] = []
         known: dict[tuple[str, Any, frozenset[str]], int] = {}
         instances, stale, policies = book.instances, self.stale, self.policies
-        for k, d in enumerate(book.debtors):
-            if d.instance in stale:
-                self.deb_stale[k] = True
-                continue
-            name = d.policy or instances[d.instance].policy
+
+        def ladder_of(instance: str, policy: str | None, kind: Any, unreachable: Any) -> int:
+            if instance in stale:
+                return _STALE_DEBTOR
+            name = policy or instances[instance].policy
             if name not in policies:
-                route[k] = True
-                continue
-            ladder_key = (name, d.kind, d.unreachable)
+                return _NO_POLICY
+            ladder_key = (name, kind, unreachable)
             at = known.get(ladder_key)
             if at is None:
                 at = known[ladder_key] = len(self.ladders)
-                self.ladders.append(Ladder(policies[name], d.kind, d.unreachable))
-            self.deb_ladder[k] = at
+                self.ladders.append(Ladder(policies[name], kind, unreachable))
+            return at
+
+        # debtors alike share their verdict: worked out once per instance, policy, kind and
+        # unreachable channels
+        alike = _Memo(ladder_of)
+        found: Ints = np.array(
+            [alike[d.instance, d.policy, d.kind, d.unreachable] for d in book.debtors], np.int64
+        ).reshape(-1)
+        self.deb_stale = found == _STALE_DEBTOR
+        route: Bools = found == _NO_POLICY
+        self.deb_ladder = np.where(found >= 0, found, -1)
         paused = {p.instance for p in book.pauses if p.scope == "instance"}
         if paused:
             names = [book.instance_names.index(i) for i in paused if i in book.instance_names]
@@ -320,11 +327,16 @@ class _Pass:
             )
             where = {self.key(i): i for i in routed_rows}
             eager = {where[(d.instance, d.invoice_id)]: d for d in looped}
-        for i in due_rows:
-            self._group(i, facts[i], history[i], groups, eager)
+        self._group(due_rows, facts, history, groups, eager)
         wanted = np.zeros(len(book.debtors) * len(book.currencies), np.bool_)
         key = book.debtor * len(book.currencies) + book.currency
-        debtor_code = {(facts[i].instance, facts[i].debtor_id): int(book.debtor[i]) for i in rows}
+        debtor_code = dict(
+            zip(
+                [(facts[i].instance, facts[i].debtor_id) for i in rows],
+                book.debtor[np.asarray(rows, np.int64)].tolist(),
+                strict=True,
+            )
+        )
         currency_code = {c: i for i, c in enumerate(book.currencies)}
         for inst, debtor_id, _, currency in groups:
             wanted[
@@ -347,43 +359,53 @@ class _Pass:
 
     def _group(
         self,
-        i: int,
-        inv: InvoiceFacts,
-        hist: Sequence[StepSent],
+        rows: Sequence[int],
+        facts: Mapping[int, InvoiceFacts],
+        history: Mapping[int, Sequence[StepSent]],
         groups: Groups,
         eager: dict[int, Decision],
     ) -> None:
-        """The reference loop's last part for an invoice whose step is due today."""
-        book = self.book
-        debtor = book.debtors[book.debtor[i]]
-        ladder = self.ladders[self.deb_ladder[book.debtor[i]]]
-        rung = ladder.after[int(self.position[i])]
-        assert isinstance(rung, Rung)
-        step, current = rung.step, hist[-1].step if hist else None
-        messaged = book.messaged_today
-        if messaged:  # a second run the same day: one message per debtor and channel a day
-            found = [messaged.get((inv.instance, inv.debtor_id, c)) for c in rung.channels]
-            earlier = next((key for key in found if key), None)
-            if earlier is not None:
-                eager[i] = Decision(
-                    *inv[:4],
-                    Reason.MESSAGED_TODAY,
-                    current,
-                    step.name,
-                    date.fromordinal(self.t + 1),
-                    f"action {earlier} went to the debtor today",
-                )
-                return
-        last = hist[-1] if hist else None
-        why = _why(step, last, inv.number, inv.due_date, self.t - inv.due_date.toordinal())
-        for channel in rung.channels:
-            gkey = (inv.instance, inv.debtor_id, channel, inv.currency)
-            group = groups.get(gkey)
-            if group is None:
-                group = groups[gkey] = _Group(
-                    inv.instance, debtor, ladder.policy, channel, inv.currency
-                )
-            group.invoices.append((inv, rung.position, why, channel == rung.channels[0]))
+        """The reference loop's last part for the invoices whose step is due today."""
+        book, t, messaged = self.book, self.t, self.book.messaged_today
+        at = np.asarray(rows, np.int64)
+        debtor_rows = book.debtor[at]
+        for i, k, lad, position in zip(
+            rows,
+            debtor_rows.tolist(),
+            self.deb_ladder[debtor_rows].tolist(),
+            self.position[at].tolist(),
+            strict=True,
+        ):
+            inv, hist = facts[i], history[i]
+            ladder = self.ladders[lad]
+            rung = ladder.after[position]
+            assert isinstance(rung, Rung)
+            step = rung.step
+            if messaged:  # a second run the same day: one message per debtor and channel a day
+                found = [messaged.get((inv.instance, inv.debtor_id, c)) for c in rung.channels]
+                earlier = next((key for key in found if key), None)
+                if earlier is not None:
+                    eager[i] = Decision(
+                        *inv[:4],
+                        Reason.MESSAGED_TODAY,
+                        hist[-1].step if hist else None,
+                        step.name,
+                        date.fromordinal(t + 1),
+                        f"action {earlier} went to the debtor today",
+                    )
+                    continue
+            last = hist[-1] if hist else None
+            why = _why(step, last, inv.number, inv.due_date, t - inv.due_date.toordinal())
+            first = rung.channels[0]
+            for channel in rung.channels:
+                gkey = (inv.instance, inv.debtor_id, channel, inv.currency)
+                group = groups.get(gkey)
+                if group is None:
+                    group = groups[gkey] = _Group(
+                        inv.instance, book.debtors[k], ladder.policy, channel, inv.currency
+                    )
+                # the invoice is decided once, by its step's first channel
+                group.invoices.append((inv, rung.position, why, channel == first))
 
     def _looped(self, eager: Mapping[int, Decision]) -> Iterator[Decision]:
         """The decisions of the per-invoice loop, in the book's order."""
@@ -528,3 +550,15 @@ class _Tables:
                     if rung.step.role == "handoff":
                         self.handoff[at, place] = True
                         self.required[(at, place)] = rung.required
+
+
+class _Memo(dict[tuple[Any, ...], int]):
+    """``function(*key)`` for each key, worked out the first time it is asked for."""
+
+    def __init__(self, function: Callable[..., int]) -> None:
+        super().__init__()
+        self.function = function
+
+    def __missing__(self, key: tuple[Any, ...]) -> int:
+        found = self[key] = self.function(*key)
+        return found
