@@ -13,13 +13,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, timedelta
 from decimal import Decimal
 from operator import attrgetter
-from typing import Any
+from typing import Any, NamedTuple
 
 from debsync import law
 from debsync.decisions import ClaimLine, PlannedAction, StepReason, english, idempotency_key
 from debsync.facts import DebtorFacts, InvoiceFacts, StepSent
 from debsync.model import DebtorKind, from_minor
-from debsync.policy import Policy
+from debsync.policy import Policy, Step
 
 EUR = "EUR"
 _ONE_DAY = timedelta(days=1)
@@ -60,6 +60,7 @@ def build_action(
     reasons: Sequence[StepReason] = (),
     stages: Mapping[str, int] | None = None,
     credits: Sequence[InvoiceFacts] = (),
+    memo: dict[Any, Terms] | None = None,
 ) -> PlannedAction | None:
     """One message for ``debtor``: step ``step_index`` of ``policy`` on ``channel`` over
     ``invoices`` (their open amounts as of ``today``) net of the open ``credits``, with
@@ -72,6 +73,9 @@ def build_action(
 
     ``reasons`` say why each invoice is named, and the explanation is worded from them; an
     action rebuilt from the outbox passes the ``explanation`` it stored instead.
+
+    ``memo`` keeps the :class:`Terms` of each step, channel, currency and kind across the
+    messages of one planning pass (its policies stay alive, so their ids are safe keys).
     """
     step = policy.steps[step_index]
     ordered = sorted(invoices, key=_BY_DUE_DATE) if len(invoices) > 1 else list(invoices)
@@ -99,15 +103,18 @@ def build_action(
     )
     credit_total = -sum((from_minor(c.open_minor, currency) for c in open_credits), Decimal(0))
     principal = gross - credit_total
-    if principal <= 0 or principal < max(policy.min_open_amount, step.min_open_amount):
+    if memo is None:
+        terms = step_terms(policy, step, channel, currency, debtor.kind, today)
+    else:
+        known = (id(policy), step_index, channel, currency, debtor.kind, today)
+        terms = memo.get(known) or memo.setdefault(
+            known, step_terms(policy, step, channel, currency, debtor.kind, today)
+        )
+    if principal <= 0 or principal < terms.minimum:
         return None
     net = _allocate(ordered, own, amounts, credit_total) if credit_total else amounts
-    kind = policy.kind_of(debtor.kind)
-    business = kind is DebtorKind.BUSINESS
-    eur = currency == EUR
-    notes: list[str] = []
-    if not eur and (step.claim_interest or step.claim_costs or step.role == "wik_notice"):
-        notes.append(f"no statutory interest or collection costs on a {currency} claim")
+    business, eur = terms.business, terms.eur
+    notes = list(terms.notes)
 
     lines = []
     bearing = step.claim_interest and eur and any(s.claim_interest for s in steps.values())
@@ -155,8 +162,7 @@ def build_action(
         basis = [i for i in ordered if steps[i.external_id].claim_costs and net[i.external_id]]
         base = sum((net[inv.external_id] for inv in basis), Decimal(0))
         costs = _costs(debtor, policy, currency, basis, base, history, today, notes)
-    wik_letter = step.role == "wik_notice" and not business
-    if eur and wik_letter:
+    if eur and terms.wik_letter:
         announced = law.collection_costs(
             sum(
                 (net[i.external_id] for i in ordered if own[i.external_id] == step_index),
@@ -164,19 +170,6 @@ def build_action(
             ),
             vat_rate=policy.costs_vat_rate,
         )
-    legal_copy = step.role == "wik_notice" and (
-        channel == "letter" or (channel == "email" and policy.email_is_legal_copy)
-    )
-    if wik_letter:
-        receipt = law.presumed_receipt(
-            today,
-            "letter" if channel != "email" or not policy.email_is_legal_copy else "email",
-            delivery_days=policy.delivery_days,
-            email_is_legal_copy=policy.email_is_legal_copy,
-        )
-        deadline = law.veertiendagenbrief_term(receipt).last_day
-    else:
-        deadline = law.add_business_days(today, step.deadline_business_days)
     ids = [
         inv.external_id
         if own[inv.external_id] == step_index
@@ -193,17 +186,17 @@ def build_action(
         channel=channel,
         template=step.template_name,
         role=step.role,
-        legal_copy=legal_copy,
+        legal_copy=terms.legal_copy,
         requires_approval=step.requires_approval or held,
         language=debtor.language,
-        kind=kind,
+        kind=terms.kind,
         currency=currency,
         lines=tuple(lines),
         principal=principal,
         interest=interest_total,
         costs=costs,
         announced_costs=announced,
-        deadline=deadline,
+        deadline=terms.deadline,
         notes=tuple(dict.fromkeys(notes)) if notes else (),
         explanation=explanation or english(reasons),
         reasons=tuple(reasons),
@@ -221,6 +214,48 @@ def build_action(
         if open_credits
         else (),
     )
+
+
+class Terms(NamedTuple):
+    """What a message's step, channel and currency fix for a debtor of one kind on one day,
+    whatever its invoices."""
+
+    kind: DebtorKind
+    business: bool
+    eur: bool
+    minimum: Decimal  # no message below this principal
+    notes: tuple[str, ...]  # the foreign currency's note, or none
+    wik_letter: bool  # a veertiendagenbrief to a consumer
+    legal_copy: bool
+    deadline: date
+
+
+def step_terms(
+    policy: Policy, step: Step, channel: str, currency: str, kind: DebtorKind, today: date
+) -> Terms:
+    """The :class:`Terms` of ``step`` on ``channel`` in ``currency`` for a debtor of ``kind``."""
+    kind = policy.kind_of(kind)
+    business = kind is DebtorKind.BUSINESS
+    eur = currency == EUR
+    notes: tuple[str, ...] = ()
+    if not eur and (step.claim_interest or step.claim_costs or step.role == "wik_notice"):
+        notes = (f"no statutory interest or collection costs on a {currency} claim",)
+    wik_letter = step.role == "wik_notice" and not business
+    legal_copy = step.role == "wik_notice" and (
+        channel == "letter" or (channel == "email" and policy.email_is_legal_copy)
+    )
+    if wik_letter:
+        receipt = law.presumed_receipt(
+            today,
+            "letter" if channel != "email" or not policy.email_is_legal_copy else "email",
+            delivery_days=policy.delivery_days,
+            email_is_legal_copy=policy.email_is_legal_copy,
+        )
+        deadline = law.veertiendagenbrief_term(receipt).last_day
+    else:
+        deadline = law.add_business_days(today, step.deadline_business_days)
+    minimum = max(policy.min_open_amount, step.min_open_amount)
+    return Terms(kind, business, eur, minimum, notes, wik_letter, legal_copy, deadline)
 
 
 def _allocate(

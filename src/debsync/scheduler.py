@@ -32,10 +32,11 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
-from typing import NamedTuple
+from operator import attrgetter
+from typing import Any, NamedTuple
 
 from debsync import claims, eligibility, law
-from debsync.claims import build_action, wik_sent
+from debsync.claims import Terms, build_action, wik_sent
 from debsync.clock import local_date
 from debsync.decisions import Decision, Plan, PlannedAction, Reason, StepReason
 from debsync.facts import (
@@ -348,10 +349,11 @@ def act_on(
     invoices they decide."""
     actions = []
     decisions: list[Decision] = []
-    for group in sorted(groups.values(), key=_group_order):
+    memo: dict[Any, Terms] = {}  # for this pass only: its groups keep the policies alive
+    for group in sorted(groups.values(), key=_GROUP_ORDER):
         for step_index, members in combine(group.policy, group.invoices):
             action, outcome = _act(
-                group, step_index, members, credits, history, today, rates, warnings
+                group, step_index, members, credits, history, today, rates, warnings, memo
             )
             if action is not None:
                 actions.append(action)
@@ -391,6 +393,7 @@ def _act(
     today: date,
     rates: law.RateTable | None,
     warnings: list[str],
+    memo: dict[Any, Terms],
 ) -> tuple[PlannedAction | None, list[Decision]]:
     """The action for one message, and the decisions on the invoices it decides."""
     policy = group.policy
@@ -414,6 +417,7 @@ def _act(
         ],
         stages={inv.external_id: at for inv, at, _, _ in ordered if at != step_index},
         credits=offset,
+        memo=memo,
     )
     decided = [(inv, policy.steps[at], why) for inv, at, why, first in ordered if first]
     if action is None:
@@ -538,8 +542,7 @@ def _current(
     return hist[-1].step if hist else None
 
 
-def _group_order(g: _Group) -> tuple[str, str, str, str]:
-    return (g.instance, g.debtor.external_id, g.currency, g.channel)
+_GROUP_ORDER = attrgetter("instance", "debtor.external_id", "currency", "channel")
 
 
 def _freshness(
