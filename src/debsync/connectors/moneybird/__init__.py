@@ -39,7 +39,6 @@ from debsync.connectors.moneybird.mapping import (
     STATES,
     debtor_data,
     invoice_data,
-    plain_invoice,
     workflow_reminds,
 )
 from debsync.connectors.moneybird.oauth import MoneybirdOAuth
@@ -150,6 +149,7 @@ class MoneybirdConnector(Connector[MoneybirdSettings]):
         respect = self.settings.native_reminders == "respect"
         for raw in records:
             invoice_id = str(raw.get("id"))
+            ref = f"sales invoice {invoice_id}"
             contact = raw.get("contact") or {}
             contact_id = str(raw.get("contact_id") or contact.get("id") or "")
             language = str(raw.get("language") or "nl")
@@ -158,12 +158,8 @@ class MoneybirdConnector(Connector[MoneybirdSettings]):
                 builder.debtor(debtor_data(contact, language), ref=f"contact {contact_id}")
                 state.contacts[contact_id] = [contact.get("version"), language]
             data = invoice_data(raw, reminded_by_source=respect and workflow_reminds(raw))
-            invoice = plain_invoice(data)
-            if invoice is not None:  # the common shape, clean: nothing for the builder to report
-                builder.invoices.append(invoice)
-            elif builder.invoice(data, ref=f"sales invoice {invoice_id}") is None:
-                continue
-            state.invoices[invoice_id] = int(raw.get("version") or 0)
+            if builder.invoice(data, ref=ref) is not None:
+                state.invoices[invoice_id] = int(raw.get("version") or 0)
 
     async def _pause(self, http: HttpClient, records: list[dict[str, Any]], state: _State) -> None:
         """With ``native_reminders = "pause"``: pause Moneybird's reminders of each open
