@@ -470,10 +470,11 @@ _MONEY_FIELDS = frozenset({"amount", "currency"})
 _INVOICE_FLAGS = ("direct_debit", "direct_debit_failed", "reminded_by_source", "has_document")
 _INVOICE_FIELDS = frozenset(Invoice.model_fields)
 _INVOICE_REQUIRED = frozenset(n for n, f in Invoice.model_fields.items() if f.is_required())
-_INVOICE_ORDER = tuple(
-    (n, None if f.is_required() else f.default) for n, f in Invoice.model_fields.items()
-)
-"""The fields in the validator's order, with the defaults it fills in (required ones: None)."""
+_INVOICE_TEMPLATE = {
+    n: None if f.is_required() else f.default for n, f in Invoice.model_fields.items()
+}
+"""The fields in the validator's order, with the defaults it fills in (required ones: None):
+a copy updated with a mapping keeps this order."""
 _PRIOR_STEPS = frozenset(get_args(PriorStep))
 _set = object.__setattr__
 
@@ -525,7 +526,8 @@ def plain_invoice(data: Mapping[str, Any]) -> Invoice | None:
     ``None`` for anything else: the validator decides, and explains."""
     if type(data) is not dict or not _INVOICE_REQUIRED <= data.keys() <= _INVOICE_FIELDS:
         return None
-    values = {name: data.get(name, default) for name, default in _INVOICE_ORDER}
+    values = _INVOICE_TEMPLATE.copy()
+    values.update(data)
     if not (
         _plain_text(values["external_id"], MAX_ID_LENGTH, 1)
         and _plain_text(values["number"], MAX_ID_LENGTH, 1)

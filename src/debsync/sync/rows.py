@@ -17,6 +17,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from functools import lru_cache
+from operator import itemgetter
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
@@ -68,7 +69,8 @@ def insert_many(conn: Connection, table: sa.Table, rows: Sequence[dict[str, Any]
         return
     plan = _compiled(conn.dialect, table, tuple(rows[0]))
     keys = plan.keys
-    params: list[Any] = [[row[k] for k in keys] for row in rows]
+    pick = itemgetter(*keys) if len(keys) > 1 else lambda row: (row[keys[0]],)
+    params: list[Any] = list(map(list, map(pick, rows)))
     for index, process, remember in plan.processors:
         seen: dict[Any, Any] = {}
         for values in params:

@@ -69,7 +69,7 @@ def _invoice_row(invoice: Invoice) -> dict[str, Any]:
 def _invoice_fingerprint(row: dict[str, Any], prior: tuple[str, ...] = ()) -> bytes:
     """Flags from migration 0004 and a prior step count only when set: an upgrade changes none."""
     new = ("direct_debit_failed", "reminded_by_source")
-    values = tuple(v for k, v in row.items() if v is not False or k not in new)
+    values = tuple([v for k, v in row.items() if v is not False or k not in new])
     return _fingerprint(repr(values + prior))
 
 

@@ -507,7 +507,7 @@ class FileReader:
         """The dunning step the export says was already taken (a level and its date; a date
         alone is a reminder). A value that cannot be used is dropped with a located reject:
         the invoice is kept, without the prior step."""
-        level_text, date_text = (cell.strip() for cell in cells)
+        level_text, date_text = cells[0].strip(), cells[1].strip()
         if not level_text and not date_text:
             return {}
         try:
