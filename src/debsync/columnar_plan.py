@@ -260,17 +260,18 @@ class _Pass:
         code[rows[kind == _Tables.UNREACHABLE]] = _CODE[Reason.NEEDS_CONTACT]
         keep = kind == _Tables.RUNG
         rows, lad, slot = rows[keep], lad[keep], slot[keep]
+        cell = lad * tables.kind.shape[1] + slot  # the rung in the flattened tables: a cheap take
         due = book.due[rows]
         has = self.last_ev[rows] >= 0
         sent = np.where(has, self.last_sent[rows], due)
-        by_due = due + tables.after_due[lad, slot]
-        by_due = np.where(has, np.maximum(by_due, sent + tables.spacing[lad, slot]), by_due)
+        by_due = due + tables.after_due.take(cell)
+        by_due = np.where(has, np.maximum(by_due, sent + tables.spacing.take(cell)), by_due)
         step_ord = np.where(
-            tables.by_previous[lad, slot], sent + tables.after_previous[lad, slot], by_due
+            tables.by_previous.take(cell), sent + tables.after_previous.take(cell), by_due
         )
-        overdue = tables.min_overdue[lad, slot]
+        overdue = tables.min_overdue.take(cell)
         step_ord = np.where(overdue != 0, np.maximum(step_ord, due + overdue), step_ord)
-        handoff = tables.handoff[lad, slot]
+        handoff = tables.handoff.take(cell)
         consumer = tables.consumer[lad]
         wik = self.wik_ev[rows]
         with_wik = consumer & (wik >= 0)
