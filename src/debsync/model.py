@@ -231,9 +231,10 @@ _PLAIN_EMAIL = re.compile(
 _SPECIAL_TLDS = frozenset(SPECIAL_USE_DOMAIN_NAMES)
 
 
-def _plain_email(value: str) -> str | None:
-    """The normalised form of a plain ASCII address, as email_validator gives it; ``None``
-    for anything else (quoted, IDN, Punycode, reserved, long): the full check decides."""
+def plain_email(value: str) -> str | None:
+    """The normalised form of a plain ASCII address, as email_validator gives it (its
+    ``normalized`` and, being ASCII, its ``ascii_email``); ``None`` for anything else (quoted,
+    IDN, Punycode, reserved, long): the full check decides."""
     match = _PLAIN_EMAIL.fullmatch(value)
     if match is None or len(value) > 254 or "--" in match[2]:
         return None
@@ -252,7 +253,7 @@ def normalise_email(value: str) -> str:
     Cached: a daemon sees the same addresses every sync, and the check is the costliest part
     of validating a debtor; a plain ASCII address takes a fast path to the same result.
     """
-    plain = _plain_email(value)
+    plain = plain_email(value)
     if plain is not None:
         return plain
     try:

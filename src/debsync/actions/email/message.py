@@ -33,7 +33,7 @@ from debsync.actions.base import (
 )
 from debsync.actions.email import mime
 from debsync.clock import AMSTERDAM
-from debsync.model import Language, clean_text
+from debsync.model import Language, clean_text, plain_email
 
 BLOCKS = ("subject", "opening", "closing")
 THIS_MESSAGE = {Language.NL: "dit bericht", Language.EN: "this message"}
@@ -48,7 +48,11 @@ _UNSAFE_FILENAME = re.compile(r"[^A-Za-z0-9._-]+")
 @functools.lru_cache(maxsize=4096)
 def ascii_address(value: str) -> str:
     """The address as SMTP without SMTPUTF8 carries it: syntax-checked, domain in IDNA form.
-    Cached: every message checks the creditor's address, and a debtor's again each step."""
+    Cached: every message checks the creditor's address, and a debtor's again each step; a
+    plain ASCII address takes the debtor model's fast path to the same result."""
+    plain = plain_email(value)
+    if plain is not None:
+        return plain
     try:
         info = validate_email(value, check_deliverability=False)
     except EmailNotValidError as exc:
