@@ -11,6 +11,7 @@ new events name, and for an event on an invoice also the debtor that held it, so
 moved to another debtor re-plans both. A new day, a change in staleness, a reloaded
 configuration, an event that names neither a debtor nor an open invoice (an instance-wide
 pause, a purge), or more than :data:`MAX_DEBTORS` debtors reached plan the whole book again.
+A warning (the interest table lacks a period) stays shown until then.
 
 New events are those above a window of :data:`WINDOW` ids below the newest; the ids inside it
 are kept, so an event committed after a newer one (concurrent writers on PostgreSQL) is still
