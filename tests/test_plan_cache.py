@@ -150,3 +150,31 @@ def test_a_renamed_debtor_is_shown_by_its_new_name(book: Book) -> None:
     (item,) = [i for i in book.view().items if i.debtor_id == "D2"]
     assert item.debtor_name == "Oak & Ivy Holding Ltd"
     assert book.calls[-1] == {("books", "D2")}
+
+
+def test_the_servers_keep_the_plan_made_before_anyone_asks(book: Book) -> None:
+    """``keep_warm`` (beside ``debsync web`` and ``debsync run``) makes the plan at start and
+    brings it up to date after a change, so a page view finds it made."""
+    import asyncio
+
+    from debsync.web.app import build_web_app
+    from debsync.web.warmup import keep_warm
+
+    console = build_web_app(book.config, book.store, Plugins(), clock=lambda: NOW)
+    console.state.work_plan_cache = book.cache
+
+    async def two_looks() -> None:
+        stop = asyncio.Event()
+        warm = asyncio.create_task(keep_warm(console, stop, every=0.05))
+        while len(book.calls) < 1:
+            await asyncio.sleep(0.01)
+        book.pause("debtor", "D2")
+        while len(book.calls) < 2:
+            await asyncio.sleep(0.01)
+        stop.set()
+        await warm
+
+    asyncio.run(two_looks())
+    assert book.calls == [None, {("books", "D2")}]
+    assert "D2" not in debtors(book.view())
+    assert len(book.calls) == 2  # the view found the plan made

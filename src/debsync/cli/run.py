@@ -27,7 +27,7 @@ log = logging.getLogger("debsync.daemon")
 
 if TYPE_CHECKING:
     import asyncio
-    from collections.abc import Coroutine
+    from collections.abc import Callable, Coroutine
 
     from starlette.applications import Starlette
 
@@ -184,7 +184,7 @@ def run(
 
     try:
         with daemon.exclusive(store):
-            asyncio.run(worker.run(extra=[server]))
+            asyncio.run(worker.run(extra=[server, *warming(http)]))
     except daemon.DaemonRunning as exc:
         fail(str(exc), EXIT_FAILED)
     finally:
@@ -200,18 +200,15 @@ def http_app(
     actions: dict[str, Action[Any]] | None = None,
 ) -> Starlette:
     """The one HTTP server's app (``run`` and ``serve``): health, metrics, callbacks and
-    webhooks, with the web console mounted at ``/`` unless ``[web] enabled = false``."""
+    webhooks, with the web console mounted at ``/`` unless ``[web] enabled = false`` (kept as
+    ``state.web_console``, for :func:`warming`)."""
     from starlette.routing import Mount
 
     from debsync.server import build_app
     from debsync.web.app import build_web_app
 
-    mounts = (
-        [Mount("/", app=build_web_app(config, store, plugins, clock=now))]
-        if config.web.enabled
-        else []
-    )
-    return build_app(
+    console = build_web_app(config, store, plugins, clock=now) if config.web.enabled else None
+    server = build_app(
         config,
         store,
         plugins,
@@ -219,8 +216,18 @@ def http_app(
         state=state,
         actions=actions,
         public_url=base.rstrip("/"),
-        mounts=mounts,
+        mounts=[Mount("/", app=console)] if console is not None else [],
     )
+    server.state.web_console = console
+    return server
+
+
+def warming(http: Starlette) -> list[Callable[[asyncio.Event], Coroutine[Any, Any, None]]]:
+    """What runs beside the server until it stops: the console's plan kept up to date."""
+    from debsync.web.warmup import keep_warm
+
+    console: Starlette | None = http.state.web_console
+    return [] if console is None else [lambda stop: keep_warm(console, stop)]
 
 
 @app.command()
@@ -291,7 +298,12 @@ def serve(
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
-        await run_server(app, host, port, stop=stop, listening=listening)
+        beside = [asyncio.create_task(task(stop)) for task in warming(app)]
+        try:
+            await run_server(app, host, port, stop=stop, listening=listening)
+        finally:
+            stop.set()
+            await asyncio.gather(*beside)
 
     try:
         asyncio.run(main())

@@ -37,6 +37,7 @@ def web(
 
     from debsync.server import serve as run_server
     from debsync.web.app import build_web_app
+    from debsync.web.warmup import keep_warm
 
     _, config = load(ctx)
     store = open_store_or_exit(config)
@@ -53,7 +54,12 @@ def web(
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
-        await run_server(console, bind_host, bind_port, stop=stop, listening=listening)
+        warm = asyncio.create_task(keep_warm(console, stop))
+        try:
+            await run_server(console, bind_host, bind_port, stop=stop, listening=listening)
+        finally:
+            stop.set()
+            await warm
 
     try:
         asyncio.run(main())

@@ -24,6 +24,7 @@ from debsync.web.auth import AddressLimiter
 from debsync.web.context import STATIC, Console, NavItem, render
 from debsync.web.figures import FiguresCache
 from debsync.web.pages import page_modules
+from debsync.web.pages.plan_cache import PlanCache
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -82,5 +83,6 @@ def build_web_app(config: Config, store: Store, plugins: Plugins, *, clock: Cloc
     app.state.console = Console(config, store, plugins, clock, nav)
     app.state.login_limiter = AddressLimiter()
     app.state.dashboard_figures = FiguresCache()
+    app.state.work_plan_cache = PlanCache()
     app.add_middleware(SecurityHeaders)
     return app

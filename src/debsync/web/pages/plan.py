@@ -35,11 +35,8 @@ KEYS = {
 
 
 def _cache(request: Request) -> PlanCache:
-    state = request.app.state
-    found: PlanCache | None = getattr(state, "work_plan_cache", None)
-    if found is None:
-        found = state.work_plan_cache = PlanCache()
-    return found
+    cache: PlanCache = request.app.state.work_plan_cache  # made by build_web_app
+    return cache
 
 
 def _page(request: Request, outcome: object = None, status_code: int = 200) -> Response:
