@@ -34,11 +34,11 @@ class Book:
         self.path = path
         self.config: Config = load_config(path, Plugins())
         self.store: Store = open_store(self.config.store_url)
-        self.calls: list[Any] = []  # the debtors each planning was asked for (None: all)
+        self.calls: list[Any] = []  # the debtors or instances each planning was for (None: all)
         self.cache = PlanCache(self.planner)
 
     def planner(self, config: Config, store: Store, now: datetime, **narrow: Any) -> Plan:
-        self.calls.append(narrow.get("debtors"))
+        self.calls.append(narrow.get("debtors") or narrow.get("instances"))
         return plan_from_store(config, store, now, **narrow)
 
     def view(self, now: datetime = NOW) -> PlanView:
@@ -113,13 +113,15 @@ def test_an_invoice_moved_to_another_debtor_replans_both(book: Book) -> None:
     assert book.calls[-1] == {("books", "D2"), ("books", "D3")}
 
 
-def test_an_instance_wide_change_the_day_and_staleness_plan_everything(book: Book) -> None:
+def test_an_instance_wide_change_or_staleness_replans_the_instance_a_new_day_all(
+    book: Book,
+) -> None:
     book.view()
     book.pause("instance", "books")
     assert all(i.queued for i in book.view().items)
-    tomorrow = NOW + timedelta(days=1)  # a new day, and a sync older than 24 hours
-    book.view(tomorrow)
-    assert book.calls == [None, None, None]
+    book.view(NOW + timedelta(hours=1))  # the last sync is now older than 24 hours
+    book.view(NOW + timedelta(days=1))
+    assert book.calls == [None, {"books"}, {"books"}, None]
 
 
 def test_an_event_committed_late_below_the_newest_is_still_seen(book: Book) -> None:

@@ -8,10 +8,11 @@ own. Every change to the books writes an event that names its debtor or its invo
 writer records each opened, changed and paid invoice; pauses, call outcomes and outbox
 transitions are events). So the cache keeps the plan per debtor and re-plans only the debtors
 new events name, and for an event on an invoice also the debtor that held it, so an invoice
-moved to another debtor re-plans both. A new day, a change in staleness, a reloaded
-configuration, an event that names neither a debtor nor an open invoice (an instance-wide
-pause, a purge), or more than :data:`MAX_DEBTORS` debtors reached plan the whole book again.
-A warning (the interest table lacks a period) stays shown until then.
+moved to another debtor re-plans both. An instance whose staleness changed, an event that
+names neither a debtor nor an open invoice (a pause on a whole administration, a purge), or
+more than :data:`MAX_DEBTORS` debtors reached in one instance re-plan that instance; a new day
+or a reloaded configuration the whole book. A warning (the interest table lacks a period)
+stays shown until its instance or the book is planned whole again.
 
 New events are those above a window of :data:`WINDOW` ids below the newest; the ids inside it
 are kept, so an event committed after a newer one (concurrent writers on PostgreSQL) is still
@@ -40,7 +41,7 @@ from debsync.web.pages.plan_items import PlanItem, PlanView, plan_view
 WINDOW = 10_000
 """Events ids below the newest that are looked at again for late commits."""
 MAX_DEBTORS = 1_000
-"""Past this many debtors reached by a change, the whole book is planned again."""
+"""Past this many debtors of one instance reached by a change, the instance is planned whole."""
 
 Debtor = tuple[str, str]
 Planner = Callable[..., Plan]
@@ -77,12 +78,12 @@ class PlanCache:
         with self._lock:
             day, stale = local_date(now), stale_instances(config, store, now)
             kept = self._kept
-            if kept is None or kept.config is not config or (kept.day, kept.stale) != (day, stale):
+            if kept is None or kept.config is not config or kept.day != day:
                 kept = self._whole(config, store, now, day, stale)
             else:
                 version = _version(store, kept.low)
-                if version != kept.version:
-                    kept = self._update(kept, store, now, version)
+                if version != kept.version or stale != kept.stale:
+                    self._update(kept, store, now, version, stale)
             if kept.view is None:
                 ordered = [a for debtor in sorted(kept.actions) for a in kept.actions[debtor]]
                 warnings = sorted(kept.warnings)
@@ -100,43 +101,56 @@ class PlanCache:
         plan = self._plan(config, store, now)
         kept = _Kept(config, day, stale, version, low, seen, {}, set(plan.warnings), {})
         _keep(kept, plan.actions)
-        _own(kept, store, None)
+        _own(kept, store)
         return kept
 
     def _update(
-        self, kept: _Kept, store: Store, now: datetime, version: tuple[int | None, int | None, int]
-    ) -> _Kept:
-        """Re-plan the debtors the events since the last look reach (the whole book when
-        they reach too many or cannot be placed)."""
+        self,
+        kept: _Kept,
+        store: Store,
+        now: datetime,
+        version: tuple[int | None, int | None, int],
+        stale: frozenset[str],
+    ) -> None:
+        """Re-plan the debtors the events since the last look reach, and whole the instances
+        whose staleness changed, that an instance-wide event reached, or where too many
+        debtors were reached."""
         top = max(kept.seen, default=kept.low)
         fresh = _events_above(store, top)
         if version[2] != len(kept.seen) + len(fresh):  # some came in below the newest
             fresh = [row for row in _events_above(store, kept.low) if row[0] not in kept.seen]
-        reached: set[Debtor] = set()
+        whole = set(stale ^ kept.stale)
+        reached: dict[str, set[Debtor]] = defaultdict(set)
         for _, instance, debtor_id, invoice_id in fresh:
             if debtor_id is None and invoice_id is None:
-                return self._whole(kept.config, store, now, kept.day, kept.stale)
+                whole.add(instance)
             if debtor_id is not None:
-                reached.add((instance, debtor_id))
+                reached[instance].add((instance, debtor_id))
             if invoice_id is not None and (instance, invoice_id) in kept.owner:
-                reached.add((instance, kept.owner[(instance, invoice_id)]))
-        if len(reached) > MAX_DEBTORS:
-            return self._whole(kept.config, store, now, kept.day, kept.stale)
+                reached[instance].add((instance, kept.owner[(instance, invoice_id)]))
+        whole |= {name for name, debtors in reached.items() if len(debtors) > MAX_DEBTORS}
+        some = {d for name, debtors in reached.items() if name not in whole for d in debtors}
         kept.seen |= {row[0] for row in fresh}
-        if reached:
-            plan = self._plan(kept.config, store, now, debtors=reached)
-            for debtor in reached:
-                kept.actions.pop(debtor, None)
+        kept.stale = stale
+        if whole:
+            plan = self._plan(kept.config, store, now, instances=whole)
+            _drop(kept, [d for d in kept.actions if d[0] in whole])
             _keep(kept, plan.actions)
             kept.warnings |= set(plan.warnings)
-            _own(kept, store, reached)
+            _own(kept, store, instances=whole)
+        if some:
+            plan = self._plan(kept.config, store, now, debtors=some)
+            _drop(kept, some)
+            _keep(kept, plan.actions)
+            kept.warnings |= set(plan.warnings)
+            _own(kept, store, debtors=some)
+        if whole or some:
             kept.view = None
         newest = version[0] or 0
         if newest - WINDOW > kept.low:
             kept.low = newest - WINDOW
             kept.seen = {i for i in kept.seen if i > kept.low}
         kept.version = (version[0], version[1], len(kept.seen))
-        return kept
 
 
 def _version(store: Store, low: int | None) -> tuple[int | None, int | None, int]:
@@ -163,16 +177,32 @@ def _keep(kept: _Kept, actions: Iterable[PlannedAction]) -> None:
         kept.actions.setdefault((action.instance, action.debtor_id), []).append(action)
 
 
-def _own(kept: _Kept, store: Store, debtors: Collection[Debtor] | None) -> None:
-    """Which debtor holds each open invoice (of ``debtors``, or of the whole book)."""
+def _drop(kept: _Kept, debtors: Iterable[Debtor]) -> None:
+    for debtor in list(debtors):
+        kept.actions.pop(debtor, None)
+
+
+def _own(
+    kept: _Kept,
+    store: Store,
+    *,
+    debtors: Collection[Debtor] | None = None,
+    instances: Collection[str] | None = None,
+) -> None:
+    """Which debtor holds each open invoice: of ``debtors``, of ``instances``, or of the
+    whole book."""
     query = sa.select(invoices.c.instance, invoices.c.external_id, invoices.c.debtor_id)
-    if debtors is None:
-        query = query.where(invoices.c.state == "open")
-    else:
+    if debtors is not None:
         query = query.where(open_invoices_of(debtors))
-        for debtor in debtors:
-            for invoice_id in kept.held.pop(debtor, ()):
-                kept.owner.pop((debtor[0], invoice_id), None)
+        forget: Iterable[Debtor] = debtors
+    else:
+        query = query.where(invoices.c.state == "open")
+        if instances is not None:
+            query = query.where(invoices.c.instance.in_(sorted(instances)))
+        forget = [d for d in kept.held if instances is None or d[0] in instances]
+    for debtor in list(forget):
+        for invoice_id in kept.held.pop(debtor, ()):
+            kept.owner.pop((debtor[0], invoice_id), None)
     with store.engine.connect() as conn:
         for instance, invoice_id, debtor_id in conn.execute(query):
             kept.owner[(instance, invoice_id)] = debtor_id
