@@ -30,7 +30,7 @@ from debsync.prior_steps import LEVELS, recorded_history
 from debsync.scheduler import _freshness, collector_paused
 from debsync.scheduler import plan as plan_snapshot
 from debsync.store import Store
-from debsync.store.reports import of_debtors, open_invoices_of
+from debsync.store.reports import OPEN_OFF_INDEX, of_debtors
 from debsync.store.schema import (
     BLOCKING_CANCELS,
     OPEN_STATES,
@@ -139,6 +139,8 @@ def load_snapshot(
         names = [name for name in names if name in {inst for inst, _ in only}]
     overrides = debtor_policies or {}
 
+    is_open = invoices.c.state == "open" if only is None else OPEN_OFF_INDEX
+
     def scoped(table: sa.Table, column: str = "debtor_id") -> list[Any]:
         where: list[Any] = [table.c.instance.in_(names)]
         if only is not None:
@@ -150,13 +152,7 @@ def load_snapshot(
         open_invoices = [
             InvoiceFacts(*row[:8], direct_debit_failed=row[8], reminded_by_source=row[9])
             for row in conn.execute(
-                sa.select(*OPEN_INVOICE_COLUMNS).where(
-                    *(
-                        [invoices.c.instance.in_(names), invoices.c.state == "open"]
-                        if only is None
-                        else [open_invoices_of(only)]
-                    )
-                )
+                sa.select(*OPEN_INVOICE_COLUMNS).where(*scoped(invoices), is_open)
             )
         ]
         debtor_facts = {

@@ -21,7 +21,13 @@ from debsync.facts import Pause, PauseKind
 from debsync.model import from_minor, to_minor
 from debsync.pauses import load_active
 from debsync.store import Store
-from debsync.store.reports import InstanceStatus, book_version, instance_status, whole_instance
+from debsync.store.reports import (
+    OPEN_OFF_INDEX,
+    InstanceStatus,
+    book_version,
+    instance_status,
+    whole_instance,
+)
 from debsync.store.schema import debtors, invoices, payments
 
 DSO_DAYS = 90
@@ -233,14 +239,9 @@ def forecast(conn: sa.Connection, instance: str, currency: str, today: date) -> 
 
 
 def _paused_window(currency: str) -> tuple[sa.ColumnElement[bool], ...]:
-    """The forecast's window for a pause's invoices, with the state as an expression: on the
-    indexed column SQLite would walk every open invoice of the instance for each pause
-    instead of the paused debtor's or invoice's rows."""
-    return (
-        invoices.c.currency == currency,
-        sa.func.coalesce(invoices.c.state, "") == "open",
-        invoices.c.open_minor > 0,
-    )
+    """The forecast's window for a pause's invoices, read through the debtor or invoice index
+    (:data:`OPEN_OFF_INDEX`), not by walking every open invoice of the instance per pause."""
+    return (invoices.c.currency == currency, OPEN_OFF_INDEX, invoices.c.open_minor > 0)
 
 
 def _scope(pause: Pause) -> sa.ColumnElement[bool]:

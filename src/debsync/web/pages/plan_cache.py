@@ -34,7 +34,7 @@ from debsync.config import Config
 from debsync.decisions import Plan, PlannedAction
 from debsync.planning import plan_from_store, stale_instances
 from debsync.store import Store
-from debsync.store.reports import book_version, open_invoices_of
+from debsync.store.reports import OPEN_OFF_INDEX, book_version, of_debtors
 from debsync.store.schema import events, invoices
 from debsync.web.pages.plan_items import PlanItem, PlanView, plan_view
 
@@ -94,10 +94,10 @@ class PlanCache:
     def _whole(
         self, config: Config, store: Store, now: datetime, day: date, stale: frozenset[str]
     ) -> _Kept:
-        version = _version(store, None)
-        low = max((version[0] or 0) - WINDOW, 0)
+        event, run = book_version(store)
+        low = max((event or 0) - WINDOW, 0)
         seen = {row[0] for row in _events_above(store, low)}
-        version = (version[0], version[1], len(seen))
+        version = (event, run, len(seen))
         plan = self._plan(config, store, now)
         kept = _Kept(config, day, stale, version, low, seen, {}, set(plan.warnings), {})
         _keep(kept, plan.actions)
@@ -153,12 +153,10 @@ class PlanCache:
         kept.version = (version[0], version[1], len(kept.seen))
 
 
-def _version(store: Store, low: int | None) -> tuple[int | None, int | None, int]:
+def _version(store: Store, low: int) -> tuple[int | None, int | None, int]:
     """The newest event and sync run, and how many events lie above ``low``: a late commit
     below the newest id changes the count."""
     event, run = book_version(store)
-    if low is None:
-        return event, run, 0
     with store.engine.connect() as conn:
         count = conn.execute(
             sa.select(sa.func.count()).select_from(events).where(events.c.id > low)
@@ -193,7 +191,7 @@ def _own(
     whole book."""
     query = sa.select(invoices.c.instance, invoices.c.external_id, invoices.c.debtor_id)
     if debtors is not None:
-        query = query.where(open_invoices_of(debtors))
+        query = query.where(of_debtors(invoices, debtors), OPEN_OFF_INDEX)
         forget: Iterable[Debtor] = debtors
     else:
         query = query.where(invoices.c.state == "open")
