@@ -177,6 +177,26 @@ def test_the_daemons_server_mounts_the_console_with_one_set_of_headers(book: Csv
     assert health["referrer-policy"] == "no-referrer"
 
 
+def test_work_beside_the_server_starts_with_it_and_ends_before_it_returns() -> None:
+    """``serve(beside=...)``: the console's plan is kept warm while the server runs, told
+    when it stops, and awaited, so nothing runs on against a disposed store."""
+    from starlette.applications import Starlette
+
+    seen: list[str] = []
+
+    async def work(ended: asyncio.Event) -> None:
+        seen.append("started")
+        await ended.wait()
+        seen.append("ended")
+
+    served = Running(Starlette(), beside=[work])
+    status, _, _ = get(f"{served.url}/")  # the server answers while the work runs
+    assert status == 404
+    assert seen == ["started"]
+    served.close()
+    assert seen == ["started", "ended"]
+
+
 def test_readyz_follows_the_age_of_the_last_sync(book: CsvBook, server: Running) -> None:
     status, _, body = get(f"{server.url}/readyz")
     assert status == 503 and json.loads(body)["stale"] == ["books"]  # never synced

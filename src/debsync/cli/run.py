@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -180,11 +181,13 @@ def run(
         log.info("HTTP server listening on %s:%d", bind_host, bound)
 
     def server(stop: asyncio.Event) -> Coroutine[Any, Any, None]:
-        return run_server(http, bind_host, bind_port, stop=stop, listening=listening)
+        return run_server(
+            http, bind_host, bind_port, stop=stop, listening=listening, beside=warming(http)
+        )
 
     try:
         with daemon.exclusive(store):
-            asyncio.run(worker.run(extra=[server, *warming(http)]))
+            asyncio.run(worker.run(extra=[server]))
     except daemon.DaemonRunning as exc:
         fail(str(exc), EXIT_FAILED)
     finally:
@@ -227,7 +230,7 @@ def warming(http: Starlette) -> list[Callable[[asyncio.Event], Coroutine[Any, An
     from debsync.web.warmup import keep_warm
 
     console: Starlette | None = http.state.web_console
-    return [] if console is None else [lambda stop: keep_warm(console, stop)]
+    return [] if console is None else [functools.partial(keep_warm, console)]
 
 
 @app.command()
@@ -298,12 +301,7 @@ def serve(
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
-        beside = [asyncio.create_task(task(stop)) for task in warming(app)]
-        try:
-            await run_server(app, host, port, stop=stop, listening=listening)
-        finally:
-            stop.set()
-            await asyncio.gather(*beside)
+        await run_server(app, host, port, stop=stop, listening=listening, beside=warming(app))
 
     try:
         asyncio.run(main())

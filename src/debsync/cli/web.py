@@ -33,6 +33,7 @@ def web(
 ) -> None:
     """Serve the web console (dashboard, plan, outbox, calls, dossiers) until interrupted."""
     import asyncio
+    import functools
     import signal
 
     from debsync.server import serve as run_server
@@ -54,12 +55,14 @@ def web(
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
-        warm = asyncio.create_task(keep_warm(console, stop))
-        try:
-            await run_server(console, bind_host, bind_port, stop=stop, listening=listening)
-        finally:
-            stop.set()
-            await warm
+        await run_server(
+            console,
+            bind_host,
+            bind_port,
+            stop=stop,
+            listening=listening,
+            beside=[functools.partial(keep_warm, console)],
+        )
 
     try:
         asyncio.run(main())

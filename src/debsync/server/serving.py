@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import logging
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from typing import Any, ClassVar
 
 import h11
@@ -130,6 +130,7 @@ async def serve(
     *,
     stop: asyncio.Event,
     listening: Callable[[int], Any] | None = None,
+    beside: Sequence[Callable[[asyncio.Event], Coroutine[Any, Any, None]]] = (),
     read_timeout: float = READ_TIMEOUT_SECONDS,
     deadline: float = REQUEST_DEADLINE_SECONDS,
     max_connections: int = MAX_CONNECTIONS,
@@ -138,6 +139,8 @@ async def serve(
     requests in flight finish (at most :data:`SHUTDOWN_GRACE_SECONDS`) and return.
 
     :param listening: called with the port once the socket listens (useful with port 0).
+    :param beside: work that runs while the server does (the console's plan kept warm), each
+        told through its event when the server stops, and awaited before this returns.
     :raises OSError: the address cannot be bound.
     """
     protocol = type(
@@ -162,9 +165,13 @@ async def serve(
     if listening is not None:
         listening(sock.getsockname()[1])
     stopping = asyncio.create_task(stop.wait())
+    ended = asyncio.Event()
+    alongside = [asyncio.create_task(work(ended)) for work in beside]
     try:
         await asyncio.wait({running, stopping}, return_when=asyncio.FIRST_COMPLETED)
     finally:
         server.should_exit = True
         stopping.cancel()
+        ended.set()
         await running
+        await asyncio.gather(*alongside)
