@@ -25,6 +25,7 @@ from debsync.decisions import PlannedAction
 from debsync.errors import DebsyncError, scrub
 from debsync.model import to_minor
 from debsync.store import Store
+from debsync.store.driver import Compiled, compile_for
 from debsync.store.schema import REVIVABLE, ActionState, EventKind, events, outbox
 from debsync.sync.rows import insert_many
 
@@ -329,46 +330,10 @@ def sweep(store: Store, now: datetime) -> list[str]:
     return moved
 
 
-class _Compiled(NamedTuple):
-    """A statement compiled for one dialect, to run through the driver: its SQL, its
-    parameters in order with their constant values (literals in the statement) or bind
-    processors."""
-
-    sql: str
-    names: tuple[str, ...]
-    constants: Mapping[str, Any]
-    processors: Mapping[str, Callable[[Any], Any]]
-    positional: bool
-
-    def params(self, row: Mapping[str, Any]) -> Any:
-        """One row's parameters as the driver takes them, each through its bind processor,
-        so the stored bytes are the ones Core stores."""
-        values = {**self.constants, **row}
-        for name, process in self.processors.items():
-            values[name] = process(values[name])
-        return tuple(values[n] for n in self.names) if self.positional else values
-
-
-def _compile(statement: Any, dialect: Dialect, given: Collection[str], **kw: Any) -> _Compiled:
-    """``statement`` compiled for ``dialect``; its parameters not ``given`` at run time are
-    the literals it was built with."""
-    compiled = statement.compile(dialect=dialect, **kw)
-    names = tuple(compiled.positiontup or compiled.binds)
-    processors = {}
-    for name in names:
-        process = compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect)
-        if process is not None:
-            processors[name] = process
-    constants = {name: compiled.binds[name].effective_value for name in names if name not in given}
-    return _Compiled(
-        compiled.string, names, constants, processors, compiled.positiontup is not None
-    )
-
-
 @functools.lru_cache(maxsize=64)
 def _move_statement(
     dialect: Dialect, from_states: tuple[ActionState, ...], owned: bool, keys: tuple[str, ...]
-) -> _Compiled:
+) -> Compiled:
     """The guarded UPDATE for one set of expected states and columns, compiled once: the
     outbox's hot path runs it twice per action, and run through the driver it skips Core's
     per-statement cache lookup and per-row parameter machinery."""
@@ -379,7 +344,7 @@ def _move_statement(
     if owned:
         where.append(outbox.c.lease_owner == sa.bindparam("g_owner"))
     statement = sa.update(outbox).where(*where)
-    return _compile(statement, dialect, {"g_id", "g_owner", *keys}, column_keys=list(keys))
+    return compile_for(statement, dialect, {"g_id", "g_owner", *keys}, column_keys=list(keys))
 
 
 class Transition(NamedTuple):
@@ -479,7 +444,7 @@ class StepTaken(NamedTuple):
 
 
 @functools.lru_cache(maxsize=64)
-def _steps_taken(dialect: Dialect, count: int) -> tuple[_Compiled, Callable[[Any], Any] | None]:
+def _steps_taken(dialect: Dialect, count: int) -> tuple[Compiled, Callable[[Any], Any] | None]:
     """The steps already taken among ``count`` invoices of one instance (by the index), and
     the processor of its JSON column: compiled once per dialect and count, because every
     batch the outbox records runs it and Core renders an expanding IN anew each time."""
@@ -490,7 +455,7 @@ def _steps_taken(dialect: Dialect, count: int) -> tuple[_Compiled, Callable[[Any
     )
     given = {"s_instance", *(f"s_{n}" for n in range(count))}
     data = events.c.data.type.dialect_impl(dialect).result_processor(dialect, None)
-    return _compile(statement, dialect, given), data
+    return compile_for(statement, dialect, given), data
 
 
 def record_steps(conn: Connection, taken: Sequence[StepTaken], now: datetime) -> int:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from functools import lru_cache
 from operator import itemgetter
 from typing import Any, NamedTuple
@@ -26,11 +26,10 @@ from sqlalchemy.engine import Connection, Dialect
 from debsync.connectors.base import Reject
 from debsync.errors import scrub
 from debsync.model import MAX_ID_LENGTH, clean_text
+from debsync.store.driver import Processor, compile_for
 from debsync.store.schema import sync_rejects
 
 log = logging.getLogger("debsync.sync")
-
-_Processor = Callable[[Any], Any]
 
 
 class _Insert(NamedTuple):
@@ -38,7 +37,7 @@ class _Insert(NamedTuple):
     keys: tuple[str, ...]
     """The row keys in the statement's parameter order."""
     positional: bool
-    processors: tuple[tuple[int, _Processor, bool], ...]
+    processors: tuple[tuple[int, Processor, bool], ...]
     """(index into ``keys``, bind processor, whether its values are scalars, converted once
     each: booleans, dates, timestamps; not JSON documents)."""
 
@@ -50,17 +49,16 @@ def _compiled(dialect: Dialect, table: sa.Table, keys: tuple[str, ...]) -> _Inse
     ]
     if missing:  # Core would fill these in; this path does not
         raise ValueError(f"bulk insert into {table.name} without {', '.join(missing)}")
-    compiled = sa.insert(table).inline().compile(dialect=dialect, column_keys=list(keys))
-    order = tuple(compiled.positiontup) if compiled.positiontup is not None else keys
+    compiled = compile_for(sa.insert(table).inline(), dialect, keys, column_keys=list(keys))
+    order = compiled.names if compiled.positional else keys
     if set(order) != set(keys):  # pragma: no cover - an escaped bind name: a schema change
         raise ValueError(f"bulk insert into {table.name}: parameters {order} for {keys}")
-    processors = []
-    for index, key in enumerate(order):
-        type_ = table.c[key].type
-        process = type_.dialect_impl(dialect).bind_processor(dialect)
-        if process is not None:
-            processors.append((index, process, not isinstance(type_, sa.JSON)))
-    return _Insert(compiled.string, order, compiled.positiontup is not None, tuple(processors))
+    processors = tuple(
+        (index, compiled.processors[key], not isinstance(table.c[key].type, sa.JSON))
+        for index, key in enumerate(order)
+        if key in compiled.processors
+    )
+    return _Insert(compiled.sql, order, compiled.positional, processors)
 
 
 def insert_many(conn: Connection, table: sa.Table, rows: Sequence[dict[str, Any]]) -> None:
