@@ -263,6 +263,7 @@ def test_a_browser_logs_in_and_sees_the_dashboard(
     assert browser_page.evaluate("document.activeElement.id") == "main"
     browser_page.set_viewport_size({"width": 768, "height": 1024})  # a tablet, upright
     assert browser_page.evaluate("document.documentElement.scrollWidth <= innerWidth")
-    browser_page.get_by_role("link", name="English").click()
+    with browser_page.expect_navigation():  # the page reloads in English: wait for it
+        browser_page.get_by_role("link", name="English").click()
     assert browser_page.get_by_role("heading", name="Aging as of 22 Nov 2026").is_visible()
     assert browser_page.locator("#open-amount").inner_text() == "€1,973.45"
