@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -35,6 +35,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from debsync.clock import Clock, system_clock
 from debsync.connectors.http import HttpFactory
+from debsync.invoice_rows import InvoiceRow, Invoices, is_plain, row_of
 from debsync.model import (
     MAX_ID_LENGTH,
     Debtor,
@@ -93,7 +94,7 @@ class Page:
     """
 
     debtors: list[Debtor] = field(default_factory=list)
-    invoices: list[Invoice] = field(default_factory=list)
+    invoices: Sequence[Invoice] = field(default_factory=list)
     payments: list[Payment] = field(default_factory=list)
     closed: list[str] = field(default_factory=list)
     rejects: list[Reject] = field(default_factory=list)
@@ -338,7 +339,7 @@ class RecordBuilder:
 
     def _reset(self) -> None:
         self.debtors: list[Debtor] = []
-        self.invoices: list[Invoice] = []
+        self.invoices = Invoices()
         self.payments: list[Payment] = []
         self.rejects: list[Reject] = []
         self.unchanged_invoices: list[str] = []
@@ -431,7 +432,7 @@ class RecordBuilder:
         the model's own types with nothing to clean is built directly (``plain_invoice``)."""
         invoice = plain_invoice(data)
         if invoice is not None:
-            self.invoices.append(invoice)
+            self.invoices.add(row_of(invoice), invoice)
             self._remember(("invoice", invoice.external_id), raw, ref)
             return invoice
         try:
@@ -445,9 +446,22 @@ class RecordBuilder:
                 return None
             invoice = salvaged
         self._cleaned("invoice", data, ref)
-        self.invoices.append(invoice)
+        self.invoices.add(row_of(invoice), invoice)
         self._remember(("invoice", invoice.external_id), raw, ref)
         return invoice
+
+    def invoice_row(
+        self, row: InvoiceRow, *, ref: str, fields: frozenset[str], raw: bytes | None = None
+    ) -> bool:
+        """Keep an invoice given in its stored form, when it is plain (:func:`is_plain`):
+        its record, built when read, is the validator's from a mapping with the keys
+        ``fields``. ``False`` otherwise: then the caller hands over the mapping
+        (:meth:`invoice`), and the validator says what is wrong."""
+        if not is_plain(row):
+            return False
+        self.invoices.add(row, None, fields)
+        self._remember(("invoice", row.external_id), raw, ref)
+        return True
 
     def _salvage_link(self, data: Mapping[str, Any], error: Exception, ref: str) -> Invoice | None:
         """The invoice without its payment link, when the link is its only fault: a

@@ -25,6 +25,7 @@ from debsync.connectors.base import (
     SyncResult,
 )
 from debsync.errors import ConnectorError, FatalConnectorError, scrub
+from debsync.invoice_rows import rows_of
 from debsync.plugins import Plugins
 from debsync.scheduler import collector_paused
 from debsync.store import Store
@@ -203,7 +204,7 @@ class SyncEngine:
                     if not delivered:
                         self._save_cursor(conn, instance.name, page, snapshot=not incremental)
                 apply.committed()
-                seen.update(inv.external_id for inv in page.invoices)
+                seen.update(row.external_id for row in rows_of(page.invoices))
                 seen.update(page.unchanged_invoices)
                 seen.update(r.invoice_id for r in page.rejects if r.invoice_id)
                 result.pages += 1
@@ -467,7 +468,7 @@ def _screen_purged(
     written in full."""
     if not purged:
         return
-    live = purged & {inv.debtor_id for inv in page.invoices}
+    live = purged & {row.debtor_id for row in rows_of(page.invoices)}
     if live:
         conn.execute(
             sa.update(debtors)

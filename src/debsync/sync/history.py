@@ -14,11 +14,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from debsync.model import Invoice
+from debsync.invoice_rows import InvoiceRow
 from debsync.store.schema import EventKind, events
 
 
-def prior_key(invoice: Invoice) -> tuple[str, ...]:
+def prior_key(invoice: InvoiceRow) -> tuple[str, ...]:
     """The prior step as part of the invoice's fingerprint: empty when there is none, so
     fingerprints stored before the field existed still match."""
     if invoice.prior_step is None or invoice.prior_step_on is None:
@@ -27,7 +27,7 @@ def prior_key(invoice: Invoice) -> tuple[str, ...]:
 
 
 def recorded_steps(
-    conn: Connection, instance: str, changed: Sequence[Invoice], today: date
+    conn: Connection, instance: str, changed: Sequence[InvoiceRow], today: date
 ) -> list[dict[str, Any]]:
     """The data of the events to write for ``changed`` invoices whose prior step is not yet
     recorded (with ``invoice_id`` and ``debtor_id``); a step dated after ``today`` is left

@@ -63,12 +63,23 @@ def _compiled(dialect: Dialect, table: sa.Table, keys: tuple[str, ...]) -> _Inse
 
 def insert_many(conn: Connection, table: sa.Table, rows: Sequence[dict[str, Any]]) -> None:
     """Insert ``rows`` (dicts with the same keys, as for Core's executemany) into ``table``."""
+    if rows:
+        keys = tuple(rows[0])
+        pick = itemgetter(*keys) if len(keys) > 1 else lambda row: (row[keys[0]],)
+        insert_tuples(conn, table, keys, list(map(pick, rows)))
+
+
+def insert_tuples(
+    conn: Connection, table: sa.Table, keys: tuple[str, ...], rows: Sequence[tuple[Any, ...]]
+) -> None:
+    """Insert ``rows``, tuples of the values of the columns ``keys``, into ``table``."""
     if not rows:
         return
-    plan = _compiled(conn.dialect, table, tuple(rows[0]))
-    keys = plan.keys
-    pick = itemgetter(*keys) if len(keys) > 1 else lambda row: (row[keys[0]],)
-    params: list[Any] = list(map(list, map(pick, rows)))
+    plan = _compiled(conn.dialect, table, keys)
+    if plan.keys != keys:
+        order = itemgetter(*map(keys.index, plan.keys))
+        rows = [order(row) for row in rows]
+    params: list[Any] = list(map(list, rows))
     for index, process, remember in plan.processors:
         seen: dict[Any, Any] = {}
         for values in params:
@@ -82,7 +93,7 @@ def insert_many(conn: Connection, table: sa.Table, rows: Sequence[dict[str, Any]
     if plan.positional:
         params = [tuple(values) for values in params]
     else:
-        params = [dict(zip(keys, values, strict=True)) for values in params]
+        params = [dict(zip(plan.keys, values, strict=True)) for values in params]
     conn.exec_driver_sql(plan.sql, params)
 
 

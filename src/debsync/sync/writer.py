@@ -19,10 +19,11 @@ from sqlalchemy.engine import Connection
 from debsync.clock import Clock, local_date
 from debsync.connectors.base import Page, Previous, Reject, SyncCounts
 from debsync.errors import FatalConnectorError, scrub
-from debsync.model import Debtor, Invoice, Payment, from_minor, to_minor
+from debsync.invoice_rows import InvoiceRow, rows_of
+from debsync.model import Debtor, Payment, from_minor
 from debsync.store.schema import EventKind, debtors, events, invoices, payments
 from debsync.sync.history import prior_key, recorded_steps
-from debsync.sync.rows import insert_many, insert_rejects
+from debsync.sync.rows import insert_many, insert_rejects, insert_tuples
 
 MASS_CLOSE_MIN_OPEN = 20
 MASS_CLOSE_FRACTION = 0.5
@@ -47,30 +48,35 @@ def _fingerprint(data: str) -> bytes:
     return hashlib.blake2b(data.encode(), digest_size=16).digest()
 
 
-def _invoice_row(invoice: Invoice) -> dict[str, Any]:
-    currency = invoice.currency
-    return {
-        "number": invoice.number,
-        "debtor_id": invoice.debtor_id,
-        "issue_date": invoice.issue_date,
-        "due_date": invoice.due_date,
-        "currency": currency,
-        "total_minor": to_minor(invoice.total.amount, currency),
-        "open_minor": to_minor(invoice.open_amount.amount, currency),
-        "payment_reference": invoice.payment_reference,
-        "payment_url": invoice.payment_url,
-        "direct_debit": invoice.direct_debit,
-        "has_document": invoice.has_document,
-        "direct_debit_failed": invoice.direct_debit_failed,
-        "reminded_by_source": invoice.reminded_by_source,
-    }
+_INVOICE_COLUMNS = (
+    "external_id",
+    "number",
+    "debtor_id",
+    "issue_date",
+    "due_date",
+    "currency",
+    "total_minor",
+    "open_minor",
+    "payment_reference",
+    "payment_url",
+    "direct_debit",
+    "has_document",
+    "direct_debit_failed",
+    "reminded_by_source",
+)
+"""The columns an :class:`InvoiceRow` fills, in its order."""
+_INVOICE_INSERT = (
+    "instance",
+    *_INVOICE_COLUMNS,
+    *("fingerprint", "raw_fingerprint", "state", "closed_at", "updated_at", "created_at"),
+)
 
 
-def _invoice_fingerprint(row: dict[str, Any], prior: tuple[str, ...] = ()) -> bytes:
-    """Flags from migration 0004 and a prior step count only when set: an upgrade changes none."""
-    new = ("direct_debit_failed", "reminded_by_source")
-    values = tuple([v for k, v in row.items() if v is not False or k not in new])
-    return _fingerprint(repr(values + prior))
+def _invoice_fingerprint(row: InvoiceRow) -> bytes:
+    """Of the stored values and the prior step; the flags from migration 0004 and a prior
+    step count only when set, so an upgrade changes no fingerprint."""
+    values = row[1:12] + tuple([flag for flag in row[12:14] if flag is not False])
+    return _fingerprint(repr(values + prior_key(row)))
 
 
 def _debtor_row(debtor: Debtor) -> dict[str, Any]:
@@ -266,7 +272,7 @@ class PageWriter:
         new_events: list[dict[str, Any]] = []
         new_payments: list[dict[str, Any]] = []
         self._debtors(conn, page.debtors, page.raw, now, new_events)
-        self._invoices(conn, page.invoices, page.raw, now, today, new_events, new_payments)
+        self._invoices(conn, rows_of(page.invoices), page.raw, now, today, new_events, new_payments)
         self._count("invoices_seen", len(page.unchanged_invoices))
         if page.payments:
             self._payments(conn, page.payments, now, new_events, new_payments)
@@ -335,20 +341,21 @@ class PageWriter:
     def _invoices(
         self,
         conn: Connection,
-        records: list[Invoice],
+        records: list[InvoiceRow],
         raws: dict[tuple[str, str], bytes],
         now: datetime,
         today: date,
         out: list[dict[str, Any]],
         new_payments: list[dict[str, Any]],
     ) -> None:
-        inserts, updates = [], []
+        inserts: list[tuple[Any, ...]] = []
+        updates: list[dict[str, Any]] = []
         stale: list[dict[str, Any]] = []
         pending, known, instance = self._pending_invoices, self.known_invoices, self.instance
-        for invoice in records:
-            row = _invoice_row(invoice)
-            fingerprint = _invoice_fingerprint(row, prior_key(invoice))
-            ext = invoice.external_id
+        opened = EventKind.INVOICE_OPENED
+        for row in records:
+            fingerprint = _invoice_fingerprint(row)
+            ext = row.external_id
             raw = raws.get(("invoice", ext))
             before = pending.get(ext) or known.get(ext)
             if before is not None and before.fingerprint == fingerprint and before.state == "open":
@@ -356,41 +363,41 @@ class PageWriter:
                 continue
             if raw is not None:
                 self._pending_raw[("invoice", ext)] = raw
-            row.update(
-                fingerprint=fingerprint,
-                raw_fingerprint=raw,
-                state="open",
-                closed_at=None,
-                updated_at=now,
-            )
-            currency, open_minor, debtor_id = row["currency"], row["open_minor"], invoice.debtor_id
+            currency, open_minor, debtor_id = row.currency, row.open_minor, row.debtor_id
             if before is None:
-                row.update(instance=instance, external_id=ext, created_at=now)  # the insert's row
-                inserts.append(row)
+                inserts.append((instance, *row[:14], fingerprint, raw, "open", None, now, now))
                 out.append(
                     self._event(
-                        EventKind.INVOICE_OPENED,
+                        opened,
                         now,
                         debtor_id=debtor_id,
                         invoice_id=ext,
-                        number=invoice.number,
-                        due_date=invoice.due_date.isoformat(),
+                        number=row.number,
+                        due_date=row.due_date.isoformat(),
                         currency=currency,
-                        total=_amount(row["total_minor"], currency),
+                        total=_amount(row.total_minor, currency),
                         open=_amount(open_minor, currency),
                     )
                 )
             else:
-                updates.append({"k_instance": instance, "k_external_id": ext, **row})
-                self._describe_change(before, invoice, row, now, today, out, new_payments)
-            pending[ext] = Known(
-                fingerprint, "open", open_minor, currency, debtor_id, invoice.number
-            )
+                update: dict[str, Any] = dict(zip(_INVOICE_COLUMNS[1:], row[1:14], strict=True))
+                update.update(
+                    k_instance=instance,
+                    k_external_id=ext,
+                    fingerprint=fingerprint,
+                    raw_fingerprint=raw,
+                    state="open",
+                    closed_at=None,
+                    updated_at=now,
+                )
+                updates.append(update)
+                self._describe_change(before, row, now, today, out, new_payments)
+            pending[ext] = Known(fingerprint, "open", open_minor, currency, debtor_id, row.number)
         self._count("invoices_new", len(inserts))
         for data in recorded_steps(conn, self.instance, records, today):
             out.append(self._event(EventKind.STEP_RECORDED_ELSEWHERE, now, **data))
         if inserts:
-            insert_many(conn, invoices, inserts)
+            insert_tuples(conn, invoices, _INVOICE_INSERT, inserts)
         if updates:
             conn.execute(_INVOICE_UPDATE, updates)
         if stale:
@@ -399,14 +406,13 @@ class PageWriter:
     def _describe_change(
         self,
         before: Known,
-        invoice: Invoice,
-        row: dict[str, Any],
+        row: InvoiceRow,
         now: datetime,
         today: date,
         out: list[dict[str, Any]],
         new_payments: list[dict[str, Any]],
     ) -> None:
-        ext, debtor_id, currency = invoice.external_id, invoice.debtor_id, row["currency"]
+        ext, debtor_id, currency = row.external_id, row.debtor_id, row.currency
         old_open = before.open_minor if before.state == "open" else None
         if before.state != "open":
             out.append(
@@ -415,14 +421,14 @@ class PageWriter:
                     now,
                     debtor_id=debtor_id,
                     invoice_id=ext,
-                    open=_amount(row["open_minor"], currency),
+                    open=_amount(row.open_minor, currency),
                     currency=currency,
                 )
             )
             self._count("invoices_reopened")
             return
-        paid = (old_open or 0) - row["open_minor"]
-        if before.currency == currency and paid > 0 and row["open_minor"] >= 0:
+        paid = (old_open or 0) - row.open_minor
+        if before.currency == currency and paid > 0 and row.open_minor >= 0:
             out.append(
                 self._event(
                     EventKind.INVOICE_PARTIALLY_PAID,
@@ -432,7 +438,7 @@ class PageWriter:
                     currency=currency,
                     paid=_amount(paid, currency),
                     open_before=_amount(before.open_minor, currency),
-                    open=_amount(row["open_minor"], currency),
+                    open=_amount(row.open_minor, currency),
                 )
             )
             if self.derive_payments:
@@ -447,7 +453,7 @@ class PageWriter:
                     invoice_id=ext,
                     currency=currency,
                     open_before=_amount(before.open_minor, before.currency),
-                    open=_amount(row["open_minor"], currency),
+                    open=_amount(row.open_minor, currency),
                 )
             )
             self._count("invoices_changed")
