@@ -32,8 +32,9 @@ from debsync.connectors.csv.values import (
 )
 from debsync.connectors.csv.workbook import Sheet
 from debsync.errors import FatalConnectorError
+from debsync.invoice_rows import InvoiceRow
 from debsync.kinds import infer_kind
-from debsync.model import MAX_ID_LENGTH, Address, Currency, DebtorKind
+from debsync.model import MAX_ID_LENGTH, Address, Currency, DebtorKind, currency_exponent
 from debsync.prior_steps import parse_level
 
 _CURRENCY: TypeAdapter[str] = TypeAdapter(Currency)
@@ -41,6 +42,12 @@ _TOTAL_ROW = re.compile(r"(?:sub|eind|grand\s*)?tota(?:a)?l\b", re.IGNORECASE)
 _SPLIT_EMAILS = re.compile(r"[;,\s]+")
 _SPLIT_PHONES = re.compile(r"[;,/]")
 _QUOTED = re.compile(r'"(?:[^"]|"")*"')
+_ROW_FIELDS = frozenset(
+    {"external_id", "number", "debtor_id", "issue_date", "due_date", "total", "open_amount"}
+    | {"payment_reference", "payment_url", "direct_debit", "direct_debit_failed"}
+)
+"""The fields an invoice read by :meth:`FileReader.plain_row` has set: those of
+:meth:`FileReader.invoice_data`'s mapping."""
 
 
 def split_line(line: str, delimiter: str) -> list[str] | None:
@@ -324,6 +331,13 @@ class FileReader:
         if not problems and self.previous.invoices.get(number) == raw:
             self.builder.unchanged("invoice", number)
             return
+        if not problems:
+            plain = self.plain_row(fields, debtor_id)
+            ref = self.ref(line)
+            if plain is not None and self.builder.invoice_row(
+                plain, ref=ref, fields=_ROW_FIELDS, raw=raw
+            ):
+                return
         data = self.invoice_data(fields, debtor_id, problems)
         if not problems:
             data.update(self.prior_step(line, number, fields[-2:], data["issue_date"]))
@@ -445,6 +459,44 @@ class FileReader:
             return self.settings.currency
         self.currencies[text] = code
         return code
+
+    def plain_row(self, fields: tuple[str, ...], debtor_id: str) -> InvoiceRow | None:
+        """The row of an invoice written plainly (both dates, amounts with two decimals in a
+        currency of cents, no prior step), read in a few steps; ``None`` for anything else,
+        which :meth:`invoice_data` reads and explains."""
+        if fields[9] or fields[10]:
+            return None
+        number, issued, due, total, open_, currency, reference, url = map(str.strip, fields[:8])
+        code = self.currencies.get(currency)
+        if code is None or not issued or not due or not open_ or currency_exponent(code) != 2:
+            return None
+        values = self.values
+        issue_date, due_date = values.day(issued), values.day(due)
+        open_minor = values.cents(open_, "open_amount")
+        total_minor = values.cents(total, "total") if total else open_minor
+        if (
+            type(issue_date) is not date
+            or type(due_date) is not date
+            or open_minor is None
+            or total_minor is None
+        ):
+            return None
+        direct_debit, failed = self.direct_debit(fields[8])
+        return InvoiceRow(
+            number,
+            number,
+            debtor_id,
+            issue_date,
+            due_date,
+            code,
+            total_minor,
+            open_minor,
+            reference or None,
+            url or None,
+            direct_debit,
+            False,
+            failed,
+        )
 
     def invoice_data(
         self, fields: tuple[str, ...], debtor_id: str, problems: list[str]

@@ -36,6 +36,7 @@ _FAILED = ("mislukt", "nietgelukt", "geweigerd", "afgewezen", "failed", "returne
 
 # Amounts: the common Dutch form first, then the general forms.
 _AMOUNT_NL_FAST = re.compile(r"-?(?:\d{1,3}(?:\.\d{3}){1,3}|\d{1,12}),\d\d")
+_AMOUNT_EN_FAST = re.compile(r"-?(?:\d{1,3}(?:,\d{3}){1,3}|\d{1,12})\.\d\d")
 _AMOUNT_NL = re.compile(r"(?:\d{1,3}(?:\.\d{3})+|\d+)(?:,\d+)?")
 _AMOUNT_EN = re.compile(r"(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?")
 _AMOUNT_NOISE = re.compile(r"[\s\u00a0\u202f€]|^EUR|EUR$", re.IGNORECASE)
@@ -104,6 +105,17 @@ class Values:
         if isinstance(value, Decimal) and not -MAX_AMOUNT < value < MAX_AMOUNT:
             return "the amount is implausibly large"
         return value
+
+    def cents(self, text: str, key: str) -> int | None:
+        """The amount of a cell in hundredths when it is written plainly with two decimals in
+        its column's style (``1.234,56``): exactly what :meth:`amount` reads, scaled; ``None``
+        for anything else (and for ``-0,00``), which :meth:`amount` reads."""
+        style = self.decimal[key]
+        plain = _AMOUNT_NL_FAST if style == "," else _AMOUNT_EN_FAST
+        if plain.fullmatch(text) is None:
+            return None
+        found = int(text.replace(".", "").replace(",", ""))
+        return found if found or text[0] != "-" else None
 
     def _general_amount(self, text: str, style: str) -> Decimal | str:
         """Currency signs, spaces, a sign in front or behind, parentheses, and either
