@@ -33,6 +33,11 @@ class MassCloseRefused(FatalConnectorError):
     """A snapshot would close more than half of the open invoices; an operator must confirm."""
 
 
+Event = tuple[datetime, str, str | None, str | None, str, int, dict[str, Any]]
+"""A dossier event to insert, its values in the order of :data:`_EVENT_COLUMNS`."""
+_EVENT_COLUMNS = ("at", "instance", "debtor_id", "invoice_id", "kind", "run_id", "data")
+
+
 class Known(NamedTuple):
     """What the engine remembers of a stored invoice to detect changes without re-reading it."""
 
@@ -188,16 +193,8 @@ class PageWriter:
         debtor_id: str | None,
         invoice_id: str | None = None,
         **data: Any,
-    ) -> dict[str, Any]:
-        return {
-            "at": now,
-            "instance": self.instance,
-            "debtor_id": debtor_id,
-            "invoice_id": invoice_id,
-            "kind": kind,
-            "run_id": self.run_id,
-            "data": data,
-        }
+    ) -> Event:
+        return (now, self.instance, debtor_id, invoice_id, kind, self.run_id, data)
 
     # -- one page -------------------------------------------------------------------------
 
@@ -269,7 +266,7 @@ class PageWriter:
     def _apply(self, conn: Connection, page: Page) -> None:
         now = self.clock()
         today = local_date(now)
-        new_events: list[dict[str, Any]] = []
+        new_events: list[Event] = []
         new_payments: list[dict[str, Any]] = []
         self._debtors(conn, page.debtors, page.raw, now, new_events)
         self._invoices(conn, rows_of(page.invoices), page.raw, now, today, new_events, new_payments)
@@ -284,7 +281,7 @@ class PageWriter:
         if new_payments:
             insert_many(conn, payments, new_payments)
         if new_events:
-            insert_many(conn, events, new_events)
+            insert_tuples(conn, events, _EVENT_COLUMNS, new_events)
         self._count("invoices_seen", len(page.invoices))
 
     def _remember_raw(
@@ -302,7 +299,7 @@ class PageWriter:
         records: list[Debtor],
         raws: dict[tuple[str, str], bytes],
         now: datetime,
-        out: list[dict[str, Any]],
+        out: list[Event],
     ) -> None:
         inserts, updates = [], []
         stale: list[dict[str, Any]] = []
@@ -345,7 +342,7 @@ class PageWriter:
         raws: dict[tuple[str, str], bytes],
         now: datetime,
         today: date,
-        out: list[dict[str, Any]],
+        out: list[Event],
         new_payments: list[dict[str, Any]],
     ) -> None:
         inserts: list[tuple[Any, ...]] = []
@@ -409,7 +406,7 @@ class PageWriter:
         row: InvoiceRow,
         now: datetime,
         today: date,
-        out: list[dict[str, Any]],
+        out: list[Event],
         new_payments: list[dict[str, Any]],
     ) -> None:
         ext, debtor_id, currency = row.external_id, row.debtor_id, row.currency
@@ -477,7 +474,7 @@ class PageWriter:
         conn: Connection,
         records: list[Payment],
         now: datetime,
-        out: list[dict[str, Any]],
+        out: list[Event],
         new_payments: list[dict[str, Any]],
     ) -> None:
         if self._known_payments is None:
@@ -529,7 +526,7 @@ class PageWriter:
         external_ids: Iterable[str],
         reason: str,
         now: datetime,
-        out: list[dict[str, Any]],
+        out: list[Event],
         new_payments: list[dict[str, Any]],
     ) -> None:
         today = local_date(now)
@@ -578,9 +575,9 @@ class PageWriter:
             )
         if not absent:
             return
-        new_events: list[dict[str, Any]] = []
+        new_events: list[Event] = []
         new_payments: list[dict[str, Any]] = []
         self._close(conn, absent, "left the open set", self.clock(), new_events, new_payments)
         if new_payments:
             insert_many(conn, payments, new_payments)
-        insert_many(conn, events, new_events)
+        insert_tuples(conn, events, _EVENT_COLUMNS, new_events)
