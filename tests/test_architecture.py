@@ -19,6 +19,7 @@ ARCHITECTURE = Path(__file__).resolve().parent.parent / "docs" / "architecture.m
 
 PURE = (
     "model",
+    "invoice_rows",
     "errors",
     "clock",
     "policy",

@@ -18,6 +18,7 @@ from pydantic import TypeAdapter, ValidationError
 from debsync.clock import local_date
 from debsync.connectors.base import Connector, Page, RecordBuilder
 from debsync.connectors.csv.aliases import DEBTOR_FIELDS, INVOICE_FIELDS
+from debsync.connectors.csv.lines import remembering, split_line
 from debsync.connectors.csv.settings import CsvSettings
 from debsync.connectors.csv.sniffing import Layout
 from debsync.connectors.csv.values import (
@@ -41,36 +42,12 @@ _CURRENCY: TypeAdapter[str] = TypeAdapter(Currency)
 _TOTAL_ROW = re.compile(r"(?:sub|eind|grand\s*)?tota(?:a)?l\b", re.IGNORECASE)
 _SPLIT_EMAILS = re.compile(r"[;,\s]+")
 _SPLIT_PHONES = re.compile(r"[;,/]")
-_QUOTED = re.compile(r'"(?:[^"]|"")*"')
 _ROW_FIELDS = frozenset(
     {"external_id", "number", "debtor_id", "issue_date", "due_date", "total", "open_amount"}
     | {"payment_reference", "payment_url", "direct_debit", "direct_debit_failed"}
 )
 """The fields an invoice read by :meth:`FileReader.plain_row` has set: those of
 :meth:`FileReader.invoice_data`'s mapping."""
-
-
-def split_line(line: str, delimiter: str) -> list[str] | None:
-    """The cells of one physical line the csv module refused (a cell beyond its field size
-    limit), or ``None`` when a quote stays open at its end: then the row goes on below, and
-    where it ends cannot be told."""
-    cells, at, end = [], 0, len(line)
-    while True:
-        if line.startswith('"', at):
-            quoted = _QUOTED.match(line, at)
-            if quoted is None:
-                return None
-            cell, at = quoted[0][1:-1].replace('""', '"'), quoted.end()
-            if at < end and not line.startswith(delimiter, at):
-                return None
-        else:
-            stop = line.find(delimiter, at)
-            stop = end if stop < 0 else stop
-            cell, at = line[at:stop], stop
-        cells.append(cell)
-        if at >= end:
-            return cells
-        at += len(delimiter)
 
 
 @dataclass
@@ -81,13 +58,6 @@ class _Stats:
     unknown_kinds: int = 0
     kindless: list[str] = field(default_factory=list)
     contradicting: set[str] = field(default_factory=set)
-
-
-def _remembering(handle: io.TextIOBase, last: list[str]) -> Iterator[str]:
-    """The handle's lines, the current one kept in ``last`` for a row the reader refuses."""
-    for text in handle:
-        last[0] = text
-        yield text
 
 
 def _shifted(day: date, term: timedelta) -> date | None:
@@ -180,7 +150,7 @@ class FileReader:
 
     def pages(self, handle: io.TextIOBase) -> Iterator[Page]:
         last = [""]
-        reader = csv.reader(_remembering(handle, last), delimiter=self.layout.delimiter)
+        reader = csv.reader(remembering(handle, last), delimiter=self.layout.delimiter)
         header_record = self.layout.header_record
         record = -1
         while True:
