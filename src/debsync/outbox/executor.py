@@ -1,11 +1,12 @@
 """Carrying out the plan: enqueue today's actions, then send what is due, each exactly once.
 
-For every claimed action, right before sending: the invoices are re-checked against the store
-(paid or paused ones are dropped; an action left empty is cancelled), the figures are rebuilt
-with :func:`~debsync.claims.build_action` for today, as the scheduler does, the context
-is assembled (:mod:`debsync.outbox.context`) and rendered by the channel. The rendered payload
-and its hash are stored and the row marked ``sending`` in one transaction; only then is the
-channel called. The outcome the channel reports decides the next state (see :mod:`debsync.outbox`).
+For every claimed action, right before sending (:mod:`debsync.outbox.composing`): the
+invoices are re-checked against the store (paid or paused ones are dropped; an action left
+empty is cancelled), the figures are rebuilt with :func:`~debsync.claims.build_action` for
+today, as the scheduler does, the context is assembled (:mod:`debsync.outbox.context`) and
+rendered by the channel. The rendered payload and its hash are stored and the row marked
+``sending`` in one transaction; only then is the channel called. The outcome the channel
+reports decides the next state (see :mod:`debsync.outbox`).
 A step counts as taken (``step.sent``) once its message is dispatched; a letter is dispatched
 when a person records its posting date.
 """
@@ -16,9 +17,9 @@ import logging
 import traceback
 from collections import Counter
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any, NamedTuple
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Row
@@ -33,15 +34,13 @@ from debsync.actions.base import (
     OutcomeUnknownError,
     PermanentActionError,
     Receipt,
-    RefusedError,
-    RenderError,
     RetryableActionError,
 )
-from debsync.claims import build_action, line_stages
 from debsync.clock import Clock, local_date, system_clock
 from debsync.config import ActionInstance, Config, OutboxSettings
 from debsync.errors import scrub
-from debsync.outbox.context import Facts, load_facts, message_context
+from debsync.outbox.composing import Composed, Composer, Ending
+from debsync.outbox.context import Facts, load_facts
 from debsync.outbox.documents import Documents
 from debsync.outbox.table import (
     StepTaken,
@@ -60,7 +59,6 @@ from debsync.outbox.table import (
 from debsync.outbox.writeback import WriteBack
 from debsync.planning import plan_from_store
 from debsync.plugins import Plugins
-from debsync.scheduler import pause_covering, pauses_in_force
 from debsync.store import Store
 from debsync.store.schema import ActionState, CancelCode, EventKind, events
 from debsync.templates import Templates
@@ -149,23 +147,6 @@ class _Attempt:
         self.wait = max(wait, exc.retry_after or 0)
 
 
-class Composed(NamedTuple):
-    """An action ready to send: its payload, the invoices it still covers, and those dropped
-    since it was planned (paid or paused)."""
-
-    payload: dict[str, Any]
-    invoice_ids: list[str]
-    dropped: dict[str, CancelCode]
-
-
-class Ending(NamedTuple):
-    """Why an action ends before sending: the state it ends in and the reason."""
-
-    state: ActionState
-    reason: str
-    code: CancelCode | None = None
-
-
 def backoff(attempt: int, initial: float, maximum: float) -> float:
     """Seconds to wait before attempt ``attempt + 1``: tenacity's exponential policy, applied
     across process restarts (the next attempt time is stored with the row)."""
@@ -212,6 +193,7 @@ class Dispatcher:
         self.owner = owner or worker_id()
         self.templates = Templates(config.outbox.templates)
         self.rates = law.load_rate_table(config.law.interest_rates)
+        self.composer = Composer(config, self.rates, plugins)
         self._actions: dict[str, Action[Any]] = {}
         self.documents = Documents(config, store, clock)
         self._receipt = receipt_rule(config)
@@ -342,7 +324,7 @@ class Dispatcher:
         ready: list[_Attempt] = []
         endings: dict[ActionState, list[Transition]] = {}
         for row in rows:
-            composed = self.compose(action, row, facts, today)
+            composed = self.composer.compose(action, row, facts, today)
             if isinstance(composed, Ending):
                 endings.setdefault(composed.state, []).append(_ending(row, composed))
             else:
@@ -518,75 +500,6 @@ class Dispatcher:
                 error=attempt.error,
             )
         )
-
-    def compose(
-        self, action: Action[Any], row: Row[Any], facts: Facts, today: date
-    ) -> Composed | Ending:
-        """Re-check the invoices, rebuild the figures for today and render the payload, or
-        say why the action ends here instead. Reads only: ``debsync preview`` uses it too."""
-        plan = row.plan
-        policy = self.config.policies.get(plan["policy"])
-        step_index = policy.index(row.step) if policy else None
-        if policy is None or step_index is None:
-            return Ending(ActionState.DEAD, f"step {row.step!r} is no longer in its policy")
-        in_force = (
-            pauses_in_force(
-                facts.snapshot(self.config, row.instance, row.debtor_id),
-                self.config.policies,
-                today,
-            )
-            if facts.pauses
-            else {}
-        )
-        keep, dropped = [], {}
-        for invoice_id in row.invoice_ids:
-            inv = facts.invoice_facts((row.instance, invoice_id))
-            if inv is None or inv.closed or inv.open_minor <= 0:
-                dropped[invoice_id] = CancelCode.PAID
-            elif pause_covering(in_force, inv) is not None:
-                dropped[invoice_id] = CancelCode.PAUSED
-            else:
-                keep.append(inv)
-        if not keep:
-            code = CancelCode.PAID if CancelCode.PAID in dropped.values() else CancelCode.PAUSED
-            return Ending(ActionState.CANCELLED, f"every invoice is {code.value}", code)
-        rebuilt = build_action(
-            facts.debtor_facts(row.instance, row.debtor_id),
-            policy,
-            step_index,
-            row.channel,
-            plan["currency"],
-            keep,
-            facts.history,
-            today,
-            self.rates,
-            explanation=plan["explanation"],
-            stages=line_stages(policy, plan["lines"]),
-            credits=facts.credits(row.instance, row.debtor_id, plan["currency"]),
-        )
-        if rebuilt is None:
-            reason = "what is left is below the policy's minimum amount"
-            return Ending(ActionState.CANCELLED, reason, CancelCode.BELOW_THRESHOLD)
-        if rebuilt.key != row.key:  # the same action, with today's figures
-            rebuilt = replace(rebuilt, key=row.key)
-        if rebuilt.requires_approval and row.state == ActionState.PLANNED:  # a rate gap since
-            return Ending(ActionState.AWAITING_APPROVAL, law.HELD_WITHOUT_INTEREST)
-        try:
-            context = message_context(rebuilt, facts, self.config, today)
-            vetoed = self.plugins.veto(context)
-            if vetoed is not None:
-                return Ending(ActionState.CANCELLED, f"vetoed: {vetoed}", CancelCode.VETOED)
-            payload = action.render(context)
-        except RefusedError as exc:
-            return Ending(ActionState.CANCELLED, str(exc), CancelCode.REFUSED)
-        except RenderError as exc:
-            return Ending(ActionState.DEAD, f"cannot render: {scrub(str(exc))}")
-        except Exception as exc:  # a plugin's or template's bug fails this action, not the run
-            trace = scrub(traceback.format_exc())  # a frame's text may hold the debtor's data
-            log.error("action %s: unexpected error while rendering\n%s", row.key, trace)
-            error = f"cannot render: unexpected {type(exc).__name__}: {scrub(str(exc))}"
-            return Ending(ActionState.DEAD, error)
-        return Composed(payload, [line.invoice_id for line in rebuilt.lines], dropped)
 
 
 def _receipt_json(receipt: Receipt) -> dict[str, Any]:

@@ -13,8 +13,9 @@ from sqlalchemy.engine import Row
 
 from debsync.config import Config
 from debsync.decisions import PlannedAction
+from debsync.outbox.composing import Ending
 from debsync.outbox.context import load_facts
-from debsync.outbox.executor import Dispatcher, Ending
+from debsync.outbox.executor import Dispatcher
 from debsync.outbox.table import OutboxError, claimable, find
 from debsync.planning import plan_from_store
 from debsync.store import Store
@@ -97,7 +98,7 @@ def preview(dispatcher: Dispatcher, key_prefix: str, today: date) -> Preview:
         return Preview(row, stored=True, text=action.preview(row.payload), payload=row.payload)
     with dispatcher.store.engine.connect() as conn:
         facts = load_facts(conn, [row], dispatcher.config)
-    composed = dispatcher.compose(action, row, facts, today)
+    composed = dispatcher.composer.compose(action, row, facts, today)
     if isinstance(composed, Ending):
         return Preview(row, stored=False, text=None, ending=composed)
     return Preview(
