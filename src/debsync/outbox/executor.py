@@ -19,7 +19,7 @@ from collections import Counter
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Row
@@ -145,6 +145,14 @@ class _Attempt:
             return
         wait = backoff(self.attempts, settings.retry_initial_seconds, settings.retry_max_seconds)
         self.wait = max(wait, exc.retry_after or 0)
+
+
+class _Sent(NamedTuple):
+    """A batch handed to its channel, its outcomes not stored yet."""
+
+    attempts: list[_Attempt]
+    today: date
+    unavailable: ActionUnavailableError | None
 
 
 def backoff(attempt: int, initial: float, maximum: float) -> float:
@@ -295,32 +303,49 @@ class Dispatcher:
         in one batch (one transaction to mark them sending, one to record the outcomes: if the
         process dies between the two they are in doubt and retried, and the receiver
         deduplicates); any other channel one row at a time, so at most one action can be in
-        doubt."""
+        doubt. A batch's outcomes are stored in the transaction that marks the next batch
+        sending: one commit per message, and still no row is handed to its channel before it
+        is marked, nor marked before the outcomes sent ahead of it are stored."""
         action = self.action(configured)
         size = len(rows) if action.idempotent else 1
         waiting = list(rows)
+        sent: _Sent | None = None
         try:
             async with action:
                 while waiting:
                     batch, waiting = waiting[:size], waiting[size:]
-                    for state in await self._send_batch(action, configured, batch, facts):
-                        report.outcomes[state] += 1
+                    now = self.clock()
+                    today = local_date(now)
+                    ready, endings = self._compose(action, batch, facts, today)
+                    with self.store.engine.begin() as conn:
+                        if sent is not None:
+                            self._record(conn, sent.attempts, sent.today, now)
+                        ended = self._end(conn, endings, now)
+                        attempts = self._mark_sending(conn, ready, configured, action, now)
+                    if sent is not None:
+                        self._finished(sent.attempts, configured, report)
+                        sent = None
+                    self._finished(ended, configured, report)
+                    sent = await self._send(action, attempts, today)
+                    if sent.unavailable is not None:
+                        break
+                if sent is not None:
+                    last, sent = sent, None
+                    self._settle(last, configured, report)
+                    if last.unavailable is not None:
+                        raise last.unavailable
         except ActionUnavailableError as exc:
             report.unavailable[configured.name] = str(exc)
             log.error("action %s unavailable: %s", configured.name, exc)
         finally:
+            if sent is not None:  # sent, then something failed: store what became of it
+                self._settle(sent, configured, report)
             release(self.store, (r.id for r in waiting), self.owner)
 
-    async def _send_batch(
-        self,
-        action: Action[Any],
-        configured: ActionInstance,
-        rows: list[Row[Any]],
-        facts: Facts,
-    ) -> list[str]:
-        """Compose, mark sending, send, record; returns the states the rows end in."""
-        now = self.clock()
-        today = local_date(now)
+    def _compose(
+        self, action: Action[Any], rows: list[Row[Any]], facts: Facts, today: date
+    ) -> tuple[list[_Attempt], dict[ActionState, list[Transition]]]:
+        """The rows ready to send, and the endings of those that end here."""
         ready: list[_Attempt] = []
         endings: dict[ActionState, list[Transition]] = {}
         for row in rows:
@@ -329,15 +354,22 @@ class Dispatcher:
                 endings.setdefault(composed.state, []).append(_ending(row, composed))
             else:
                 ready.append(_Attempt(row, composed))
+        return ready, endings
+
+    def _end(
+        self, conn: Connection, endings: dict[ActionState, list[Transition]], now: datetime
+    ) -> list[_Attempt]:
         ended: list[_Attempt] = []
-        with self.store.engine.begin() as conn:
-            for state, transitions in endings.items():
-                reasons = {t.row.id: t.values["last_error"] for t in transitions}
-                for row in move_many(
-                    conn, state, now, transitions, from_states=_SENDABLE, owner=self.owner
-                ):
-                    ended.append(_Attempt(row, None, state, error=reasons[row.id]))
-            attempts = self._mark_sending(conn, ready, configured, action, now)
+        for state, transitions in endings.items():
+            reasons = {t.row.id: t.values["last_error"] for t in transitions}
+            for row in move_many(
+                conn, state, now, transitions, from_states=_SENDABLE, owner=self.owner
+            ):
+                ended.append(_Attempt(row, None, state, error=reasons[row.id]))
+        return ended
+
+    async def _send(self, action: Action[Any], attempts: list[_Attempt], today: date) -> _Sent:
+        """Hand the marked rows to the channel; a channel found unavailable takes no more."""
         unavailable: ActionUnavailableError | None = None
         for attempt in attempts:
             if unavailable is not None:  # not tried: as if never claimed, no attempt counted
@@ -360,13 +392,21 @@ class Dispatcher:
                 log.error("action %s: unexpected error while sending\n%s", attempt.row.key, trace)
                 error = f"unexpected {type(exc).__name__}: {exc}"
                 attempt.unknown(error, self.config.outbox, idempotent=action.idempotent)
+        return _Sent(attempts, today, unavailable)
+
+    def _settle(self, sent: _Sent, configured: ActionInstance, report: ActReport) -> None:
+        """Store the outcomes of the last batch sent, in a transaction of their own."""
         with self.store.engine.begin() as conn:
-            self._record(conn, attempts, today, self.clock())
-        for attempt in (*ended, *attempts):
+            self._record(conn, sent.attempts, sent.today, self.clock())
+        self._finished(sent.attempts, configured, report)
+
+    def _finished(
+        self, attempts: list[_Attempt], configured: ActionInstance, report: ActReport
+    ) -> None:
+        """Count and announce outcomes once they are stored."""
+        for attempt in attempts:
+            report.outcomes[attempt.state] += 1
             self._tell_observers(attempt, configured)
-        if unavailable is not None:
-            raise unavailable
-        return [a.state for a in (*ended, *attempts)]
 
     def _mark_sending(
         self,
