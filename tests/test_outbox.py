@@ -7,6 +7,7 @@ import asyncio
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -18,6 +19,7 @@ from debsync.actions.base import (
     MessageContext,
     OutcomeUnknownError,
     PermanentActionError,
+    Receipt,
     RetryableActionError,
 )
 from debsync.decisions import Reason
@@ -260,6 +262,30 @@ def test_a_worker_that_died_while_sending_leaves_the_action_in_doubt(book: Book)
     asyncio.run(book.dispatcher().execute())
     assert next(r for r in book.rows() if r.key == row.key).state == ActionState.IN_DOUBT
     assert [k for k, _ in RecordingAction.sent] == [other.key]  # its lease expired: sent once
+
+
+def test_a_channel_sent_one_row_at_a_time_stores_each_outcome_before_the_next_send(
+    store: Store, tmp_path: Path
+) -> None:
+    """One commit per message (the outcome stored with the next row's mark) keeps the order
+    exactly-once needs: when a message leaves, its own row alone is sending and every earlier
+    outcome is stored."""
+    seen: list[list[str]] = []
+
+    class Watching(RecordingAction):
+        async def send(self, payload: dict[str, Any], idempotency_key: str) -> Receipt:
+            with store.engine.connect() as conn:
+                seen.append(sorted(conn.execute(sa.select(outbox_table.c.state)).scalars()))
+            return await super().send(payload, idempotency_key)
+
+    b = Book(store, tmp_path, Watching)
+    b.book(invoice("F1", due=DUE), invoice("G1", debtor_id="D2", due=DUE))
+
+    report = b.act()
+
+    assert report.outcomes[ActionState.SENT] == 2
+    assert seen == [["planned", "sending"], ["sending", "sent"]]
+    assert [r.state for r in b.rows()] == ["sent", "sent"]
 
 
 def test_two_workers_never_claim_the_same_action(book: Book) -> None:
