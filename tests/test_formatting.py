@@ -8,6 +8,9 @@ from datetime import date, datetime
 from decimal import Decimal
 
 import pytest
+from babel.numbers import format_currency
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from debsync import formatting
 from debsync.actions.letter.content import letter_text, render_letter
@@ -40,6 +43,25 @@ NBSP = "\xa0"  # CLDR keeps the euro sign and the amount together with a no-brea
 )
 def test_money(amount: str, currency: str, language: Language, shown: str) -> None:
     assert formatting.money(Decimal(amount), currency, language) == shown
+
+
+@settings(max_examples=3000, deadline=None)
+@given(
+    digits=st.integers(min_value=-(10**16), max_value=10**16),
+    exponent=st.integers(min_value=-4, max_value=3),
+    negative_zero=st.booleans(),
+    language=st.sampled_from(list(Language)),
+)
+def test_euros_are_written_as_babel_writes_them(
+    digits: int, exponent: int, negative_zero: bool, language: Language
+) -> None:
+    """The euro fast path gives babel's text for every amount it takes (whole cents, any
+    sign, -0 too) and leaves the rest (rounding) to babel."""
+    amount = Decimal(digits).scaleb(exponent)
+    if negative_zero and digits == 0:
+        amount = -amount
+    shown = format_currency(amount, "EUR", locale=formatting.LOCALES[language])
+    assert formatting.money(amount, "EUR", language) == shown
 
 
 def test_the_operator_reads_dutch_by_default() -> None:
