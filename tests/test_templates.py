@@ -4,6 +4,7 @@ both languages, the operator's overrides, the sandbox, Dutch and English formatt
 from __future__ import annotations
 
 import dataclasses
+import os
 from decimal import Decimal
 from pathlib import Path
 
@@ -131,6 +132,28 @@ def test_the_operator_overrides_a_template_file_by_file(tmp_path: Path) -> None:
     }
     english = sample_context("reminder", "email", Language.EN, invoices=1)
     assert mine.blocks("email", english, ["subject"])["subject"] == "Reminder: invoice 2026-0001"
+
+
+def test_an_edited_template_is_picked_up_once_its_recheck_is_due(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A long-running daemon renders an operator's edit, checking the file at most once per
+    ``recheck_seconds`` rather than on every message."""
+    (tmp_path / "email").mkdir()
+    path = tmp_path / "email" / "reminder.nl.j2"
+    path.write_text("{% block subject %}Eerste{% endblock %}", encoding="utf-8")
+    now = [1000.0]
+    monkeypatch.setattr("debsync.templates.time.monotonic", lambda: now[0])
+    mine = Templates(tmp_path, recheck_seconds=1.0)
+    context = sample_context("reminder", "email", Language.NL)
+    assert mine.blocks("email", context, ["subject"]) == {"subject": "Eerste"}
+
+    path.write_text("{% block subject %}Tweede{% endblock %}", encoding="utf-8")
+    os.utime(path, (path.stat().st_atime, path.stat().st_mtime + 5))
+    now[0] += 0.5
+    assert mine.blocks("email", context, ["subject"]) == {"subject": "Eerste"}  # not yet due
+    now[0] += 0.5
+    assert mine.blocks("email", context, ["subject"]) == {"subject": "Tweede"}
 
 
 def test_templates_run_in_the_sandbox(tmp_path: Path) -> None:

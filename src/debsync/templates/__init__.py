@@ -19,15 +19,18 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import time
 import weakref
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from jinja2 import (
+    BaseLoader,
     ChoiceLoader,
+    Environment,
     FileSystemLoader,
     PackageLoader,
     StrictUndefined,
@@ -236,17 +239,47 @@ def _failed(path: str, exc: Exception) -> str:
     return f"template {path} failed: {type(exc).__name__}: {scrub(str(exc))}"
 
 
-class Templates:
-    """The template set: the operator's directory first, then the shipped templates."""
+class _Rechecked(BaseLoader):
+    """A loader whose templates are checked for edits at most once per ``interval`` seconds:
+    a daemon still picks up an edited template, without two ``stat`` calls per template of
+    every message it renders."""
 
-    def __init__(self, override_dir: Path | None = None) -> None:
+    def __init__(self, loader: BaseLoader, interval: float) -> None:
+        self.loader = loader
+        self.interval = interval
+
+    def get_source(
+        self, environment: Environment, template: str
+    ) -> tuple[str, str | None, Callable[[], bool] | None]:
+        source, filename, uptodate = self.loader.get_source(environment, template)
+        if uptodate is None:
+            return source, filename, None
+        checked = [time.monotonic(), True]  # when last checked, and what it said
+
+        def rechecked() -> bool:
+            now = time.monotonic()
+            if checked[1] and now - checked[0] >= self.interval:
+                checked[:] = [now, uptodate()]
+            return bool(checked[1])
+
+        return source, filename, rechecked
+
+    def list_templates(self) -> list[str]:
+        return self.loader.list_templates()
+
+
+class Templates:
+    """The template set: the operator's directory first, then the shipped templates. An
+    edited template is picked up within ``recheck_seconds``."""
+
+    def __init__(self, override_dir: Path | None = None, *, recheck_seconds: float = 1.0) -> None:
         self.override_dir = override_dir
         loaders: list[Any] = []
         if override_dir is not None:
             loaders.append(FileSystemLoader(str(override_dir)))
         loaders.append(PackageLoader("debsync", "templates"))
         common = {
-            "loader": ChoiceLoader(loaders),
+            "loader": _Rechecked(ChoiceLoader(loaders), recheck_seconds),
             "undefined": StrictUndefined,
             "trim_blocks": True,
             "lstrip_blocks": True,
