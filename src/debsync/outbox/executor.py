@@ -312,28 +312,30 @@ class Dispatcher:
         sent: _Sent | None = None
         try:
             async with action:
-                while waiting:
-                    batch, waiting = waiting[:size], waiting[size:]
-                    now = self.clock()
-                    today = local_date(now)
-                    ready, endings = self._compose(action, batch, facts, today)
-                    with self.store.engine.begin() as conn:
+                # one connection for the group, one transaction (and commit) per batch
+                with self.store.engine.connect() as conn:
+                    while waiting:
+                        batch, waiting = waiting[:size], waiting[size:]
+                        now = self.clock()
+                        today = local_date(now)
+                        ready, endings = self._compose(action, batch, facts, today)
+                        with conn.begin():
+                            if sent is not None:
+                                self._record(conn, sent.attempts, sent.today, now)
+                            ended = self._end(conn, endings, now)
+                            attempts = self._mark_sending(conn, ready, configured, action, now)
                         if sent is not None:
-                            self._record(conn, sent.attempts, sent.today, now)
-                        ended = self._end(conn, endings, now)
-                        attempts = self._mark_sending(conn, ready, configured, action, now)
+                            self._finished(sent.attempts, configured, report)
+                            sent = None
+                        self._finished(ended, configured, report)
+                        sent = await self._send(action, attempts, today)
+                        if sent.unavailable is not None:
+                            break
                     if sent is not None:
-                        self._finished(sent.attempts, configured, report)
-                        sent = None
-                    self._finished(ended, configured, report)
-                    sent = await self._send(action, attempts, today)
-                    if sent.unavailable is not None:
-                        break
-                if sent is not None:
-                    last, sent = sent, None
-                    self._settle(last, configured, report)
-                    if last.unavailable is not None:
-                        raise last.unavailable
+                        last, sent = sent, None
+                        self._settle(last, configured, report)
+                        if last.unavailable is not None:
+                            raise last.unavailable
         except ActionUnavailableError as exc:
             report.unavailable[configured.name] = str(exc)
             log.error("action %s unavailable: %s", configured.name, exc)
