@@ -48,8 +48,9 @@ _DUTCH_SEPARATORS = str.maketrans(",.", ".,")
 
 
 def _euros(amount: Decimal, language: Language) -> str:
-    """Babel's euros for an amount in whole cents, written without it: its pattern costs more
-    than the rest of an e-mail's text (``tests/test_formatting.py`` holds the two equal)."""
+    """Babel's text for an amount of euros in whole cents, written directly: babel's number
+    pattern cost more than the rest of an e-mail's text (``tests/test_formatting.py`` holds
+    the two equal)."""
     sign = "-" if amount.is_signed() else ""
     digits = f"{abs(amount):,.2f}"
     if language is Language.NL:
