@@ -4,6 +4,7 @@ re-checked before sending, retried, held for review, approved, dispatched, expla
 from __future__ import annotations
 
 import asyncio
+import gc
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -286,6 +287,26 @@ def test_a_channel_sent_one_row_at_a_time_stores_each_outcome_before_the_next_se
     assert report.outcomes[ActionState.SENT] == 2
     assert seen == [["planned", "sending"], ["sending", "sent"]]
     assert [r.state for r in b.rows()] == ["sent", "sent"]
+
+
+def test_sending_leaves_the_garbage_collector_as_it_found_it(store: Store, tmp_path: Path) -> None:
+    """The outbox lets the collector skip the heap it found while it sends, and gives it
+    back whole: nothing stays frozen out of collection after ``act``."""
+    frozen: list[int] = []
+
+    class Watching(RecordingAction):
+        async def send(self, payload: dict[str, Any], idempotency_key: str) -> Receipt:
+            frozen.append(gc.get_freeze_count())
+            return await super().send(payload, idempotency_key)
+
+    b = Book(store, tmp_path, Watching)
+    b.book(invoice("F1", due=DUE), invoice("G1", debtor_id="D2", due=DUE))
+    assert gc.get_freeze_count() == 0
+
+    assert b.act().outcomes[ActionState.SENT] == 2
+
+    assert len(frozen) == 2 and all(count > 0 for count in frozen)
+    assert gc.get_freeze_count() == 0 and gc.isenabled()
 
 
 def test_two_workers_never_claim_the_same_action(book: Book) -> None:
