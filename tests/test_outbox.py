@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -265,6 +266,20 @@ def test_a_worker_that_died_while_sending_leaves_the_action_in_doubt(book: Book)
     assert [k for k, _ in RecordingAction.sent] == [other.key]  # its lease expired: sent once
 
 
+def _two_debtors_watched(store: Store, tmp_path: Path, watch: Callable[[], None]) -> Book:
+    """A book with one action for each of two debtors, whose channel calls ``watch`` as each
+    message leaves."""
+
+    class Watching(RecordingAction):
+        async def send(self, payload: dict[str, Any], idempotency_key: str) -> Receipt:
+            watch()
+            return await super().send(payload, idempotency_key)
+
+    b = Book(store, tmp_path, Watching)
+    b.book(invoice("F1", due=DUE), invoice("G1", debtor_id="D2", due=DUE))
+    return b
+
+
 def test_a_channel_sent_one_row_at_a_time_stores_each_outcome_before_the_next_send(
     store: Store, tmp_path: Path
 ) -> None:
@@ -273,14 +288,11 @@ def test_a_channel_sent_one_row_at_a_time_stores_each_outcome_before_the_next_se
     outcome is stored."""
     seen: list[list[str]] = []
 
-    class Watching(RecordingAction):
-        async def send(self, payload: dict[str, Any], idempotency_key: str) -> Receipt:
-            with store.engine.connect() as conn:
-                seen.append(sorted(conn.execute(sa.select(outbox_table.c.state)).scalars()))
-            return await super().send(payload, idempotency_key)
+    def states() -> None:
+        with store.engine.connect() as conn:
+            seen.append(sorted(conn.execute(sa.select(outbox_table.c.state)).scalars()))
 
-    b = Book(store, tmp_path, Watching)
-    b.book(invoice("F1", due=DUE), invoice("G1", debtor_id="D2", due=DUE))
+    b = _two_debtors_watched(store, tmp_path, states)
 
     report = b.act()
 
@@ -293,14 +305,7 @@ def test_sending_leaves_the_garbage_collector_as_it_found_it(store: Store, tmp_p
     """The outbox lets the collector skip the heap it found while it sends, and gives it
     back whole: nothing stays frozen out of collection after ``act``."""
     frozen: list[int] = []
-
-    class Watching(RecordingAction):
-        async def send(self, payload: dict[str, Any], idempotency_key: str) -> Receipt:
-            frozen.append(gc.get_freeze_count())
-            return await super().send(payload, idempotency_key)
-
-    b = Book(store, tmp_path, Watching)
-    b.book(invoice("F1", due=DUE), invoice("G1", debtor_id="D2", due=DUE))
+    b = _two_debtors_watched(store, tmp_path, lambda: frozen.append(gc.get_freeze_count()))
     assert gc.get_freeze_count() == 0
 
     assert b.act().outcomes[ActionState.SENT] == 2
