@@ -325,6 +325,57 @@ def test_two_workers_never_claim_the_same_action(book: Book) -> None:
     assert first[0].key != second[0].key
 
 
+def test_a_claim_takes_the_oldest_due_rows_of_every_state(store: Store) -> None:
+    """Due, unleased and routed rows, oldest first across states, up to the limit: a retry
+    older than the planned rows goes first, and one not yet due, one in doubt on a channel that
+    does not deduplicate, one leased and one of another route stay."""
+    now = START
+    later, earlier = now + timedelta(minutes=5), now - timedelta(minutes=5)
+    rows: list[tuple[str, dict[str, Any]]] = [
+        ("planned", {}),
+        ("failed", {"next_attempt_at": later}),  # not due yet
+        ("failed", {"next_attempt_at": earlier}),
+        ("in_doubt", {"next_attempt_at": earlier, "idempotent": False}),
+        ("in_doubt", {"next_attempt_at": earlier, "idempotent": True}),
+        ("planned", {"lease_owner": "other", "lease_until": later}),
+        ("planned", {"channel": "sms"}),  # another route
+        ("sent", {}),
+        ("approved", {}),
+        ("planned", {"lease_owner": "gone", "lease_until": earlier}),  # an expired lease
+        ("planned", {}),
+        ("approved", {}),
+    ]
+    with store.engine.begin() as conn:
+        for n, (state, extra) in enumerate(rows):
+            values: dict[str, Any] = {
+                "id": n + 1,
+                "key": f"key-{n}",
+                "instance": "books",
+                "debtor_id": f"D{n}",
+                "step": "reminder",
+                "channel": "email",
+                "legal_copy": False,
+                "requires_approval": False,
+                "state": state,
+                "invoice_ids": [f"F{n}"],
+                "plan": {},
+                "planned_on": now.date(),
+                "attempts": 0,
+                "created_at": now,
+                "updated_at": now,
+            }
+            conn.execute(sa.insert(outbox_table).values({**values, **extra}))
+    lease, routes = timedelta(minutes=1), [("books", "email")]
+
+    first = outbox.claim(store, "me", now, lease=lease, limit=4, routes=routes)
+    rest = outbox.claim(store, "me", now, lease=lease, limit=4, routes=routes)
+
+    assert [r.id for r in first] == [1, 3, 5, 9]
+    assert [r.id for r in rest] == [10, 11, 12]
+    assert {r.lease_owner for r in first + rest} == {"me"}
+    assert outbox.claim(store, "me", now, lease=lease, limit=4, routes=routes) == []
+
+
 def test_an_unavailable_channel_stops_the_batch_without_counting_attempts(book: Book) -> None:
     keys = sorted(a.key for a in plan_from_store(book.config, book.store, book.clock()).actions)
     rows_in_order = sorted(

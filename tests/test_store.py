@@ -21,7 +21,7 @@ def test_migrations_create_exactly_the_schema(store: Store) -> None:
 def test_migrating_twice_is_a_no_op(store: Store) -> None:
     migrate(store.engine)
     with store.engine.connect() as conn:
-        assert MigrationContext.configure(conn).get_current_revision() == "0006"
+        assert MigrationContext.configure(conn).get_current_revision() == "0007"
 
 
 def test_sqlite_uses_wal_and_creates_its_folder(tmp_path) -> None:

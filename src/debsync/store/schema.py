@@ -331,6 +331,7 @@ outbox = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     Index(None, "state", "next_attempt_at"),
+    Index(None, "state", "id"),  # each state's rows oldest first, for claims
     Index(None, "instance", "debtor_id"),
 )
 
