@@ -20,6 +20,7 @@ ARCHITECTURE = Path(__file__).resolve().parent.parent / "docs" / "architecture.m
 PURE = (
     "model",
     "invoice_rows",
+    "plain_debtors",
     "errors",
     "clock",
     "policy",

@@ -45,6 +45,7 @@ from debsync.model import (
     has_invisible,
     plain_invoice,
 )
+from debsync.plain_debtors import plain_debtor
 
 if TYPE_CHECKING:
     from debsync.connectors.oauth import OAuthFlow
@@ -387,7 +388,13 @@ class RecordBuilder:
     def debtor(
         self, data: Mapping[str, Any], *, ref: str, raw: bytes | None = None
     ) -> Debtor | None:
-        """Validate a debtor; ``raw`` fingerprints the input it came from (:class:`Previous`)."""
+        """Validate a debtor; ``raw`` fingerprints the input it came from (:class:`Previous`).
+        A plain one is built directly (``plain_debtor``): it has nothing to clean."""
+        debtor = plain_debtor(data)
+        if debtor is not None:
+            self.debtors.append(debtor)
+            self._remember(("debtor", debtor.external_id), raw, ref)
+            return debtor
         try:
             debtor = Debtor.model_validate(data)
         except ValidationError as error:

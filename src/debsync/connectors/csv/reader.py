@@ -36,6 +36,7 @@ from debsync.errors import FatalConnectorError
 from debsync.invoice_rows import InvoiceRow
 from debsync.kinds import infer_kind
 from debsync.model import MAX_ID_LENGTH, Address, Currency, DebtorKind, currency_exponent
+from debsync.plain_debtors import plain_address
 from debsync.prior_steps import parse_level
 
 _CURRENCY: TypeAdapter[str] = TypeAdapter(Currency)
@@ -399,8 +400,9 @@ class FileReader:
             return None
         try:
             code = country_code(country) if country else "NL"
-            return Address(
-                lines=(street,) if street else (), postcode=postcode, city=city, country=code
+            lines = (street,) if street else ()
+            return plain_address(lines, postcode, city, code) or Address(
+                lines=lines, postcode=postcode, city=city, country=code
             )
         except CellError as exc:
             reason = f"{self.column('country')}: {exc}"
