@@ -68,25 +68,29 @@ def is_plain(row: InvoiceRow) -> bool:
     invoice :func:`record` builds: the same rules as ``model.plain_invoice``, on the stored
     form (printable ASCII ids within bounds, an https link, a known currency, plausible
     amounts, dates and a prior step that agree)."""
-    reference, url, step, step_on = row[8], row[9], row[14], row[15]
+    (ext, number, debtor_id, issued, due, currency, total, open_, reference, url) = row[:10]
+    debit, document, failed, reminded, step, step_on = row[10:]
     return (
-        _plain_text(row.external_id, MAX_ID_LENGTH, 1)
-        and _plain_text(row.number, MAX_ID_LENGTH, 1)
-        and _plain_text(row.debtor_id, MAX_ID_LENGTH, 1)
-        and type(row.issue_date) is date
-        and type(row.due_date) is date
-        and row.issue_date <= row.due_date
-        and type(row.currency) is str
-        and row.currency in _known_currencies()
-        and type(row.total_minor) is int
-        and type(row.open_minor) is int
-        and abs(row.open_minor) <= abs(row.total_minor) < _amount_limit(row.currency)
+        _plain_text(ext, MAX_ID_LENGTH, 1)
+        and _plain_text(number, MAX_ID_LENGTH, 1)
+        and _plain_text(debtor_id, MAX_ID_LENGTH, 1)
+        and type(issued) is date
+        and type(due) is date
+        and issued <= due
+        and type(currency) is str
+        and currency in _known_currencies()
+        and type(total) is int
+        and type(open_) is int
+        and abs(open_) <= abs(total) < _amount_limit(currency)
         and (reference is None or _plain_text(reference, MAX_ID_LENGTH))
         and (url is None or (_plain_text(url, MAX_URL_LENGTH) and _is_https(url)))
-        and all(type(flag) is bool for flag in row[10:14])
+        and type(debit) is bool
+        and type(document) is bool
+        and type(failed) is bool
+        and type(reminded) is bool
         and (
             (step is None and step_on is None)
-            or (step in _PRIOR_STEPS and type(step_on) is date and step_on >= row.issue_date)
+            or (step in _PRIOR_STEPS and type(step_on) is date and step_on >= issued)
         )
     )
 
