@@ -19,6 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
 from debsync.errors import StoreError
+from debsync.store.driver import json_text
 from debsync.store.locks import lock_path, migration_lock
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -88,7 +89,7 @@ def create_engine(url: str) -> Engine:
         parsed = parsed.set(drivername="postgresql+psycopg")
     if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
         _create_private_file(Path(parsed.database))
-    engine = sa.create_engine(parsed, hide_parameters=True)
+    engine = sa.create_engine(parsed, hide_parameters=True, json_serializer=json_text())
     if engine.dialect.name == "sqlite":
         sa.event.listen(engine, "connect", _sqlite_pragmas)
     return engine

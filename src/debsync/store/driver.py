@@ -9,6 +9,7 @@ stored bytes are the ones ``conn.execute`` stores.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Collection, Mapping
 from typing import Any, NamedTuple
 
@@ -48,3 +49,29 @@ def compile_for(statement: Any, dialect: Dialect, given: Collection[str], **kw: 
             processors[name] = process
     constants = {name: compiled.binds[name].effective_value for name in names if name not in given}
     return Compiled(compiled.string, names, constants, processors, compiled.positiontup is not None)
+
+
+def json_text() -> Callable[[Any], str]:
+    """``json.dumps`` with its defaults, for the engine to write JSON columns with: the same
+    text, with the C encoder built once instead of once a document (a first sync writes a
+    document per dossier event, 120,000 for 100,000 invoices). Without the C accelerator,
+    ``json.dumps`` itself. Documents are never cyclic, so no circular-reference markers."""
+    make = getattr(json.encoder, "c_make_encoder", None)  # what JSONEncoder.iterencode uses
+    if make is None:  # pragma: no cover - CPython always has _json
+        return json.dumps
+    encode = make(
+        None,  # markers
+        json.JSONEncoder().default,
+        json.encoder.encode_basestring_ascii,
+        None,  # indent
+        ": ",
+        ", ",
+        False,  # sort_keys
+        False,  # skipkeys
+        True,  # allow_nan
+    )
+
+    def dumps(value: Any) -> str:
+        return "".join(encode(value, 0))
+
+    return dumps
