@@ -89,7 +89,7 @@ def create_engine(url: str) -> Engine:
         parsed = parsed.set(drivername="postgresql+psycopg")
     if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
         _create_private_file(Path(parsed.database))
-    engine = sa.create_engine(parsed, hide_parameters=True, json_serializer=json_text())
+    engine = sa.create_engine(parsed, hide_parameters=True, json_serializer=json_text)
     if engine.dialect.name == "sqlite":
         sa.event.listen(engine, "connect", _sqlite_pragmas)
     return engine

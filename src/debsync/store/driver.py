@@ -51,16 +51,13 @@ def compile_for(statement: Any, dialect: Dialect, given: Collection[str], **kw: 
     return Compiled(compiled.string, names, constants, processors, compiled.positiontup is not None)
 
 
-def json_text() -> Callable[[Any], str]:
-    """``json.dumps`` with its defaults, for the engine to write JSON columns with: the same
-    text, with the C encoder built once instead of once a document (a first sync writes a
-    document per dossier event, 120,000 for 100,000 invoices). Without the C accelerator,
-    ``json.dumps`` itself. Documents are never cyclic, so no circular-reference markers."""
+def _encoder() -> Callable[[Any, int], Any] | None:
+    """``json.dumps``'s C encoder with its defaults (``None`` without the C accelerator)."""
     make = getattr(json.encoder, "c_make_encoder", None)  # what JSONEncoder.iterencode uses
     if make is None:  # pragma: no cover - CPython always has _json
-        return json.dumps
-    encode = make(
-        None,  # markers
+        return None
+    encode: Callable[[Any, int], Any] = make(
+        None,  # markers: documents are never cyclic
         json.JSONEncoder().default,
         json.encoder.encode_basestring_ascii,
         None,  # indent
@@ -70,8 +67,17 @@ def json_text() -> Callable[[Any], str]:
         False,  # skipkeys
         True,  # allow_nan
     )
+    return encode
 
-    def dumps(value: Any) -> str:
-        return "".join(encode(value, 0))
 
-    return dumps
+_ENCODE = _encoder()
+
+
+def json_text(value: Any) -> str:
+    """``json.dumps(value)``, for the engine to write JSON columns with: the same text, with
+    the C encoder built once instead of once a document (a first sync writes a document per
+    dossier event, 120,000 for 100,000 invoices). One module-level function, so a driver that
+    keeps a dumper per function (psycopg) keeps one."""
+    if _ENCODE is None:  # pragma: no cover
+        return json.dumps(value)
+    return "".join(_ENCODE(value, 0))
