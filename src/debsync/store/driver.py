@@ -4,7 +4,8 @@ On the hot paths (a first sync's inserts, the outbox's guarded transitions) SQLA
 per-statement cache lookup and per-row parameter machinery cost more than the database.
 Core stays the schema and the query language: the statement is Core's own, compiled for the
 connection's dialect, and every value goes through its type's own bind processor, so the
-stored bytes are the ones ``conn.execute`` stores.
+stored bytes are the ones ``conn.execute`` stores. The engine writes JSON documents with
+:func:`json_text`: ``json.dumps``'s text, its encoder built once.
 """
 
 from __future__ import annotations
