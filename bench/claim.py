@@ -83,7 +83,10 @@ def main() -> None:
     args = parser.parse_args()
     backends = ["sqlite", "postgresql"] if os.environ.get(PG_ENV) else ["sqlite"]
     for backend in backends:
-        with store_url(backend, Path(tempfile.mkdtemp(prefix="debsync-claim-"))) as url:
+        with (
+            tempfile.TemporaryDirectory(prefix="debsync-claim-") as work,
+            store_url(backend, Path(work)) as url,
+        ):
             store = open_store(url)
             try:
                 fill(store, args.due, args.sent)
