@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from debsync.model import Address, Debtor, DebtorKind, Language
-from debsync.plain_debtors import plain_address, plain_debtor
+from debsync.plain_debtors import plain_address, plain_debtor, stored_address
 
 _texts = st.one_of(
     st.sampled_from(["D001", "Jansen B.V.", " D001", "D001 ", "", "x" * 255, "x" * 256, "a\tb"]),
@@ -169,6 +170,32 @@ def test_plain_address_is_the_validated_address(
         assert fast is None
     elif fast is not None:
         _same(fast, full)
+
+
+_documents = st.one_of(
+    st.builds(
+        lambda a: a.model_dump(mode="json") if a else {"city": "Utrecht"},
+        st.builds(_address, _lines, _postcodes, _texts, _countries),
+    ),
+    st.fixed_dictionaries(
+        {"lines": st.lists(_texts, max_size=2), "postcode": _postcodes, "city": _texts},
+        optional={"country": _countries, "extra": st.just(1)},
+    ),
+    st.just({"lines": ("Kerkstraat 2",), "postcode": "1001 AB", "city": "Zwolle", "country": "NL"}),
+    st.just({"lines": [3], "postcode": None, "city": "Zwolle", "country": "NL"}),
+)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(_documents)
+def test_a_stored_address_reads_back_as_validated(document: dict[str, Any]) -> None:
+    try:
+        full = Address.model_validate(document)
+    except ValidationError:
+        with pytest.raises(ValidationError):
+            stored_address(document)
+        return
+    _same(stored_address(document), full)
 
 
 def test_a_plain_debtor_and_address_take_the_fast_path() -> None:

@@ -56,6 +56,20 @@ def plain_address(lines: Sequence[str], postcode: str, city: str, country: str) 
     return _built(Address, values, set(_ADDRESS_FIELDS))
 
 
+def stored_address(document: Mapping[str, Any]) -> Address:
+    """An address read back from the JSON document the store keeps of it: built directly
+    when it is plain (it was validated when stored), else validated again."""
+    if type(document) is dict and document.keys() == _ADDRESS_FIELDS:
+        lines = document["lines"]
+        if type(lines) is list:
+            found = plain_address(
+                lines, document["postcode"], document["city"], document["country"]
+            )
+            if found is not None:
+                return found
+    return Address.model_validate(document)
+
+
 def plain_debtor(data: Mapping[str, Any]) -> Debtor | None:
     """``Debtor.model_validate(data)`` for a mapping in the model's own types (enum members,
     an ``Address`` or ``None``) whose text is plain and whose contacts pass their checks;

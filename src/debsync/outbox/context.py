@@ -32,9 +32,10 @@ from debsync.actions.base import (
 from debsync.config import Config
 from debsync.decisions import ClaimLine, PlannedAction
 from debsync.facts import DebtorFacts, InstanceFacts, InvoiceFacts, Pause, Snapshot, StepSent
-from debsync.model import Address, DebtorKind, Language, from_minor
+from debsync.model import DebtorKind, Language, from_minor
 from debsync.outbox.table import pairs_in
 from debsync.pauses import load_active
+from debsync.plain_debtors import stored_address
 from debsync.planning import add_recorded, unreachable_channels
 from debsync.store.schema import ActionState, EventKind, debtors, events, invoices, outbox
 
@@ -133,7 +134,7 @@ class Facts:
             language=Language(debtor.language),
             emails=tuple(debtor.emails),
             phones=tuple(debtor.phones),
-            address=Address.model_validate(debtor.address) if debtor.address else None,
+            address=stored_address(debtor.address) if debtor.address else None,
             kvk=debtor.kvk,
             vat=debtor.vat,
         )
