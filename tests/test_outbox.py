@@ -326,9 +326,10 @@ def test_two_workers_never_claim_the_same_action(book: Book) -> None:
 
 
 def test_a_claim_takes_the_oldest_due_rows_of_every_state(store: Store) -> None:
-    """Due, unleased and routed rows, oldest first across states, up to the limit: a retry
-    older than the planned rows goes first, and one not yet due, one in doubt on a channel that
-    does not deduplicate, one leased and one of another route stay."""
+    """Due, unleased and routed rows, oldest first across states, up to the limit: a due
+    retry and an in-doubt row on a deduplicating channel go before later planned and approved
+    rows; one not yet due, one in doubt on a channel that does not deduplicate, one leased and
+    one of another route stay."""
     now = START
     later, earlier = now + timedelta(minutes=5), now - timedelta(minutes=5)
     rows: list[tuple[str, dict[str, Any]]] = [
