@@ -42,6 +42,7 @@ MAX_ID_LENGTH = 255
 MAX_TEXT_LENGTH = 1000
 """Names, address lines and cities: longer is a broken export, not a name."""
 MAX_URL_LENGTH = 2048
+MAX_POSTCODE_LENGTH = 32
 MAX_AMOUNT = Decimal(10) ** 9
 """A billion in the invoice's currency, or more, is a typo or a broken export (an amount
 "near a trillion"), not an invoice debsync's users send: rejected, never dunned. A limit:
@@ -330,7 +331,7 @@ class Address(BaseModel):
     model_config = _FROZEN
 
     lines: tuple[Text, ...] = ()
-    postcode: Annotated[str, BeforeValidator(_clean), Field(max_length=32)] = ""
+    postcode: Annotated[str, BeforeValidator(_clean), Field(max_length=MAX_POSTCODE_LENGTH)] = ""
     city: Text = ""
     country: str = "NL"
 
@@ -469,15 +470,29 @@ class Payment(BaseModel):
 
 _MONEY_FIELDS = frozenset({"amount", "currency"})
 _INVOICE_FLAGS = ("direct_debit", "direct_debit_failed", "reminded_by_source", "has_document")
-_INVOICE_FIELDS = frozenset(Invoice.model_fields)
-_INVOICE_REQUIRED = frozenset(n for n, f in Invoice.model_fields.items() if f.is_required())
-_INVOICE_TEMPLATE = {
-    n: None if f.is_required() else f.default for n, f in Invoice.model_fields.items()
-}
-"""The fields in the validator's order, with the defaults it fills in (required ones: None):
-a copy updated with a mapping keeps this order."""
 _PRIOR_STEPS = frozenset(get_args(PriorStep))
 _set = object.__setattr__
+
+
+@cache
+def _shape(model: type[BaseModel]) -> tuple[frozenset[str], frozenset[str], dict[str, Any]]:
+    """A model's fields, its required ones, and the fields in the validator's order with the
+    defaults it fills in (required ones: None): a copy updated with a mapping keeps this order."""
+    fields = model.model_fields
+    required = frozenset(n for n, f in fields.items() if f.is_required())
+    template = {n: None if f.is_required() else f.default for n, f in fields.items()}
+    return frozenset(fields), required, template
+
+
+def _with_defaults(model: type[BaseModel], data: Mapping[str, Any]) -> dict[str, Any] | None:
+    """``data`` (a dict with every required field of ``model`` and no other key) with the
+    defaults the validator fills in, in its order; ``None`` for anything else."""
+    fields, required, template = _shape(model)
+    if type(data) is not dict or not required <= data.keys() <= fields:
+        return None
+    values = template.copy()
+    values.update(data)
+    return values
 
 
 def _built(model: type[_M], values: dict[str, Any], fields: set[str]) -> _M:
@@ -525,10 +540,9 @@ def plain_invoice(data: Mapping[str, Any]) -> Invoice | None:
     in a canonical currency, consistent), built directly: equal to
     ``Invoice.model_validate(data)``, its fields set included, at a fraction of the cost.
     ``None`` for anything else: the validator decides, and explains."""
-    if type(data) is not dict or not _INVOICE_REQUIRED <= data.keys() <= _INVOICE_FIELDS:
+    values = _with_defaults(Invoice, data)
+    if values is None:
         return None
-    values = _INVOICE_TEMPLATE.copy()
-    values.update(data)
     if not (
         _plain_text(values["external_id"], MAX_ID_LENGTH, 1)
         and _plain_text(values["number"], MAX_ID_LENGTH, 1)

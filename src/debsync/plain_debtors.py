@@ -15,6 +15,7 @@ from typing import Any
 from debsync.model import (
     _POSTCODE_NL,
     MAX_ID_LENGTH,
+    MAX_POSTCODE_LENGTH,
     MAX_TEXT_LENGTH,
     Address,
     Debtor,
@@ -22,17 +23,13 @@ from debsync.model import (
     Language,
     _built,
     _plain_text,
+    _with_defaults,
     normalise_email,
     normalise_iban,
     normalise_phone,
 )
 
-_FIELDS = frozenset(Debtor.model_fields)
-_REQUIRED = frozenset(n for n, f in Debtor.model_fields.items() if f.is_required())
-_TEMPLATE = {n: None if f.is_required() else f.default for n, f in Debtor.model_fields.items()}
-"""The fields in the validator's order, with the defaults it fills in (required ones: None)."""
 _ADDRESS_FIELDS = {"lines", "postcode", "city", "country"}
-_POSTCODE_LENGTH = 32
 
 
 def plain_address(lines: Sequence[str], postcode: str, city: str, country: str) -> Address | None:
@@ -40,7 +37,7 @@ def plain_address(lines: Sequence[str], postcode: str, city: str, country: str) 
     part is plain text and a Dutch postcode is well-formed; ``None`` otherwise."""
     if not (
         all(_plain_text(line, MAX_TEXT_LENGTH) for line in lines)
-        and _plain_text(postcode, _POSTCODE_LENGTH)
+        and _plain_text(postcode, MAX_POSTCODE_LENGTH)
         and _plain_text(city, MAX_TEXT_LENGTH)
         and _plain_text(country, 2, 2)
         and country.isalpha()
@@ -74,10 +71,9 @@ def plain_debtor(data: Mapping[str, Any]) -> Debtor | None:
     """``Debtor.model_validate(data)`` for a mapping in the model's own types (enum members,
     an ``Address`` or ``None``) whose text is plain and whose contacts pass their checks;
     ``None`` for anything else."""
-    if type(data) is not dict or not _REQUIRED <= data.keys() <= _FIELDS:
+    values = _with_defaults(Debtor, data)
+    if values is None:
         return None
-    values = _TEMPLATE.copy()
-    values.update(data)
     if not (
         _plain_text(values["external_id"], MAX_ID_LENGTH, 1)
         and _plain_text(values["name"], MAX_TEXT_LENGTH, 1)

@@ -391,25 +391,27 @@ class RecordBuilder:
         """Validate a debtor; ``raw`` fingerprints the input it came from (:class:`Previous`).
         A plain one is built directly (``plain_debtor``): it has nothing to clean."""
         debtor = plain_debtor(data)
-        if debtor is not None:
-            self.debtors.append(debtor)
-            self._remember(("debtor", debtor.external_id), raw, ref)
-            return debtor
+        if debtor is None:
+            debtor = self._validated_debtor(data, ref)
+            if debtor is None:
+                return None
+            self._cleaned("debtor", data, ref)
+        self.debtors.append(debtor)
+        self._remember(("debtor", debtor.external_id), raw, ref)
+        return debtor
+
+    def _validated_debtor(self, data: Mapping[str, Any], ref: str) -> Debtor | None:
+        """The validator's debtor, without the contacts it refuses; ``None`` rejected."""
         try:
-            debtor = Debtor.model_validate(data)
+            return Debtor.model_validate(data)
         except ValidationError as error:
             salvaged = self._salvage_contacts(data, error, ref)
             if salvaged is None:
                 self.reject("debtor", ref, _reason(error))
-                return None
-            debtor = salvaged
+            return salvaged
         except Exception as error:
             self.reject("debtor", ref, _reason(error))
             return None
-        self._cleaned("debtor", data, ref)
-        self.debtors.append(debtor)
-        self._remember(("debtor", debtor.external_id), raw, ref)
-        return debtor
 
     def _salvage_contacts(
         self, data: Mapping[str, Any], error: ValidationError, ref: str
