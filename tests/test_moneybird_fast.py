@@ -11,11 +11,12 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from pydantic import BaseModel
 
 from debsync.connectors.base import RecordBuilder
 from debsync.connectors.moneybird.mapping import invoice_data
 from debsync.model import Invoice, plain_invoice
+
+from records import assert_same
 
 
 def sales_invoice(**fields: Any) -> dict[str, Any]:
@@ -34,22 +35,6 @@ def sales_invoice(**fields: Any) -> dict[str, Any]:
         "payment_url": "https://moneybird.com/pay/abc",
         **fields,
     }
-
-
-def assert_same(fast: BaseModel, full: BaseModel) -> None:
-    """Equal as pydantic compares, and alike in what equality does not look at: the fields
-    set, the order of ``__dict__``, the Decimal's exponent (``25`` vs ``25.00``)."""
-    assert fast == full
-    assert type(fast) is type(full)
-    assert fast.model_fields_set == full.model_fields_set
-    assert list(fast.__dict__) == list(full.__dict__)
-    assert fast.model_dump_json() == full.model_dump_json()
-    for name, value in full.__dict__.items():
-        assert type(fast.__dict__[name]) is type(value)
-        if isinstance(value, BaseModel):
-            assert_same(fast.__dict__[name], value)
-        else:
-            assert repr(fast.__dict__[name]) == repr(value)
 
 
 def as_sent(data: dict[str, Any]) -> dict[str, Any]:
